@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+// refrain: a Lua REPL and scripting host over a GGUF language-model engine written in Swift.
+import PackageDescription
+
+// The engine's kernels are written for AVX2/FMA/F16C on x86-64 (with a portable SIMD fallback elsewhere).
+// Package.swift is compiled for the machine that builds, so this picks the flags for that machine's ISA.
+#if arch(x86_64)
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "haswell"])]
+#else
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+#endif
+
+let package = Package(
+    name: "refrain",
+    products: [
+        .executable(name: "refrain", targets: ["Host"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CLua", path: "Sources/CLua", pkgConfig: "lua5.4",
+                       providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
+                       providers: [.apt(["libedit-dev"])]),
+        .target(name: "Engine", path: "Sources/Engine", swiftSettings: engineFlags),
+        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
+                    resources: [.copy("Fixtures")]),
+    ]
+)

