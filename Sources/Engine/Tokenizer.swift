@@ -57,8 +57,8 @@ public final class Tokenizer: @unchecked Sendable {
     let unk: Int32?
 
     // BPE: merge ranks between interned strings (vocabulary ids, then extra ids for strings outside the vocabulary).
-    let merges: [UInt64: UInt32]
-    let mergeResult: [UInt64: Int32]
+    /// (left, right) → rank << 32 | merged string's id.
+    let merges: [UInt64: UInt64]
     /// Interned id of each byte's GPT-2 character, or -1 when the string appears nowhere.
     let byteSymbol: [Int32]
     /// GPT-2 byte → character (UTF-8) and character → byte.
@@ -255,12 +255,10 @@ public final class Tokenizer: @unchecked Sendable {
         byteDecoding = dec
 
         // BPE merges: intern both sides and their concatenation; rank by position (the first occurrence wins).
-        var ranks = [UInt64: UInt32]()
-        var results = [UInt64: Int32]()
+        var ranks = [UInt64: UInt64]()
         var symbols = [Int32](repeating: -1, count: 256)
         if model == .bpe, let mergeList = v.merges {
             ranks.reserveCapacity(mergeList.count)
-            results.reserveCapacity(mergeList.count)
             var extra = ByteStringTable(capacity: 1024)
             var nextExtra = Int32(n)
             func intern(_ s: UnsafeBufferPointer<UInt8>) -> Int32 {
@@ -281,14 +279,13 @@ public final class Tokenizer: @unchecked Sendable {
                     return (l, r, j)
                 }
                 let key = UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r))
-                if ranks[key] == nil { ranks[key] = UInt32(rank); results[key] = j }
+                if ranks[key] == nil { ranks[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: j)) }
             }
             for b in 0..<256 {
                 symbols[b] = table.get(enc[b]) ?? extra.get(enc[b]) ?? -1
             }
         }
         merges = ranks
-        mergeResult = results
         byteSymbol = symbols
 
         // SentencePiece byte fallback tokens.
@@ -455,18 +452,17 @@ public final class Tokenizer: @unchecked Sendable {
             if l < 0 || r < 0 { return }
             let a = ws.ids[Int(l)], b = ws.ids[Int(r)]
             if a < 0 || b < 0 { return }
-            if let rank = merges[pairKey(a, b)] {
-                ws.heap.push(key: UInt64(rank) << 32 | UInt64(UInt32(l)), payload: UInt64(UInt32(r)))
+            if let m = merges[pairKey(a, b)] {
+                ws.heap.push(key: m & 0xFFFF_FFFF_0000_0000 | UInt64(UInt32(l)), payload: UInt64(UInt32(r)))
             }
         }
         for k in 1..<count { push(Int32(k - 1), Int32(k), &ws) }
         while let (key, payload) = ws.heap.pop() {
             let l = Int(key & 0xFFFF_FFFF), r = Int(payload)
-            let rank = UInt32(key >> 32)
             guard ws.len[l] > 0, ws.len[r] > 0, ws.next[l] == Int32(r) else { continue }
-            let pk = pairKey(ws.ids[l], ws.ids[r])
-            guard merges[pk] == rank else { continue }   // stale: one side has changed since
-            ws.ids[l] = mergeResult[pk]!
+            // Stale unless the pair still has this rank (a rank names one pair of strings).
+            guard let m = merges[pairKey(ws.ids[l], ws.ids[r])], m >> 32 == key >> 32 else { continue }
+            ws.ids[l] = Int32(bitPattern: UInt32(truncatingIfNeeded: m))
             ws.len[l] += ws.len[r]
             ws.len[r] = 0
             ws.next[l] = ws.next[r]

@@ -54,3 +54,61 @@ final class TokenizerTests: XCTestCase {
     func testQwen25Reference() throws { try checkReference(TestModels.qwen25Coder, "qwen2.5-coder-0.5b-instruct-q4_k_m") }
     func testGemma3Reference() throws { try checkReference(TestModels.gemma3, "gemma-3-270m-q4_k_m") }
 }
+
+extension TokenizerTests {
+    /// decode(encode(x)) == x on every reference text: plain (special tokens as text), and with control tokens
+    /// parsed and rendered back.
+    func checkRoundTrips(_ file: String, _ folder: String) throws {
+        let tok = try Self.tokenizer(file)
+        var count = 0
+        for line in try Self.reference(folder) {
+            let ids = tok.encode(line.text, addSpecial: false, parseSpecial: line.parse_special)
+            let back = tok.decode(ids, special: line.parse_special)
+            XCTAssertEqual(back, line.text, "\(folder): round trip of \(String(reflecting: line.text)) gave \(String(reflecting: back))")
+            if back == line.text { count += 1 }
+            // Streaming gives the same text, and never a broken character before the end.
+            var stream = tok.makeStreamDecoder(special: line.parse_special)
+            var streamed = ""
+            for id in ids {
+                let part = stream.push(id)
+                XCTAssertFalse(part.unicodeScalars.contains("\u{FFFD}"), "\(folder): stream yielded a broken character")
+                streamed += part
+            }
+            streamed += stream.finish()
+            XCTAssertEqual(streamed, line.text)
+        }
+        print("\(folder): \(count) round trips")
+    }
+
+    func testSmolLM2RoundTrip() throws { try checkRoundTrips(TestModels.smolLM2, "smollm2-135m-instruct-q4_1") }
+    func testQwen25RoundTrip() throws { try checkRoundTrips(TestModels.qwen25Coder, "qwen2.5-coder-0.5b-instruct-q4_k_m") }
+    func testGemma3RoundTrip() throws { try checkRoundTrips(TestModels.gemma3, "gemma-3-270m-q4_k_m") }
+
+    func testTiming() throws {
+        let path = try TestModels.path(TestModels.qwen25Coder)
+        var t0 = Date()
+        let file = try GGUFFile(path: path)
+        let open = Date().timeIntervalSince(t0)
+        t0 = Date()
+        _ = file.array("tokenizer.ggml.tokens")!.byteStrings()!
+        _ = file.array("tokenizer.ggml.merges")!.byteStrings()!
+        let arrays = Date().timeIntervalSince(t0)
+        print(String(format: "qwen: open %.3fs, token+merge arrays %.3fs", open, arrays))
+        t0 = Date()
+        let tok = try Tokenizer(gguf: file)
+        let build = Date().timeIntervalSince(t0)
+        let lines = try Self.reference("qwen2.5-coder-0.5b-instruct-q4_k_m").map(\.text).joined(separator: "\n")
+        let text = String(lines.prefix(4096))
+        t0 = Date()
+        let ids = tok.encode(text)
+        let encode = Date().timeIntervalSince(t0)
+        let g0 = Date()
+        let gemma = try Tokenizer(gguf: GGUFFile(path: try TestModels.path(TestModels.gemma3)))
+        let gbuild = Date().timeIntervalSince(g0)
+        t0 = Date()
+        let gids = gemma.encode(text)
+        let gencode = Date().timeIntervalSince(t0)
+        print(String(format: "qwen: build %.3fs, encode %d chars → %d tokens in %.2fms; gemma: build %.3fs, encode → %d tokens in %.2fms",
+                     build, text.count, ids.count, encode * 1000, gbuild, gids.count, gencode * 1000))
+    }
+}
