@@ -3,10 +3,9 @@
 /// Open-addressing hash table from byte strings to `Int32`. Inserting an existing key replaces its value.
 struct ByteStringTable: Sendable {
     private var bytes: [UInt8] = []
-    private var starts: [Int32] = []      // per entry: offset of its key in `bytes`
-    private var lengths: [Int32] = []
+    private var spans: [UInt64] = []      // per entry: offset of its key in `bytes` << 32 | length
     private var values: [Int32] = []
-    private var slots: [Int32]            // entry index, or -1 for empty
+    private var slots: [UInt64]           // (hash tag << 32 | entry index + 1), or 0 for empty
     private var mask: Int
 
     /// Number of distinct keys.
@@ -15,11 +14,10 @@ struct ByteStringTable: Sendable {
     init(capacity: Int = 16, byteCapacity: Int = 0) {
         var n = 16
         while n < capacity * 2 { n <<= 1 }
-        slots = [Int32](repeating: -1, count: n)
+        slots = [UInt64](repeating: 0, count: n)
         mask = n - 1
         bytes.reserveCapacity(byteCapacity)
-        starts.reserveCapacity(capacity)
-        lengths.reserveCapacity(capacity)
+        spans.reserveCapacity(capacity)
         values.reserveCapacity(capacity)
     }
 
@@ -36,21 +34,31 @@ struct ByteStringTable: Sendable {
     /// The value stored for `key`, if any.
     @inline(__always)
     func get(_ key: UnsafeBufferPointer<UInt8>) -> Int32? {
-        var i = ByteStringTable.hash(key) & mask
+        let h = ByteStringTable.hash(key)
+        let tag = UInt64(UInt32(truncatingIfNeeded: h >> 32))
+        var i = h & mask
         return bytes.withUnsafeBufferPointer { store -> Int32? in
             while true {
-                let e = Int(slots[i])
-                if e < 0 { return nil }
-                if Int(lengths[e]) == key.count {
-                    let s = Int(starts[e])
-                    var same = true
-                    var j = 0
-                    while j < key.count { if store[s + j] != key[j] { same = false; break }; j += 1 }
-                    if same { return values[e] }
+                let slot = slots[i]
+                if slot == 0 { return nil }
+                if slot >> 32 == tag {
+                    let e = Int(slot & 0xFFFF_FFFF) - 1
+                    if let v = matches(e, key, store) { return v }
                 }
                 i = (i + 1) & mask
             }
         }
+    }
+
+    /// The entry's value if its key equals `key`.
+    @inline(__always)
+    private func matches(_ e: Int, _ key: UnsafeBufferPointer<UInt8>, _ store: UnsafeBufferPointer<UInt8>) -> Int32? {
+        let span = spans[e]
+        guard Int(span & 0xFFFF_FFFF) == key.count else { return nil }
+        let s = Int(span >> 32)
+        var j = 0
+        while j < key.count { if store[s + j] != key[j] { return nil }; j += 1 }
+        return values[e]
     }
 
     /// The value stored for `key`, if any.
@@ -59,19 +67,20 @@ struct ByteStringTable: Sendable {
     /// Stores `value` for `key`, replacing any value it had.
     mutating func set(_ key: UnsafeBufferPointer<UInt8>, _ value: Int32) {
         if (values.count + 1) * 2 > slots.count { grow() }
-        var i = ByteStringTable.hash(key) & mask
+        let h = ByteStringTable.hash(key)
+        let tag = UInt64(UInt32(truncatingIfNeeded: h >> 32))
+        var i = h & mask
         while true {
-            let e = Int(slots[i])
-            if e < 0 { break }
-            if Int(lengths[e]) == key.count && bytes[Int(starts[e])..<Int(starts[e]) + key.count].elementsEqual(key) {
-                values[e] = value
-                return
+            let slot = slots[i]
+            if slot == 0 { break }
+            if slot >> 32 == tag {
+                let e = Int(slot & 0xFFFF_FFFF) - 1
+                if bytes.withUnsafeBufferPointer({ matches(e, key, $0) }) != nil { values[e] = value; return }
             }
             i = (i + 1) & mask
         }
-        slots[i] = Int32(values.count)
-        starts.append(Int32(bytes.count))
-        lengths.append(Int32(key.count))
+        slots[i] = tag << 32 | UInt64(values.count + 1)
+        spans.append(UInt64(bytes.count) << 32 | UInt64(key.count))
         values.append(value)
         bytes.append(contentsOf: key)
     }
@@ -81,14 +90,15 @@ struct ByteStringTable: Sendable {
 
     private mutating func grow() {
         let n = slots.count * 2
-        slots = [Int32](repeating: -1, count: n)
+        slots = [UInt64](repeating: 0, count: n)
         mask = n - 1
         bytes.withUnsafeBufferPointer { store in
             for e in 0..<values.count {
-                let key = UnsafeBufferPointer(rebasing: store[Int(starts[e])..<Int(starts[e] + lengths[e])])
-                var i = ByteStringTable.hash(key) & mask
-                while slots[i] >= 0 { i = (i + 1) & mask }
-                slots[i] = Int32(e)
+                let s = Int(spans[e] >> 32), len = Int(spans[e] & 0xFFFF_FFFF)
+                let h = ByteStringTable.hash(UnsafeBufferPointer(rebasing: store[s..<s + len]))
+                var i = h & mask
+                while slots[i] != 0 { i = (i + 1) & mask }
+                slots[i] = UInt64(UInt32(truncatingIfNeeded: h >> 32)) << 32 | UInt64(e + 1)
             }
         }
     }

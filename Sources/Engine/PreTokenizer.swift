@@ -35,7 +35,7 @@ struct PreTokenizer: Sendable {
         switch pre {
         case "default", "":
             stages = [.eachPunctuation, .gpt2, .numberRuns, .asciiDigitTriples]
-        case "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "mpt", "olmo", "jais":
+        case "gpt-2", "phi-2", "mpt", "olmo", "jais":
             stages = [.gpt2]
         case "llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral":
             stages = [.llama3(maxDigits: 3)]

@@ -168,10 +168,12 @@ public final class Tokenizer: @unchecked Sendable {
         // Texts, kinds, scores, and the text → id table.
         var bytes = [UInt8](); var offsets = [Int](); offsets.reserveCapacity(n + 1)
         var totalBytes = 0
-        for t in v.tokens { totalBytes += t.count }
+        for t in v.tokens { totalBytes += max(t.count, 16) }
         bytes.reserveCapacity(totalBytes)
         var table = ByteStringTable(capacity: n, byteCapacity: totalBytes)
-        for (i, t) in v.tokens.enumerated() {
+        for (i, entry) in v.tokens.enumerated() {
+            // llama.cpp names an empty entry "[EMPTY_<id>]".
+            let t = entry.isEmpty ? Array("[EMPTY_\(i)]".utf8) : entry
             offsets.append(bytes.count)
             bytes.append(contentsOf: t)
             table.set(t, Int32(i))

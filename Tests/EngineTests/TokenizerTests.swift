@@ -110,5 +110,18 @@ extension TokenizerTests {
         let gencode = Date().timeIntervalSince(t0)
         print(String(format: "qwen: build %.3fs, encode %d chars → %d tokens in %.2fms; gemma: build %.3fs, encode → %d tokens in %.2fms",
                      build, text.count, ids.count, encode * 1000, gbuild, gids.count, gencode * 1000))
+        // Loose bounds (the machine may be shared): they catch a quadratic step, not a slow afternoon.
+        XCTAssertLessThan(build, 3); XCTAssertLessThan(gbuild, 3)
+        XCTAssertLessThan(encode, 0.2); XCTAssertLessThan(gencode, 0.2)
+        // One 50,000-character word: merges must not be quadratic.
+        var rng = SystemRandomNumberGenerator()
+        let word = String((0..<50_000).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement(using: &rng)! })
+        t0 = Date()
+        let w1 = tok.encode(word)
+        let w2 = gemma.encode(word)
+        let long = Date().timeIntervalSince(t0)
+        print(String(format: "50k-letter word: qwen %d tokens, gemma %d tokens, %.1fms", w1.count, w2.count, long * 1000))
+        XCTAssertEqual(tok.decode(w1), word); XCTAssertEqual(gemma.decode(w2), word)
+        XCTAssertLessThan(long, 2)
     }
 }
