@@ -24,13 +24,12 @@ enum TestModels {
         if FileManager.default.fileExists(atPath: p) { return p }
         let message = "model \(file) not found at \(p) (set REFRAIN_HOME, or fetch the models)"
         if ProcessInfo.processInfo.environment["REFRAIN_REQUIRE_MODELS"] == "1" {
-            XCTFail(message)
-            throw TestModelMissing(message: message)
+            throw TestModelMissing(message: message)    // a thrown error fails the test
         }
         throw XCTSkip(message)
     }
 
-    /// Thrown after recording the failure when a required model is missing.
+    /// Thrown (failing the test) when a required model or a fixture is missing.
     struct TestModelMissing: Error, CustomStringConvertible {
         let message: String
         var description: String { message }
