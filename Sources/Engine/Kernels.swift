@@ -109,15 +109,26 @@ protocol BlockDot {
     static var elems: Int { get }
     static var wBytes: Int { get }
     static var xBytes: Int { get }
+    associatedtype X
     /// Decodes one weight block.
     static func load(_ w: UnsafeRawPointer) -> W
-    /// acc += dot(decoded weight block, activation block at x).
-    static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc)
+    /// Decodes (or just points at) one activation block.
+    static func loadX(_ x: UnsafeRawPointer) -> X
+    /// acc += dot(decoded weight block, decoded activation block).
+    static func dot(_ w: W, _ x: X, _ acc: inout DotAcc)
     /// Elements past the last whole block (only the float types have blocks larger than their block size).
     static func tail(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, count: Int, _ acc: inout DotAcc)
+    /// Whether a matrix-vector tile should run four rows per pass (sharing the decoded activation
+    /// block); worth it when `loadX` does real work.
+    static var fourRowsPerPass: Bool { get }
+}
+
+extension BlockDot where X == UnsafeRawPointer {
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> UnsafeRawPointer { x }
 }
 
 extension BlockDot {
+    static var fourRowsPerPass: Bool { false }
     @inline(__always) static func tail(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, count: Int, _ acc: inout DotAcc) {}
 }
 
@@ -132,11 +143,11 @@ private func rowDot<K: BlockDot>(_: K.Type, _ w: UnsafeRawPointer, _ x: UnsafeRa
     var a0 = DotAcc(), a1 = DotAcc()
     var b = 0
     while b + 2 <= nb {
-        K.dot(K.load(w + b * K.wBytes), x + b * K.xBytes, &a0)
-        K.dot(K.load(w + (b + 1) * K.wBytes), x + (b + 1) * K.xBytes, &a1)
+        K.dot(K.load(w + b * K.wBytes), K.loadX(x + b * K.xBytes), &a0)
+        K.dot(K.load(w + (b + 1) * K.wBytes), K.loadX(x + (b + 1) * K.xBytes), &a1)
         b += 2
     }
-    if b < nb { K.dot(K.load(w + b * K.wBytes), x + b * K.xBytes, &a0) }
+    if b < nb { K.dot(K.load(w + b * K.wBytes), K.loadX(x + b * K.xBytes), &a0) }
     K.tail(w + nb * K.wBytes, x + nb * K.xBytes, count: n - nb * K.elems, &a0)
     return finish(a0, a1)
 }
@@ -147,10 +158,74 @@ struct TileArgs {
     let out: UnsafeMutablePointer<Float>, outStride: Int
 }
 
-/// Rows × (groups of four activation vectors): each weight block is loaded once per group and fed
-/// to the four vectors' accumulators, which follow `rowDot`'s order exactly. Leftover vectors use `rowDot`.
+/// Dispatches a tile: one row against four vectors at a time when there are four or more vectors
+/// (prompts); otherwise (decode) four rows at a time against one vector for the types that
+/// benefit, else one `rowDot` per row and vector.
 @inline(__always)
-private func tileDot<K: BlockDot>(_: K.Type, _ a: TileArgs) {
+private func tileDot<K: BlockDot>(_ k: K.Type, _ a: TileArgs) {
+    if a.nx >= 4 {
+        tileVecs4(k, a)
+    } else if K.fourRowsPerPass {
+        tileRows4(k, a)
+    } else {
+        for t in 0..<a.nx {
+            for r in a.rows { a.out[t * a.outStride + r] = rowDot(k, a.w + r * a.rowBytes, a.x + t * a.xBytes, a.n) }
+        }
+    }
+}
+
+/// Groups of four rows × one vector: each activation block is decoded once for four rows.
+/// Per (row, vector) the operations and their order are exactly `rowDot`'s.
+@inline(__always)
+private func tileRows4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
+    let nb = a.n / K.elems
+    let rem = a.n - nb * K.elems
+    for t in 0..<a.nx {
+        let xv = a.x + t * a.xBytes
+        let o = a.out + t * a.outStride
+        var r = a.rows.lowerBound
+        while r + 4 <= a.rows.upperBound {
+            let w0 = a.w + r * a.rowBytes, w1 = w0 + a.rowBytes, w2 = w1 + a.rowBytes, w3 = w2 + a.rowBytes
+            var c00 = DotAcc(), c01 = DotAcc(), c10 = DotAcc(), c11 = DotAcc()
+            var c20 = DotAcc(), c21 = DotAcc(), c30 = DotAcc(), c31 = DotAcc()
+            var b = 0
+            while b + 2 <= nb {
+                let p0 = b * K.wBytes, p1 = p0 + K.wBytes
+                let x0 = K.loadX(xv + b * K.xBytes)
+                K.dot(K.load(w0 + p0), x0, &c00); K.dot(K.load(w1 + p0), x0, &c10)
+                K.dot(K.load(w2 + p0), x0, &c20); K.dot(K.load(w3 + p0), x0, &c30)
+                let x1 = K.loadX(xv + (b + 1) * K.xBytes)
+                K.dot(K.load(w0 + p1), x1, &c01); K.dot(K.load(w1 + p1), x1, &c11)
+                K.dot(K.load(w2 + p1), x1, &c21); K.dot(K.load(w3 + p1), x1, &c31)
+                b += 2
+            }
+            if b < nb {
+                let p0 = b * K.wBytes
+                let x0 = K.loadX(xv + b * K.xBytes)
+                K.dot(K.load(w0 + p0), x0, &c00); K.dot(K.load(w1 + p0), x0, &c10)
+                K.dot(K.load(w2 + p0), x0, &c20); K.dot(K.load(w3 + p0), x0, &c30)
+            }
+            if rem > 0 {
+                let pt = nb * K.wBytes, xt = xv + nb * K.xBytes
+                K.tail(w0 + pt, xt, count: rem, &c00); K.tail(w1 + pt, xt, count: rem, &c10)
+                K.tail(w2 + pt, xt, count: rem, &c20); K.tail(w3 + pt, xt, count: rem, &c30)
+            }
+            o[r] = finish(c00, c01); o[r + 1] = finish(c10, c11)
+            o[r + 2] = finish(c20, c21); o[r + 3] = finish(c30, c31)
+            r += 4
+        }
+        while r < a.rows.upperBound {
+            o[r] = rowDot(K.self, a.w + r * a.rowBytes, xv, a.n)
+            r += 1
+        }
+    }
+}
+
+/// Rows × (groups of four activation vectors): each weight block is decoded once per group and
+/// fed to the four vectors' accumulators, which follow `rowDot`'s order exactly. Leftover vectors
+/// use `rowDot`.
+@inline(__always)
+private func tileVecs4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
     let nb = a.n / K.elems
     let rem = a.n - nb * K.elems
     for r in a.rows {
@@ -164,18 +239,18 @@ private func tileDot<K: BlockDot>(_: K.Type, _ a: TileArgs) {
             while b + 2 <= nb {
                 let o0 = b * K.xBytes, o1 = o0 + K.xBytes
                 let w0 = K.load(wr + b * K.wBytes)
-                K.dot(w0, x0 + o0, &c00); K.dot(w0, x1 + o0, &c10)
-                K.dot(w0, x2 + o0, &c20); K.dot(w0, x3 + o0, &c30)
+                K.dot(w0, K.loadX(x0 + o0), &c00); K.dot(w0, K.loadX(x1 + o0), &c10)
+                K.dot(w0, K.loadX(x2 + o0), &c20); K.dot(w0, K.loadX(x3 + o0), &c30)
                 let w1 = K.load(wr + (b + 1) * K.wBytes)
-                K.dot(w1, x0 + o1, &c01); K.dot(w1, x1 + o1, &c11)
-                K.dot(w1, x2 + o1, &c21); K.dot(w1, x3 + o1, &c31)
+                K.dot(w1, K.loadX(x0 + o1), &c01); K.dot(w1, K.loadX(x1 + o1), &c11)
+                K.dot(w1, K.loadX(x2 + o1), &c21); K.dot(w1, K.loadX(x3 + o1), &c31)
                 b += 2
             }
             if b < nb {
                 let o0 = b * K.xBytes
                 let w0 = K.load(wr + b * K.wBytes)
-                K.dot(w0, x0 + o0, &c00); K.dot(w0, x1 + o0, &c10)
-                K.dot(w0, x2 + o0, &c20); K.dot(w0, x3 + o0, &c30)
+                K.dot(w0, K.loadX(x0 + o0), &c00); K.dot(w0, K.loadX(x1 + o0), &c10)
+                K.dot(w0, K.loadX(x2 + o0), &c20); K.dot(w0, K.loadX(x3 + o0), &c30)
             }
             if rem > 0 {
                 let wt = wr + nb * K.wBytes, ot = nb * K.xBytes
@@ -241,7 +316,7 @@ private func tileDot<K: BlockDot>(_: K.Type, _ a: TileArgs) {
     dotU8I8(absA, _mm256_sign_epi8(b, a))
 }
 /// acc += scale * float(ints).
-@inline(__always) private func fmaInts(_ scale: Float, _ ints: __m256i, _ acc: inout SIMD8<Float>) {
+@inline(__always) private func fmaIntsF(_ scale: Float, _ ints: __m256i, _ acc: inout SIMD8<Float>) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(ints), acc)
 }
 /// 16 bytes of packed nibbles → 32 bytes: low nibbles (elements 0-15), then high nibbles (16-31).
@@ -250,37 +325,61 @@ private func tileDot<K: BlockDot>(_: K.Type, _ a: TileArgs) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), splat8(0x0F))
 }
 
+/// The f16 at p → lane 0 of a float vector (other lanes 0, so no junk values reach the arithmetic).
+@inline(__always) private func f16Lane0(_ p: UnsafeRawPointer) -> SIMD4<Float> {
+    _mm_cvtph_ps(_mm_cvtsi32_si128(Int32(p.loadUnaligned(as: UInt16.self))))
+}
+/// acc += lane 0 of `scale` × float(ints).
+@inline(__always) private func fmaInts(_ scale: SIMD4<Float>, _ ints: __m256i, _ acc: inout SIMD8<Float>) {
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scale), _mm256_cvtepi32_ps(ints), acc)
+}
+
+/// A Q8_0 activation block: its 32 values and d (lane 0).
+@inline(__always) private func loadQ8_0(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) {
+    (ld256(x, 2), f16Lane0(x))
+}
+
 struct Q4_0Dot: BlockDot {
     static var elems: Int { 32 }
+    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 18 }
     static var xBytes: Int { 34 }
-    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (abs: __m256i, q: __m256i, d: Float) {
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
         let q = _mm256_sub_epi8(nibbles32(w + 2), splat8(8))
-        return (_mm256_sign_epi8(q, q), q, f16(w))
+        return (q, f16Lane0(w))
     }
-    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
-        fmaInts(w.d * f16(x), dotI8I8(w.abs, w.q, ld256(x, 2)), &acc.v)
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
     }
 }
 
 struct Q4_1Dot: BlockDot {
     static var elems: Int { 32 }
+    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 20 }
     static var xBytes: Int { 36 }
-    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: Float, m: Float) {
-        (nibbles32(w + 4), f16(w), f16(w, 2))
+    /// Nibbles, and [d, m] as floats (one conversion).
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, dm: SIMD4<Float>) {
+        (nibbles32(w + 4), _mm_cvtph_ps(_mm_cvtsi32_si128(w.loadUnaligned(as: Int32.self))))
     }
-    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
-        fmaInts(w.d * f16(x), dotU8I8(w.q, ld256(x, 4)), &acc.v)
-        acc.s += w.m * f16(x, 2)          // m * sum(x) = m * s
+    /// Values, and [d, s] as floats.
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, ds: SIMD4<Float>) {
+        (ld256(x, 4), _mm_cvtph_ps(_mm_cvtsi32_si128(x.loadUnaligned(as: Int32.self))))
+    }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        let p = w.dm * x.ds                         // [d·dx, m·s]
+        fmaInts(p, dotU8I8(w.q, x.y), &acc.v)
+        acc.s += p[1]                               // m * sum(x) = m * s
     }
 }
 
 struct Q5_0Dot: BlockDot {
     static var elems: Int { 32 }
+    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 22 }
     static var xBytes: Int { 34 }
-    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (abs: __m256i, q: __m256i, d: Float) {
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
         // Spread the 32 fifth bits over 32 bytes (0xFF where set): byte e takes byte e/8 of qh,
         // then tests bit e%8.
         let qh = Int32(bitPattern: w.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
@@ -291,23 +390,26 @@ struct Q5_0Dot: BlockDot {
         let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
         // nibble - 16 where the bit is clear (OR 0xF0), the nibble itself where it is set.
         let q = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(set, splat8(-16)))
-        return (_mm256_sign_epi8(q, q), q, f16(w))
+        return (q, f16Lane0(w))
     }
-    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
-        fmaInts(w.d * f16(x), dotI8I8(w.abs, w.q, ld256(x, 2)), &acc.v)
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
     }
 }
 
 struct Q8_0Dot: BlockDot {
     static var elems: Int { 32 }
+    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 34 }
     static var xBytes: Int { 34 }
-    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (abs: __m256i, q: __m256i, d: Float) {
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
         let q = ld256(w, 2)
-        return (_mm256_sign_epi8(q, q), q, f16(w))
+        return (q, f16Lane0(w))
     }
-    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
-        fmaInts(w.d * f16(x), dotI8I8(w.abs, w.q, ld256(x, 2)), &acc.v)
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
     }
 }
 
@@ -344,8 +446,8 @@ struct Q4_KDot: BlockDot {
             let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(x, 36 + 64 * g)), bcast16(w.sc, 2 * g + 1))
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1))
         }
-        fmaInts(w.d * dx, sumi, &acc.v)
-        fmaInts(-(w.dmin * dx), _mm256_madd_epi16(ld256(x, 260), w.mins), &acc.v)
+        fmaIntsF(w.d * dx, sumi, &acc.v)
+        fmaIntsF(-(w.dmin * dx), _mm256_madd_epi16(ld256(x, 260), w.mins), &acc.v)
     }
 }
 
@@ -372,8 +474,8 @@ struct Q5_KDot: BlockDot {
             let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(x, 36 + 64 * g)), bcast16(w.sc, 2 * g + 1))
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1))
         }
-        fmaInts(w.d * dx, sumi, &acc.v)
-        fmaInts(-(w.dmin * dx), _mm256_madd_epi16(ld256(x, 260), w.mins), &acc.v)
+        fmaIntsF(w.d * dx, sumi, &acc.v)
+        fmaIntsF(-(w.dmin * dx), _mm256_madd_epi16(ld256(x, 260), w.mins), &acc.v)
     }
 }
 
@@ -405,7 +507,7 @@ struct Q6_KDot: BlockDot {
             }
             group(q0, 0); group(q1, 1); group(q2, 2); group(q3, 3)
         }
-        fmaInts(w.d * dx, sumi, &acc.v)
+        fmaIntsF(w.d * dx, sumi, &acc.v)
     }
 }
 
@@ -667,6 +769,25 @@ struct BF16Dot: BlockDot {
 
 // MARK: - Activation quantizers (shared)
 
+/// Lane-wise max/min and horizontal max. (The stdlib's generic `pointwiseMax`/`max()` on SIMD8
+/// compile to calls here; these compile to single instructions.)
+@inline(__always) func vmax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    a.replacing(with: b, where: b .> a)
+}
+@inline(__always) func vmin(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    a.replacing(with: b, where: b .< a)
+}
+@inline(__always) func vmin(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
+    a.replacing(with: b, where: b .< a)
+}
+@inline(__always) func hmax(_ v: SIMD8<Float>) -> Float {
+    let m = vmax4(v.lowHalf, v.highHalf)
+    return Swift.max(Swift.max(m[0], m[1]), Swift.max(m[2], m[3]))
+}
+@inline(__always) private func vmax4(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> {
+    a.replacing(with: b, where: b .> a)
+}
+
 @inline(__always) private func vabs(_ v: SIMD8<Float>) -> SIMD8<Float> {
     unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7fff_ffff, to: SIMD8<Float>.self)
 }
@@ -675,8 +796,8 @@ struct BF16Dot: BlockDot {
 @inline(__always) private func quantizeQ8Block(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, withSum: Bool) {
     let raw = UnsafeRawPointer(x)
     let v0 = vf(raw), v1 = vf(raw, 32), v2 = vf(raw, 64), v3 = vf(raw, 96)
-    let m = pointwiseMax(pointwiseMax(vabs(v0), vabs(v1)), pointwiseMax(vabs(v2), vabs(v3)))
-    let amax = m.max()
+    let m = vmax(vmax(vabs(v0), vabs(v1)), vmax(vabs(v2), vabs(v3)))
+    let amax = hmax(m)
     let d = amax / 127
     let id: Float = d != 0 ? 1 / d : 0
     let q0 = roundAway(v0 * id), q1 = roundAway(v1 * id), q2 = roundAway(v2 * id), q3 = roundAway(v3 * id)
@@ -696,8 +817,8 @@ struct BF16Dot: BlockDot {
 @inline(__always) private func quantizeQ8KBlock(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
     let raw = UnsafeRawPointer(x)
     var m = SIMD8<Float>()
-    for i in 0..<32 { m = pointwiseMax(m, vabs(vf(raw, 32 * i))) }
-    let amax = m.max()
+    for i in 0..<32 { m = vmax(m, vabs(vf(raw, 32 * i))) }
+    let amax = hmax(m)
     if amax == 0 {
         y.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
         return
@@ -707,8 +828,8 @@ struct BF16Dot: BlockDot {
     let iscale = -127 / x[j]
     let top = SIMD8<Int32>(repeating: 127)
     for k in 0..<16 {
-        let a = pointwiseMin(roundEven(iscale * vf(raw, 64 * k)), top)
-        let b = pointwiseMin(roundEven(iscale * vf(raw, 64 * k + 32)), top)
+        let a = vmin(roundEven(iscale * vf(raw, 64 * k)), top)
+        let b = vmin(roundEven(iscale * vf(raw, 64 * k + 32)), top)
         y.storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: a), toByteOffset: 4 + 16 * k, as: SIMD8<Int8>.self)
         y.storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: b), toByteOffset: 12 + 16 * k, as: SIMD8<Int8>.self)
         y.storeBytes(of: Int16(truncatingIfNeeded: (a &+ b).wrappedSum()), toByteOffset: 260 + 2 * k, as: Int16.self)
@@ -804,13 +925,13 @@ public enum VecOps {
         guard n > 0 else { return }
         var m = SIMD8<Float>(repeating: -.infinity)
         var i = 0
-        while i + 8 <= n { m = pointwiseMax(m, ld(x, i)); i += 8 }
-        var mx = m.max()
+        while i + 8 <= n { m = vmax(m, ld(x, i)); i += 8 }
+        var mx = hmax(m)
         while i < n { mx = max(mx, x[i]); i += 1 }
         let vmx = SIMD8<Float>(repeating: mx)
         var acc = SIMD8<Float>()
         i = 0
-        while i + 8 <= n { let e = exp(ld(x, i) - vmx); st(x, i, e); acc += e; i += 8 }
+        while i + 8 <= n { let e = exp8(ld(x, i) - vmx); st(x, i, e); acc += e; i += 8 }
         var sum = acc.sum()
         while i < n { let e = expScalar(x[i] - mx); x[i] = e; sum += e; i += 1 }
         scale(x, 1 / sum, n)
@@ -819,14 +940,14 @@ public enum VecOps {
     /// out = x * sigmoid(x) = x / (1 + exp(-x)).
     public static func silu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + 8 <= n { let v = ld(x, i); st(out, i, v / (1 + exp(-v))); i += 8 }
+        while i + 8 <= n { let v = ld(x, i); st(out, i, v / (1 + exp8(-v))); i += 8 }
         while i < n { out[i] = x[i] / (1 + expScalar(-x[i])); i += 1 }
     }
 
     /// out = silu(gate) * up (SwiGLU).
     public static func siluMul(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + 8 <= n { let v = ld(gate, i); st(out, i, v / (1 + exp(-v)) * ld(up, i)); i += 8 }
+        while i + 8 <= n { let v = ld(gate, i); st(out, i, v / (1 + exp8(-v)) * ld(up, i)); i += 8 }
         while i < n { out[i] = gate[i] / (1 + expScalar(-gate[i])) * up[i]; i += 1 }
     }
 
@@ -871,7 +992,7 @@ public enum VecOps {
 
     @inline(__always) static func gelu8(_ v: SIMD8<Float>) -> SIMD8<Float> {
         let z = geluK * v * (1 + 0.044715 * v * v)
-        return v / (1 + exp(-2 * z))
+        return v / (1 + exp8(-2 * z))
     }
     @inline(__always) static func geluScalar(_ v: Float) -> Float {
         let z = geluK * v * (1 + 0.044715 * v * v)
@@ -880,8 +1001,10 @@ public enum VecOps {
 
     /// e^x, 8 lanes, within ~2 ulp of the true value for x in [-87, 88]; larger x gives e^88,
     /// x < -87.3 (and -inf) gives 0, NaN gives NaN.
-    @inline(__always) public static func exp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        let x = pointwiseMax(pointwiseMin(x0, SIMD8(repeating: 88)), SIMD8(repeating: -87.3))
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { exp8(x) }
+
+    @inline(__always) static func exp8(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+        let x = vmax(vmin(x0, SIMD8(repeating: 88)), SIMD8(repeating: -87.3))
         // x = n·ln2 + r, |r| ≤ ln2/2; e^r by a degree-6 polynomial (Cephes expf coefficients).
         let ni = roundEven(x * 1.442_695_040_888_963_4)
         let n = SIMD8<Float>(ni)
@@ -902,6 +1025,6 @@ public enum VecOps {
     }
 
     @inline(__always) static func expScalar(_ x: Float) -> Float {
-        exp(SIMD8<Float>(repeating: x))[0]
+        exp8(SIMD8<Float>(repeating: x))[0]
     }
 }

@@ -281,7 +281,8 @@ final class KernelTests: XCTestCase {
         var rng = SplitMix(3)
         for type in weightTypes {
             let n = type.blockSize == 256 ? 512 : (type.blockSize == 1 ? 200 : 160)
-            let nrows = 16, nx = 7, outStride = 20
+            for nx in [1, 3, 7] {   // < 4: four rows per pass; else four vectors per pass
+            let nrows = 16, outStride = 20
             let rowBytes = type.rowBytes(n)!
             var w: [UInt8] = []
             for _ in 0..<nrows { w += randomRow(type, count: n, &rng) }
@@ -293,7 +294,7 @@ final class KernelTests: XCTestCase {
                 xs.replaceSubrange(t * xBytes..<t * xBytes + q.count, with: q)
             }
             var out = [Float](repeating: .nan, count: outStride * nx)
-            let rows = 5..<13
+            let rows = 5..<14
             w.withUnsafeBytes { wp in
                 xs.withUnsafeBytes { xp in
                     out.withUnsafeMutableBufferPointer { op in
@@ -312,6 +313,7 @@ final class KernelTests: XCTestCase {
                         }
                     }
                 }
+            }
             }
         }
     }
@@ -432,8 +434,14 @@ final class KernelTests: XCTestCase {
                         time { for r in 0..<rows { op[r] = vecDot(type, w + r * rowBytes, xp.baseAddress!, count: n) } }
                     }
                 }
-                let gw = Double(rows * n) / s * 1e-9
-                print(String(format: "bench %@ %@ n=%d: %.2f ms, %.1f GB/s, %.1f Gweights/s", type.description, label, n, s * 1e3, Double(total) / s * 1e-9, gw))
+                let s1 = xq.withUnsafeBytes { xp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        time { matmulTile(type, w: w, rowBytes: rowBytes, rows: 0..<rows, x: xp.baseAddress!, xBytes: xq.count, nx: 1, count: n, out: op.baseAddress!, outStride: rows) }
+                    }
+                }
+                for (how, t) in [("vecDot/row", s), ("matmulTile nx=1", s1)] {
+                    print(String(format: "bench %@ %@ %@ n=%d: %.2f ms, %.1f GB/s, %.1f Gweights/s", type.description, label, how, n, t * 1e3, Double(total) / t * 1e-9, Double(rows * n) / t * 1e-9))
+                }
             }
             // Prompt-style: 64 vectors through matmulTile, cache-resident weights.
             let rows = 1_000_000 / n, nx = 64
