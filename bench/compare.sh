@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# refrain against llama.cpp on the same GGUF files and thread counts, in one run: prints both engines'
+# pp/tg tokens per second (medians) and the ratios refrain / llama.cpp.
+#   bench/compare.sh [--runs N] [--threads 1,2] [MODEL.gguf ...]   (default: the three models in the cache)
+# Needs `./setup.sh --all --llama-cpp` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
+runs=5; threads=1,2; models=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    *) models+=("$1"); shift ;;
+  esac
+done
+if [ ${#models[@]} -eq 0 ]; then
+  for f in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf qwen2.5-coder-0.5b-instruct-q4_k_m.gguf; do
+    models+=("$REFRAIN_HOME/models/$f")
+  done
+fi
+py="$REFRAIN_HOME/venv-llamacpp/bin/python"
+[ -x "$py" ] || { echo "compare.sh: no llama.cpp venv at $REFRAIN_HOME/venv-llamacpp: run ./setup.sh --llama-cpp" >&2; exit 1; }
+swift build -c release --product refrain >/dev/null
+bin="$(swift build -c release --show-bin-path)/refrain"
+for m in "${models[@]}"; do
+  ours="$("$bin" bench --model "$m" --threads "$threads" --runs "$runs" --json)"
+  theirs="$("$py" bench/llama_cpp_bench.py --model "$m" --threads "$threads" --runs "$runs")"
+  python3 - "$ours" "$theirs" <<'PY'
+import json, os, sys
+o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"{os.path.basename(o['model'])}  (median of {o['runs']} runs; peak RSS {o['peak_rss_bytes']/2**20:.0f} MiB, "
+      f"RSS after load {o['rss_after_load_bytes']/2**20:.0f} MiB, file {o['file_bytes']/2**20:.0f} MiB)")
+print(f"  {'threads':>7}  {'refrain pp':>10}  {'llama.cpp pp':>12}  {'ratio':>5}  {'refrain tg':>10}  {'llama.cpp tg':>12}  {'ratio':>5}")
+for a, b in zip(o["results"], t["results"]):
+    print(f"  {a['threads']:>7}  {a['pp_tps']:>10.1f}  {b['pp_tps']:>12.1f}  {a['pp_tps']/b['pp_tps']:>5.2f}"
+          f"  {a['tg_tps']:>10.1f}  {b['tg_tps']:>12.1f}  {a['tg_tps']/b['tg_tps']:>5.2f}")
+PY
+done
