@@ -25,5 +25,6 @@ let package = Package(
         .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "HostTests", dependencies: ["Host"], path: "Tests/HostTests"),
     ]
 )

@@ -1,0 +1,83 @@
+// `refrain bench`: prompt-processing and decode speed in tokens per second, as llama-bench measures them
+// (pp: one batch of N tokens into an empty cache; tg: N tokens decoded one at a time from an empty cache),
+// median of several runs, plus resident memory.
+import Engine
+import Foundation
+
+/// Resident set size now, in bytes (from /proc/self/statm).
+func residentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let f = s.split(separator: " ")
+    return f.count > 1 ? (Int(f[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
+/// Peak resident set size of this process, in bytes.
+func peakResidentBytes() -> Int {
+    var u = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    return u.ru_maxrss * 1024
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}
+
+/// Deterministic token ids spread over the vocabulary (llama-bench uses random ones).
+func benchTokens(_ n: Int, vocab: Int) -> [Int32] {
+    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0..<n).map { _ in
+        x = x &* 6364136223846793005 &+ 1442695040888963407
+        return Int32((x >> 33) % UInt64(min(vocab, 32000)))
+    }
+}
+
+func benchCommand(_ args: [String]) throws {
+    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg"], flags: ["json", "exact"])
+    let runs = try o.int("runs", 5, min: 1), pp = try o.int("pp", 128, min: 0), tg = try o.int("tg", 128, min: 0)
+    let threadList = try (o.value("threads") ?? "1,2").split(separator: ",").map { s -> Int in
+        guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
+        return t
+    }
+    let rssBefore = residentBytes()
+    let m = try loadModel(o, threads: 1)
+    let rssLoaded = residentBytes()
+    let vocab = m.config.vocabularySize
+    var results: [[String: Any]] = []
+    for t in threadList {
+        let tr = Transformer(weights: m.weights, threads: t)
+        if o.has("exact") { tr.precision = .exact }
+        let tokens = benchTokens(max(pp, tg), vocab: vocab)
+        // One warm-up of each, so page faults on the mapped weights are not timed.
+        _ = tr.forward(Array(tokens.prefix(max(1, min(pp, 16)))), cache: tr.makeCache(maxPositions: 64))
+        var ppRates: [Double] = [], tgRates: [Double] = []
+        for _ in 0..<runs {
+            if pp > 0 {
+                let cache = tr.makeCache(maxPositions: pp)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = tr.forward(Array(tokens.prefix(pp)), cache: cache, logits: .last)
+                ppRates.append(Double(pp) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+            }
+            if tg > 0 {
+                let cache = tr.makeCache(maxPositions: tg)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for i in 0..<tg { _ = tr.forward([tokens[i]], cache: cache, logits: .last) }
+                tgRates.append(Double(tg) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+            }
+        }
+        results.append(["threads": t, "pp": pp, "tg": tg, "pp_tps": median(ppRates), "tg_tps": median(tgRates),
+                        "pp_runs": ppRates, "tg_runs": tgRates])
+    }
+    let summary: [String: Any] = [
+        "model": m.file.path, "file_bytes": m.file.fileSize, "runs": runs, "results": results,
+        "rss_after_load_bytes": rssLoaded, "rss_before_load_bytes": rssBefore, "peak_rss_bytes": peakResidentBytes(),
+    ]
+    if o.has("json") { printJSON(summary); return }
+    print("model: \(m.file.path) (\(m.file.fileSize / 1_048_576) MiB), median of \(runs) runs")
+    for r in results {
+        print(String(format: "threads %d: pp%d %8.1f tok/s   tg%d %8.1f tok/s", r["threads"] as! Int, pp,
+                     r["pp_tps"] as! Double, tg, r["tg_tps"] as! Double))
+    }
+    print(String(format: "resident: %.1f MiB after load (%.1f MiB before), peak %.1f MiB",
+                 Double(rssLoaded) / 1_048_576, Double(rssBefore) / 1_048_576, Double(peakResidentBytes()) / 1_048_576))
+}

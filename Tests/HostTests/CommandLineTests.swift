@@ -1,0 +1,117 @@
+// The `refrain` executable as a user runs it: real processes, real model, output parsed back.
+import Foundation
+import XCTest
+
+final class CommandLineTests: XCTestCase {
+    /// The built `refrain` binary, in the build folder next to the test bundle.
+    var binary: URL {
+        let bundle = Bundle(for: Self.self).bundleURL
+        let candidates = [bundle.deletingLastPathComponent(), bundle,
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("refrain").path) {
+            return dir.appendingPathComponent("refrain")
+        }
+        return candidates[0].appendingPathComponent("refrain")
+    }
+
+    func modelPath() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
+        let p = home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        if !FileManager.default.fileExists(atPath: p) {
+            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no model at \(p)") }
+            XCTFail("model not found at \(p): run ./setup.sh")
+            throw XCTSkip("missing model")
+        }
+        return p
+    }
+
+    /// Runs refrain with `args` (and `stdin`), returning exit status, stdout and stderr.
+    func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let o = Pipe(), e = Pipe(), i = Pipe()
+        p.standardOutput = o; p.standardError = e; p.standardInput = i
+        try p.run()
+        if let s = stdin { i.fileHandleForWriting.write(s.data(using: .utf8)!) }
+        try i.fileHandleForWriting.close()
+        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    func json(_ s: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(s.utf8)) as! [String: Any]
+    }
+
+    func testTokenizeMatchesLlamaCpp() throws {
+        let m = try modelPath()
+        let r = try run(["tokenize", "--model", m, "The capital of France is"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "504 3575 282 4649 314")
+        let s = try run(["tokenize", "--model", m, "--special", "--json", "-"], stdin: "<|im_start|>user")
+        XCTAssertEqual(try json(s.out)["ids"] as? [Int], [1, 4093])
+    }
+
+    func testGreedyGenerateJSON() throws {
+        let m = try modelPath()
+        // The first reference prompt: llama.cpp's greedy answer is "The capital of France is Paris."
+        let r = try run(["generate", "--model", m, "--json", "--temperature", "0", "--logprobs", "3",
+                         "--ids", "1,4093,198,1780,314,260,3575,282,4649,47,2,198,1,520,9531,198"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let j = try json(r.out)
+        XCTAssertEqual(j["ids"] as? [Int], [504, 3575, 282, 4649, 314, 7042, 30])
+        XCTAssertEqual(j["text"] as? String, "The capital of France is Paris.")
+        XCTAssertEqual(j["finish"] as? String, "eos")
+        let lps = j["logprobs"] as! [Double]
+        XCTAssertEqual(lps.count, 7)
+        XCTAssertTrue(lps.allSatisfy { $0 <= 0 })
+        let top = j["top"] as! [[[String: Any]]]
+        XCTAssertEqual(top[0].count, 3)
+        XCTAssertEqual(top[0][0]["id"] as? Int, 504, "the chosen greedy token is the top alternative")
+    }
+
+    func testSeededSamplingIsReproducibleAcrossThreads() throws {
+        let m = try modelPath()
+        let args = ["generate", "--model", m, "--json", "--seed", "42", "--temperature", "1.0", "--max-tokens", "24",
+                    "Once upon a time"]
+        let a = try json(try run(args + ["--threads", "1"]).out)["ids"] as? [Int]
+        let b = try json(try run(args + ["--threads", "2"]).out)["ids"] as? [Int]
+        XCTAssertNotNil(a)
+        XCTAssertEqual(a, b)
+    }
+
+    func testScore() throws {
+        let m = try modelPath()
+        let r = try run(["score", "--model", m, "--json", "--prefix", "The capital of France is", "--continuation", " Paris"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let j = try json(r.out)
+        let lps = j["logprobs"] as! [Double]
+        XCTAssertEqual(lps.count, (j["ids"] as! [Int]).count)
+        XCTAssertEqual(j["sum"] as! Double, lps.reduce(0, +), accuracy: 1e-6)
+        // " Paris" should be far more likely than " Berlin" here.
+        let b = try json(try run(["score", "--model", m, "--json", "--prefix", "The capital of France is", "--continuation", " Berlin"]).out)
+        XCTAssertGreaterThan(j["sum"] as! Double, b["sum"] as! Double)
+    }
+
+    func testClearErrors() throws {
+        let bad = try run(["generate", "--model", "/nonexistent.gguf", "hi"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.err.hasPrefix("refrain: error: /nonexistent.gguf"), bad.err)
+        let m = try modelPath()
+        let ids = try run(["generate", "--model", m, "--ids", "1,999999"])
+        XCTAssertEqual(ids.status, 1)
+        XCTAssertTrue(ids.err.contains("token id 999999 at index 1 is outside the vocabulary"), ids.err)
+        let opt = try run(["generate", "--bogus"])
+        XCTAssertEqual(opt.status, 2)
+        XCTAssertTrue(opt.err.contains("unknown option --bogus"), opt.err)
+        let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-model-\(UUID()).gguf")
+        try Data("this is not a model file at all.".utf8).write(to: notGGUF)
+        defer { try? FileManager.default.removeItem(at: notGGUF) }
+        let g = try run(["info", "--model", notGGUF.path])
+        XCTAssertEqual(g.status, 1)
+        XCTAssertTrue(g.err.contains("at byte 0: bad magic"), g.err)
+        XCTAssertEqual(g.err.split(separator: "\n").count, 1)
+    }
+}
