@@ -118,9 +118,6 @@ protocol BlockDot {
     static func dot(_ w: W, _ x: X, _ acc: inout DotAcc)
     /// Elements past the last whole block (only the float types have blocks larger than their block size).
     static func tail(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, count: Int, _ acc: inout DotAcc)
-    /// Whether a matrix-vector tile should run four rows per pass (sharing the decoded activation
-    /// block); worth it when `loadX` does real work.
-    static var fourRowsPerPass: Bool { get }
 }
 
 extension BlockDot where X == UnsafeRawPointer {
@@ -128,7 +125,6 @@ extension BlockDot where X == UnsafeRawPointer {
 }
 
 extension BlockDot {
-    static var fourRowsPerPass: Bool { false }
     @inline(__always) static func tail(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, count: Int, _ acc: inout DotAcc) {}
 }
 
@@ -159,64 +155,15 @@ struct TileArgs {
 }
 
 /// Dispatches a tile: one row against four vectors at a time when there are four or more vectors
-/// (prompts); otherwise (decode) four rows at a time against one vector for the types that
-/// benefit, else one `rowDot` per row and vector.
+/// (prompts); otherwise (decode) one `rowDot` per row and vector. (Interleaving four rows per pass
+/// for decode was measured: it halved decode speed from RAM on Q5_0/Q8_0/Q4_1, so rows go one at a time.)
 @inline(__always)
 private func tileDot<K: BlockDot>(_ k: K.Type, _ a: TileArgs) {
     if a.nx >= 4 {
         tileVecs4(k, a)
-    } else if K.fourRowsPerPass {
-        tileRows4(k, a)
     } else {
         for t in 0..<a.nx {
             for r in a.rows { a.out[t * a.outStride + r] = rowDot(k, a.w + r * a.rowBytes, a.x + t * a.xBytes, a.n) }
-        }
-    }
-}
-
-/// Groups of four rows × one vector: each activation block is decoded once for four rows.
-/// Per (row, vector) the operations and their order are exactly `rowDot`'s.
-@inline(__always)
-private func tileRows4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
-    let nb = a.n / K.elems
-    let rem = a.n - nb * K.elems
-    for t in 0..<a.nx {
-        let xv = a.x + t * a.xBytes
-        let o = a.out + t * a.outStride
-        var r = a.rows.lowerBound
-        while r + 4 <= a.rows.upperBound {
-            let w0 = a.w + r * a.rowBytes, w1 = w0 + a.rowBytes, w2 = w1 + a.rowBytes, w3 = w2 + a.rowBytes
-            var c00 = DotAcc(), c01 = DotAcc(), c10 = DotAcc(), c11 = DotAcc()
-            var c20 = DotAcc(), c21 = DotAcc(), c30 = DotAcc(), c31 = DotAcc()
-            var b = 0
-            while b + 2 <= nb {
-                let p0 = b * K.wBytes, p1 = p0 + K.wBytes
-                let x0 = K.loadX(xv + b * K.xBytes)
-                K.dot(K.load(w0 + p0), x0, &c00); K.dot(K.load(w1 + p0), x0, &c10)
-                K.dot(K.load(w2 + p0), x0, &c20); K.dot(K.load(w3 + p0), x0, &c30)
-                let x1 = K.loadX(xv + (b + 1) * K.xBytes)
-                K.dot(K.load(w0 + p1), x1, &c01); K.dot(K.load(w1 + p1), x1, &c11)
-                K.dot(K.load(w2 + p1), x1, &c21); K.dot(K.load(w3 + p1), x1, &c31)
-                b += 2
-            }
-            if b < nb {
-                let p0 = b * K.wBytes
-                let x0 = K.loadX(xv + b * K.xBytes)
-                K.dot(K.load(w0 + p0), x0, &c00); K.dot(K.load(w1 + p0), x0, &c10)
-                K.dot(K.load(w2 + p0), x0, &c20); K.dot(K.load(w3 + p0), x0, &c30)
-            }
-            if rem > 0 {
-                let pt = nb * K.wBytes, xt = xv + nb * K.xBytes
-                K.tail(w0 + pt, xt, count: rem, &c00); K.tail(w1 + pt, xt, count: rem, &c10)
-                K.tail(w2 + pt, xt, count: rem, &c20); K.tail(w3 + pt, xt, count: rem, &c30)
-            }
-            o[r] = finish(c00, c01); o[r + 1] = finish(c10, c11)
-            o[r + 2] = finish(c20, c21); o[r + 3] = finish(c30, c31)
-            r += 4
-        }
-        while r < a.rows.upperBound {
-            o[r] = rowDot(K.self, a.w + r * a.rowBytes, xv, a.n)
-            r += 1
         }
     }
 }
@@ -341,7 +288,6 @@ private func tileVecs4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
 
 struct Q4_0Dot: BlockDot {
     static var elems: Int { 32 }
-    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 18 }
     static var xBytes: Int { 34 }
     @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
@@ -356,7 +302,6 @@ struct Q4_0Dot: BlockDot {
 
 struct Q4_1Dot: BlockDot {
     static var elems: Int { 32 }
-    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 20 }
     static var xBytes: Int { 36 }
     /// Nibbles, and [d, m] as floats (one conversion).
@@ -376,7 +321,6 @@ struct Q4_1Dot: BlockDot {
 
 struct Q5_0Dot: BlockDot {
     static var elems: Int { 32 }
-    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 22 }
     static var xBytes: Int { 34 }
     @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
@@ -400,7 +344,6 @@ struct Q5_0Dot: BlockDot {
 
 struct Q8_0Dot: BlockDot {
     static var elems: Int { 32 }
-    static var fourRowsPerPass: Bool { true }
     static var wBytes: Int { 34 }
     static var xBytes: Int { 34 }
     @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {

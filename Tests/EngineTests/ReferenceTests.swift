@@ -15,22 +15,11 @@ struct ReferenceModel {
     static let gemma3 = ReferenceModel(file: "gemma-3-270m-q4_k_m.gguf", fixture: "gemma-3-270m-q4_k_m", margin: 1.0)
     static let qwen2 = ReferenceModel(file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", fixture: "qwen2.5-coder-0.5b-instruct-q4_k_m", margin: 0.5)
 
-    /// The model file under $REFRAIN_HOME/models; a missing file fails the test (set REFRAIN_SKIP_MODEL_TESTS=1 to skip).
-    func path() throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        let home = env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-        let p = home + "/models/" + file
-        if !FileManager.default.fileExists(atPath: p) {
-            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("\(file) not found at \(p)") }
-            XCTFail("model \(file) not found at \(p): run ./setup.sh --all (or set REFRAIN_SKIP_MODEL_TESTS=1)")
-            throw XCTSkip("missing model")
-        }
-        return p
-    }
+    func path() throws -> String { try TestModels.path(file) }
 
     /// Lines of one fixture file, parsed.
     func lines(_ name: String) throws -> [[String: Any]] {
-        let url = Bundle.module.url(forResource: "Fixtures/\(fixture)/\(name)", withExtension: nil)!
+        let url = try TestModels.fixture("\(fixture)/\(name)")
         let text = try String(contentsOf: url, encoding: .utf8)
         return try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     }

@@ -3,8 +3,8 @@ import XCTest
 
 /// Locates the model files tests run against.
 ///
-/// Models live in `$REFRAIN_HOME/models/` (`REFRAIN_HOME` defaults to `~/.cache/refrain`). A missing model skips the
-/// test, unless `REFRAIN_REQUIRE_MODELS=1`, when it fails it.
+/// Models live in `$REFRAIN_HOME/models/` (`REFRAIN_HOME` defaults to `~/.cache/refrain`; `./setup.sh --all` fetches
+/// them). A missing model fails the test, unless `REFRAIN_SKIP_MODEL_TESTS=1`, when it skips it.
 enum TestModels {
     static let smolLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
     static let qwen25Coder = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -18,15 +18,14 @@ enum TestModels {
         return (home as NSString).appendingPathComponent("models")
     }
 
-    /// The path of a model file; throws `XCTSkip` when it is missing (a failure under `REFRAIN_REQUIRE_MODELS=1`).
+    /// The path of a model file; a missing one throws an error that fails the test (`XCTSkip` under
+    /// `REFRAIN_SKIP_MODEL_TESTS=1`).
     static func path(_ file: String) throws -> String {
         let p = (directory as NSString).appendingPathComponent(file)
         if FileManager.default.fileExists(atPath: p) { return p }
-        let message = "model \(file) not found at \(p) (set REFRAIN_HOME, or fetch the models)"
-        if ProcessInfo.processInfo.environment["REFRAIN_REQUIRE_MODELS"] == "1" {
-            throw TestModelMissing(message: message)    // a thrown error fails the test
-        }
-        throw XCTSkip(message)
+        let message = "model \(file) not found at \(p) (run ./setup.sh --all, or set REFRAIN_HOME)"
+        if ProcessInfo.processInfo.environment["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip(message) }
+        throw TestModelMissing(message: message)    // a thrown error fails the test
     }
 
     /// Thrown (failing the test) when a required model or a fixture is missing.
