@@ -65,6 +65,11 @@ func inputText(_ o: Options, required: Bool = true) throws -> String? {
     return o.positional.joined(separator: " ")
 }
 
+/// Writes to standard output unbuffered, so that streamed tokens, prompts and messages keep their order.
+func emit(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
+
 func printJSON(_ obj: Any) {
     let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(data: data, encoding: .utf8)!)
@@ -124,6 +129,14 @@ func chatTemplate(_ o: Options) throws -> ChatTemplate? {
     return ChatTemplate(family: fam)
 }
 
+/// The chat prompt for `messages`; a model without a template gets the command-line way to name one.
+func render(_ m: LanguageModel, _ messages: [ChatMessage], template: ChatTemplate?) throws -> String {
+    do { return try m.renderChat(messages, template: template) } catch let e as ChatTemplateError {
+        if case .noTemplate = e { throw UsageError(description: "\(e) (on the command line: --template NAME)") }
+        throw e
+    }
+}
+
 func generateCommand(_ args: [String]) throws {
     let o = try Options(args, valued: ["model", "threads", "max-tokens", "temperature", "top-k", "top-p", "min-p",
                                        "repeat-penalty", "repeat-last-n", "seed", "stop", "logprobs", "ids", "system", "template", "precision"],
@@ -141,14 +154,14 @@ func generateCommand(_ args: [String]) throws {
             var msgs: [ChatMessage] = []
             if let s = o.value("system") { msgs.append(ChatMessage(role: "system", content: s)) }
             msgs.append(ChatMessage(role: "user", content: text))
-            text = try m.renderChat(msgs, template: try chatTemplate(o))
+            text = try render(m, msgs, template: try chatTemplate(o))
         }
         prompt = m.tokenize(text, special: o.has("special") || o.has("chat"))
     }
     try m.validate(prompt)
     let json = o.has("json")
     let r = try m.generate(prompt, options: opts) { tok in
-        if !json { FileHandle.standardOutput.write(tok.text.data(using: .utf8)!) }
+        if !json { emit(tok.text) }
         return true
     }
     if json {
@@ -167,10 +180,14 @@ func generateCommand(_ args: [String]) throws {
         printJSON(out)
     } else {
         // The stop matcher may hold back text until the end: what the stream did not print is printed now.
-        let streamed = r.tokens.map(\.text).joined()
-        if r.text.count > streamed.count { print(String(r.text.dropFirst(streamed.count)), terminator: "") }
-        print()
+        emit(unstreamed(r) + "\n")
     }
+}
+
+/// What the stop matcher held back until the end (printed after the streamed tokens).
+func unstreamed(_ r: Generation) -> String {
+    let streamed = r.tokens.map(\.text).joined()
+    return r.text.count > streamed.count ? String(r.text.dropFirst(streamed.count)) : ""
 }
 
 func scoreCommand(_ args: [String]) throws {
@@ -233,20 +250,16 @@ func interactive(_ args: [String]) throws {
     if o.value("max-tokens") == nil { opts.maxTokens = 512 }
     let m = try loadModel(o)
     let template = try chatTemplate(o)
-    print("refrain — \(URL(fileURLWithPath: m.file.path).lastPathComponent) (\(m.config.architecture.rawValue)). Type a message; Ctrl-D leaves.")
+    emit("refrain — \(URL(fileURLWithPath: m.file.path).lastPathComponent) (\(m.config.architecture.rawValue)). Type a message; Ctrl-D leaves.\n")
     var history: [ChatMessage] = o.value("system").map { [ChatMessage(role: "system", content: $0)] } ?? []
     while true {
-        FileHandle.standardOutput.write(Data("> ".utf8))
-        guard let line = readLine() else { print(); return }
+        emit("> ")
+        guard let line = readLine() else { emit("\n"); return }
         if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
         history.append(ChatMessage(role: "user", content: line))
-        let prompt = m.tokenize(try m.renderChat(history, template: template), special: true)
-        let r = try m.generate(prompt, options: opts) { tok in
-            FileHandle.standardOutput.write(tok.text.data(using: .utf8)!); return true
-        }
-        let streamed = r.tokens.map(\.text).joined()
-        if r.text.count > streamed.count { print(String(r.text.dropFirst(streamed.count)), terminator: "") }
-        print()
+        let prompt = m.tokenize(try render(m, history, template: template), special: true)
+        let r = try m.generate(prompt, options: opts) { tok in emit(tok.text); return true }
+        emit(unstreamed(r) + "\n")
         history.append(ChatMessage(role: "assistant", content: r.text))
     }
 }

@@ -14,17 +14,18 @@ final class CommandLineTests: XCTestCase {
         return candidates[0].appendingPathComponent("refrain")
     }
 
-    func modelPath() throws -> String {
+    /// A model in $REFRAIN_HOME/models: a missing one fails the test (skips under REFRAIN_SKIP_MODEL_TESTS=1).
+    func modelPath(_ file: String = "SmolLM2-135M-Instruct.Q4_1.gguf") throws -> String {
         let env = ProcessInfo.processInfo.environment
         let home = env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-        let p = home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        let p = home + "/models/" + file
         if !FileManager.default.fileExists(atPath: p) {
             if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no model at \(p)") }
-            XCTFail("model not found at \(p): run ./setup.sh")
-            throw XCTSkip("missing model")
+            throw MissingModel(description: "model not found at \(p): run ./setup.sh --all")
         }
         return p
     }
+    struct MissingModel: Error, CustomStringConvertible { let description: String }
 
     /// Runs refrain with `args` (and `stdin`), returning exit status, stdout and stderr.
     func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
@@ -113,5 +114,33 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(g.status, 1)
         XCTAssertTrue(g.err.contains("at byte 0: bad magic"), g.err)
         XCTAssertEqual(g.err.split(separator: "\n").count, 1)
+    }
+
+    func testChatNeedsATemplateOnABaseModel() throws {
+        let g = try modelPath("gemma-3-270m-q4_k_m.gguf")
+        let r = try run(["generate", "--model", g, "--chat", "hi"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("has no chat template") && r.err.contains("--template NAME"), r.err)
+        let t = try run(["generate", "--model", g, "--chat", "--template", "gemma", "--json", "--temperature", "0",
+                         "--max-tokens", "3", "What is the capital of France?"])
+        XCTAssertEqual(t.status, 0, t.err)
+        // BOS, then Gemma's turn markers <start_of_turn>user ... <end_of_turn> <start_of_turn>model.
+        let ids = try json(t.out)["prompt_ids"] as! [Int]
+        XCTAssertEqual(Array(ids.prefix(3)), [2, 105, 2364])
+        XCTAssertEqual(Array(ids.suffix(5)), [106, 107, 105, 4368, 107])
+        let bad = try run(["generate", "--model", g, "--chat", "--template", "nonesuch", "hi"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("unknown --template 'nonesuch'"), bad.err)
+    }
+
+    func testResidentMemoryAfterLoad() throws {
+        // The weights are mapped, not copied: after loading, resident memory stays within the file size + 64 MiB.
+        let m = try modelPath()
+        let r = try run(["bench", "--model", m, "--json", "--runs", "1", "--pp", "8", "--tg", "8", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let j = try json(r.out)
+        let file = j["file_bytes"] as! Int, loaded = j["rss_after_load_bytes"] as! Int
+        print("resident after loading SmolLM2: \(loaded / 1_048_576) MiB (file \(file / 1_048_576) MiB)")
+        XCTAssertLessThanOrEqual(loaded, file + 64 << 20)
     }
 }
