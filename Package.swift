@@ -5,9 +5,9 @@ import PackageDescription
 // The engine's kernels are written for AVX2/FMA/F16C on x86-64 (with a portable SIMD fallback elsewhere).
 // Package.swift is compiled for the machine that builds, so this picks the flags for that machine's ISA.
 #if arch(x86_64)
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "haswell"])]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo", "-target-cpu", "haswell"])]
 #else
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo"])]
 #endif
 
 let package = Package(

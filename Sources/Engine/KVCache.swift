@@ -34,7 +34,7 @@ public final class KVCache: @unchecked Sendable {
     /// Makes room for `n` more positions (doubling), up to `maxPositions`.
     func reserve(_ n: Int) {
         let need = count + n
-        precondition(need <= maxPositions, "KV cache overflow")
+        if need > maxPositions { fatalError("KV cache overflow: \(need) positions, at most \(maxPositions)") }
         guard need > capacity else { return }
         var cap = capacity
         while cap < need { cap *= 2 }
@@ -55,7 +55,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Drops every position from `n` on.
     public func rewind(to n: Int) {
-        precondition(n >= 0 && n <= count, "rewind(to: \(n)) outside 0...\(count)")
+        if n < 0 || n > count { fatalError("rewind(to: \(n)) outside 0...\(count)") }
         count = n
     }
 

@@ -42,7 +42,13 @@ public final class Transformer: @unchecked Sendable {
     /// Evaluates `tokens` at the cache's next positions and appends them to it.
     /// - Returns: the requested logits rows, row-major (`rows × vocabularySize`).
     public func forward(_ tokens: [Int32], cache: KVCache, logits: LogitsRequest = .last) -> [Float] {
-        precondition(cache.count + tokens.count <= cache.maxPositions, "context full")
+        // Misuse stops here with a message in every build mode, rather than reading outside the buffers.
+        if cache.count + tokens.count > cache.maxPositions {
+            fatalError("context full: \(cache.count) + \(tokens.count) tokens exceed \(cache.maxPositions) positions")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
+            fatalError("token id \(bad) outside the vocabulary (0..<\(config.vocabularySize))")
+        }
         let vocab = config.vocabularySize
         var out = [Float]()
         var start = 0
@@ -79,7 +85,6 @@ public final class Transformer: @unchecked Sendable {
 
         // Token embeddings (dequantized rows), scaled for Gemma.
         for (t, id) in tokens.enumerated() {
-            precondition(id >= 0 && Int(id) < c.vocabularySize, "token id \(id) outside the vocabulary")
             let w = weights.tokenEmbedding
             Dequantize.row(w.type, w.row(Int(id)), s.x + t * d, count: d)
             if c.embeddingScale != 1 { for i in 0..<d { s.x[t * d + i] *= c.embeddingScale } }
