@@ -84,7 +84,21 @@ public struct ModelConfig: Sendable {
             embeddingScale = Float(embeddingLength).squareRoot()
             ropeBaseLocal = f.float("gemma3.rope.freq_base_swa") ?? 10000
         }
+        if let pattern = f.int("\(archName).attention.sliding_window_pattern"), pattern > 0 {
+            slidingWindowPattern = pattern
+        }
         attentionScale = 1 / Float(headDim).squareRoot()
+        // Features the forward pass does not implement are refused rather than computed wrongly.
+        if let scaling = f.string("\(archName).rope.scaling.type"), scaling != "none",
+           (f.float("\(archName).rope.scaling.factor") ?? 1) != 1 {
+            throw ModelError.invalid(f.path, "RoPE scaling '\(scaling)' (\(archName).rope.scaling.type) is not supported yet")
+        }
+        if f.tensor("rope_freqs.weight") != nil {
+            throw ModelError.invalid(f.path, "per-dimension RoPE frequency factors (rope_freqs.weight, as Llama 3.1 uses) are not supported yet")
+        }
+        for key in ["attn_logit_softcapping", "final_logit_softcapping"] where (f.float("\(archName).\(key)") ?? 0) != 0 {
+            throw ModelError.invalid(f.path, "logit soft-capping (\(archName).\(key)) is not supported yet")
+        }
         guard headCount % kvHeadCount == 0 else {
             throw ModelError.invalid(f.path, "head_count \(headCount) is not a multiple of head_count_kv \(kvHeadCount)")
         }
