@@ -9,61 +9,89 @@ import Glibc
 public final class ThreadPool: @unchecked Sendable {
     /// Number of threads, the caller included.
     public let threadCount: Int
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    private var job: ((Int) -> Void)? = nil
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let shared: Shared
     private var threads: [pthread_t] = []
+
+    /// What the workers see. They hold this, not the pool, so that dropping the pool stops and joins them.
+    private final class Shared: @unchecked Sendable {
+        let generation = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        var job: ((Int) -> Void)? = nil
+        var mutex = pthread_mutex_t()
+        var cond = pthread_cond_t()
+        init() { pthread_mutex_init(&mutex, nil); pthread_cond_init(&cond, nil) }
+        deinit { pthread_cond_destroy(&cond); pthread_mutex_destroy(&mutex) }
+
+        /// Starts the next generation of work and wakes sleeping workers.
+        func publish() {
+            pthread_mutex_lock(&mutex)
+            generation.add(1, ordering: .releasing)
+            pthread_cond_broadcast(&cond)
+            pthread_mutex_unlock(&mutex)
+        }
+
+        func workerLoop(_ index: Int) {
+            var seen = 0
+            while true {
+                var spins = 0
+                var g = generation.load(ordering: .acquiring)
+                while g == seen && spins < 200_000 {
+                    spinPause(); spins += 1
+                    g = generation.load(ordering: .acquiring)
+                }
+                if g == seen {
+                    pthread_mutex_lock(&mutex)
+                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&cond, &mutex) }
+                    pthread_mutex_unlock(&mutex)
+                    g = generation.load(ordering: .acquiring)
+                }
+                seen = g
+                if stopping.load(ordering: .acquiring) { return }
+                job?(index)
+                pending.subtract(1, ordering: .releasing)
+            }
+        }
+    }
+
+    private final class WorkerArg {
+        let shared: Shared
+        let index: Int
+        init(_ shared: Shared, _ index: Int) { self.shared = shared; self.index = index }
+    }
 
     /// A pool of `threads` threads (at least 1); `threads - 1` workers are started.
     public init(threads: Int) {
         threadCount = max(1, threads)
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        shared = Shared()
         for i in 1..<threadCount {
-            let box = Unmanaged.passRetained(WorkerArg(pool: self, index: i))
+            let arg = Unmanaged.passRetained(WorkerArg(shared, i))
             var t = pthread_t()
             pthread_create(&t, nil, { raw in
                 let arg = Unmanaged<WorkerArg>.fromOpaque(raw!).takeRetainedValue()
-                arg.pool?.workerLoop(arg.index)
+                arg.shared.workerLoop(arg.index)
                 return nil
-            }, box.toOpaque())
+            }, arg.toOpaque())
             self.threads.append(t)
         }
     }
 
     deinit {
-        stopping.store(true, ordering: .releasing)
-        pthread_mutex_lock(&mutex)
-        generation.add(1, ordering: .releasing)
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
+        shared.stopping.store(true, ordering: .releasing)
+        shared.publish()
         for t in threads { pthread_join(t, nil) }
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    private final class WorkerArg {
-        weak var pool: ThreadPool?
-        let index: Int
-        init(pool: ThreadPool, index: Int) { self.pool = pool; self.index = index }
     }
 
     /// Calls `body(t)` once for each thread index `t` in `0..<threadCount`, concurrently, and returns when all are done.
     public func run(_ body: (Int) -> Void) {
         if threadCount == 1 { body(0); return }
         withoutActuallyEscaping(body) { b in
-            job = b
-            pending.store(threadCount - 1, ordering: .relaxed)
-            pthread_mutex_lock(&mutex)
-            generation.add(1, ordering: .releasing)
-            pthread_cond_broadcast(&cond)
-            pthread_mutex_unlock(&mutex)
+            shared.job = b
+            shared.pending.store(threadCount - 1, ordering: .relaxed)
+            shared.publish()
             b(0)
-            while pending.load(ordering: .acquiring) != 0 { spinPause() }
-            job = nil
+            while shared.pending.load(ordering: .acquiring) != 0 { spinPause() }
+            shared.job = nil
         }
     }
 
@@ -78,29 +106,7 @@ public final class ThreadPool: @unchecked Sendable {
             if lo < hi { body(lo..<hi) }
         }
     }
-
-    private func workerLoop(_ index: Int) {
-        var seen = 0
-        while true {
-            var spins = 0
-            var g = generation.load(ordering: .acquiring)
-            while g == seen && spins < 200_000 {
-                spinPause(); spins += 1
-                g = generation.load(ordering: .acquiring)
-            }
-            if g == seen {
-                pthread_mutex_lock(&mutex)
-                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&cond, &mutex) }
-                pthread_mutex_unlock(&mutex)
-                g = generation.load(ordering: .acquiring)
-            }
-            seen = g
-            if stopping.load(ordering: .acquiring) { return }
-            job?(index)
-            pending.subtract(1, ordering: .releasing)
-        }
-    }
 }
 
-/// A busy-wait step. (Swift cannot inline `_mm_pause` here, so this is a plain compiler barrier.)
+/// A busy-wait step. (Swift cannot inline `_mm_pause` here, so this is a plain call the optimiser keeps.)
 @inline(never) func spinPause() {}
