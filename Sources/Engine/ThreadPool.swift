@@ -37,7 +37,7 @@ public final class ThreadPool: @unchecked Sendable {
                 var spins = 0
                 var g = generation.load(ordering: .acquiring)
                 while g == seen && spins < 200_000 {
-                    spinPause(); spins += 1
+                    spinPause(spins); spins += 1
                     g = generation.load(ordering: .acquiring)
                 }
                 if g == seen {
@@ -90,7 +90,8 @@ public final class ThreadPool: @unchecked Sendable {
             shared.pending.store(threadCount - 1, ordering: .relaxed)
             shared.publish()
             b(0)
-            while shared.pending.load(ordering: .acquiring) != 0 { spinPause() }
+            var spins = 0
+            while shared.pending.load(ordering: .acquiring) != 0 { spinPause(spins); spins += 1 }
             shared.job = nil
         }
     }
@@ -108,5 +109,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 }
 
-/// A busy-wait step. (Swift cannot inline `_mm_pause` here, so this is a plain call the optimiser keeps.)
-@inline(never) func spinPause() {}
+/// A busy-wait step: every 256th gives the core away, so that when there are more runnable threads than cores
+/// (a loaded machine) the thread being waited for gets to run instead of losing whole time slices to spinners.
+@inline(never) func spinPause(_ spins: Int) {
+    if spins & 255 == 255 { sched_yield() }
+}
