@@ -246,7 +246,7 @@ protocol PanelDot: BlockDot {
 
 /// Rows decoded together into one panel (each group of four vectors' blocks is then read once per chunk),
 /// and vectors whose activation scales are converted together.
-private let panelRows = 4
+private let panelRows = 8
 private let scaleVecs = 64
 
 @inline(__always)
