@@ -83,13 +83,13 @@ public func matmulTile(_ wtype: GGMLType, w: UnsafeRawPointer, rowBytes: Int, ro
     case .f32: tileDot(F32Dot.self, tile)
     case .f16: tileDot(F16Dot.self, tile)
     case .bf16: tileDot(BF16Dot.self, tile)
-    case .q4_0: tileDot(Q4_0Dot.self, tile)
-    case .q4_1: tileDot(Q4_1Dot.self, tile)
-    case .q5_0: tileDot(Q5_0Dot.self, tile)
-    case .q8_0: tileDot(Q8_0Dot.self, tile)
-    case .q4_K: tileDot(Q4_KDot.self, tile)
-    case .q5_K: tileDot(Q5_KDot.self, tile)
-    case .q6_K: tileDot(Q6_KDot.self, tile)
+    case .q4_0: quantTile(Q4_0Dot.self, tile)
+    case .q4_1: quantTile(Q4_1Dot.self, tile)
+    case .q5_0: quantTile(Q5_0Dot.self, tile)
+    case .q8_0: quantTile(Q8_0Dot.self, tile)
+    case .q4_K: quantTile(Q4_KDot.self, tile)
+    case .q5_K: quantTile(Q5_KDot.self, tile)
+    case .q6_K: quantTile(Q6_KDot.self, tile)
     default: preconditionFailure("matmulTile: unsupported weight type \(wtype)")
     }
 }
@@ -162,9 +162,15 @@ private func tileDot<K: BlockDot>(_ k: K.Type, _ a: TileArgs) {
     if a.nx >= 4 {
         tileVecs4(k, a)
     } else {
-        for t in 0..<a.nx {
-            for r in a.rows { a.out[t * a.outStride + r] = rowDot(k, a.w + r * a.rowBytes, a.x + t * a.xBytes, a.n) }
-        }
+        tileRows(k, a)
+    }
+}
+
+/// Decode: one `rowDot` per row and vector.
+@inline(__always)
+private func tileRows<K: BlockDot>(_ k: K.Type, _ a: TileArgs) {
+    for t in 0..<a.nx {
+        for r in a.rows { a.out[t * a.outStride + r] = rowDot(k, a.w + r * a.rowBytes, a.x + t * a.xBytes, a.n) }
     }
 }
 
@@ -216,6 +222,114 @@ private func tileVecs4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
         }
     }
 }
+
+#if arch(x86_64) && !REFRAIN_PORTABLE
+
+/// A block kernel that can also work from a decoded "panel": each weight block unpacked once into
+/// `panelBytes` bytes (bytes ready for the integer dot, broadcast scale vectors, f32 scales), and
+/// each activation block's f16 scales converted once. `panelDot` must perform exactly
+/// `dot(load(w), loadX(x))`'s arithmetic (the same integer lanes, the same float products and FMAs,
+/// in the same order), so that a panel tile's results stay bit-identical to `vecDot`.
+protocol PanelDot: BlockDot {
+    /// Bytes of one decoded block (a multiple of 32; panels are 64-byte aligned).
+    static var panelBytes: Int { get }
+    /// An activation block's scales, converted.
+    associatedtype XS
+    /// Whether `panelDot` uses `xScales` (Q8_K activations hold an f32 scale and need none).
+    static var usesXScales: Bool { get }
+    /// Unpacks weight block `w` into `p`.
+    static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer)
+    static func xScales(_ x: UnsafeRawPointer) -> XS
+    /// acc += dot(decoded block p, activation block x), given x's `xScales`.
+    static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: XS, _ acc: inout DotAcc)
+}
+
+/// Rows decoded together into one panel (each group of four vectors' blocks is then read once per chunk),
+/// and vectors whose activation scales are converted together.
+private let panelRows = 8
+private let scaleVecs = 64
+
+@inline(__always)
+private func quantTile<K: PanelDot>(_ k: K.Type, _ a: TileArgs) {
+    if a.nx >= 4 { tilePanel(k, a) } else { tileRows(k, a) }
+}
+
+/// Prompt tiles. For each span of up to `scaleVecs` vectors (a multiple of four), their activation
+/// scales are converted once; then each chunk of `panelRows` rows is decoded into a stack panel and
+/// dotted with the span four vectors at a time, two accumulators per vector in `rowDot`'s even/odd
+/// block order. Vectors past the last group of four use `rowDot`.
+@inline(__always)
+private func tilePanel<K: PanelDot>(_: K.Type, _ a: TileArgs) {
+    let nb = a.n / K.elems
+    let pb = K.panelBytes, xb = K.xBytes
+    let rowPanel = nb * pb
+    let nx4 = a.nx & ~3
+    let span = min(scaleVecs, nx4)
+    let scaleBytes = K.usesXScales ? span * nb * MemoryLayout<K.XS>.stride : 0
+    withUnsafeTemporaryAllocation(byteCount: panelRows * rowPanel + scaleBytes, alignment: 64) { buf in
+        let panel = UnsafeMutableRawPointer(buf.baseAddress!)
+        let xs = (panel + panelRows * rowPanel).bindMemory(to: K.XS.self, capacity: span * nb)
+        var v0 = 0
+        while v0 < nx4 {
+            let v1 = min(v0 + span, nx4)
+            if K.usesXScales {
+                for v in v0..<v1 {
+                    let xv = a.x + v * a.xBytes
+                    for b in 0..<nb { xs[b * span + v - v0] = K.xScales(xv + b * xb) }
+                }
+            }
+            var r0 = a.rows.lowerBound
+            while r0 < a.rows.upperBound {
+                let r1 = min(r0 + panelRows, a.rows.upperBound)
+                for r in r0..<r1 {
+                    let wr = a.w + r * a.rowBytes, pr = panel + (r - r0) * rowPanel
+                    for b in 0..<nb { K.decode(wr + b * K.wBytes, into: pr + b * pb) }
+                }
+                var t = v0
+                while t < v1 {
+                    let x0 = a.x + t * a.xBytes, x1 = x0 + a.xBytes, x2 = x1 + a.xBytes, x3 = x2 + a.xBytes
+                    let xst = xs + (t - v0)
+                    @inline(__always) func dot4(_ b: Int, _ p: UnsafeRawPointer, _ c0: inout DotAcc, _ c1: inout DotAcc, _ c2: inout DotAcc, _ c3: inout DotAcc) {
+                        let o = b * xb, s = xst + b * span
+                        K.panelDot(p, x0 + o, K.usesXScales ? s[0] : K.xScales(x0 + o), &c0)
+                        K.panelDot(p, x1 + o, K.usesXScales ? s[1] : K.xScales(x1 + o), &c1)
+                        K.panelDot(p, x2 + o, K.usesXScales ? s[2] : K.xScales(x2 + o), &c2)
+                        K.panelDot(p, x3 + o, K.usesXScales ? s[3] : K.xScales(x3 + o), &c3)
+                    }
+                    for r in r0..<r1 {
+                        let pr = UnsafeRawPointer(panel + (r - r0) * rowPanel)
+                        var c00 = DotAcc(), c01 = DotAcc(), c10 = DotAcc(), c11 = DotAcc()
+                        var c20 = DotAcc(), c21 = DotAcc(), c30 = DotAcc(), c31 = DotAcc()
+                        var b = 0
+                        while b + 2 <= nb {
+                            dot4(b, pr + b * pb, &c00, &c10, &c20, &c30)
+                            dot4(b + 1, pr + (b + 1) * pb, &c01, &c11, &c21, &c31)
+                            b += 2
+                        }
+                        if b < nb { dot4(b, pr + b * pb, &c00, &c10, &c20, &c30) }
+                        a.out[t * a.outStride + r] = finish(c00, c01)
+                        a.out[(t + 1) * a.outStride + r] = finish(c10, c11)
+                        a.out[(t + 2) * a.outStride + r] = finish(c20, c21)
+                        a.out[(t + 3) * a.outStride + r] = finish(c30, c31)
+                    }
+                    t += 4
+                }
+                r0 = r1
+            }
+            v0 = v1
+        }
+    }
+    for t in nx4..<a.nx {
+        for r in a.rows { a.out[t * a.outStride + r] = rowDot(K.self, a.w + r * a.rowBytes, a.x + t * a.xBytes, a.n) }
+    }
+}
+
+#else
+
+@inline(__always)
+private func quantTile<K: BlockDot>(_ k: K.Type, _ a: TileArgs) { tileDot(k, a) }
+
+#endif
 
 // MARK: - Small helpers
 
@@ -499,6 +613,163 @@ struct BF16Dot: BlockDot {
     }
     @inline(__always) static func tail(_ w: UnsafeRawPointer, _ x: UnsafeRawPointer, count: Int, _ acc: inout DotAcc) {
         for i in 0..<count { acc.s += bf16BitsToFloat(w.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) * f32(x, 4 * i) }
+    }
+}
+
+// MARK: - Panel forms (AVX2): decoded weight blocks for prompt tiles
+
+@inline(__always) private func st256(_ p: UnsafeMutableRawPointer, _ offset: Int, _ v: __m256i) {
+    p.storeBytes(of: unsafeBitCast(v, to: SIMD32<UInt8>.self), toByteOffset: offset, as: SIMD32<UInt8>.self)
+}
+@inline(__always) private func ldA(_ p: UnsafeRawPointer, _ offset: Int) -> __m256i {
+    unsafeBitCast(p.load(fromByteOffset: offset, as: SIMD32<UInt8>.self), to: __m256i.self)
+}
+
+/// Q4_0/Q5_0/Q8_0 panel block: 32 signed values, then d (f32). Against Q8_0: scale d · dx.
+@inline(__always) private func q8PanelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) {
+    let q = ldA(p, 0)
+    let d = p.load(fromByteOffset: 32, as: Float.self)
+    let ints = dotI8I8(_mm256_sign_epi8(q, q), q, ld256(x, 2))
+    acc.v = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(ints), acc.v)
+}
+@inline(__always) private func q8PanelStore(_ q: __m256i, _ d: SIMD4<Float>, _ p: UnsafeMutableRawPointer) {
+    st256(p, 0, q)
+    p.storeBytes(of: d[0], toByteOffset: 32, as: Float.self)
+}
+
+
+extension Q4_0Dot: PanelDot {
+    static var panelBytes: Int { 64 }
+    static var usesXScales: Bool { true }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
+}
+extension Q5_0Dot: PanelDot {
+    static var panelBytes: Int { 64 }
+    static var usesXScales: Bool { true }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
+}
+extension Q8_0Dot: PanelDot {
+    static var panelBytes: Int { 64 }
+    static var usesXScales: Bool { true }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
+}
+
+/// Q4_1 panel block: 32 nibbles (unsigned), d, m (f32). Against Q8_1 (scales dx, s).
+extension Q4_1Dot: PanelDot {
+    static var panelBytes: Int { 64 }
+    static var usesXScales: Bool { true }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let b = load(w)
+        st256(p, 0, b.q)
+        p.storeBytes(of: b.dm[0], toByteOffset: 32, as: Float.self)
+        p.storeBytes(of: b.dm[1], toByteOffset: 36, as: Float.self)
+    }
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> SIMD2<Float> { SIMD2(f16(x), f16(x, 2)) }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: SIMD2<Float>, _ acc: inout DotAcc) {
+        let dm = p.load(fromByteOffset: 32, as: SIMD2<Float>.self) * xs   // [d·dx, m·s]
+        acc.v = _mm256_fmadd_ps(_mm256_set1_ps(dm[0]), _mm256_cvtepi32_ps(dotU8I8(ldA(p, 0), ld256(x, 4))), acc.v)
+        acc.s += dm[1]
+    }
+}
+
+/// Q4_K/Q5_K/Q6_K panel block (576 bytes): the 256 values as bytes, sub-block j (32 values) at 32j in
+/// activation order; at 256 + 32j the int16 scale vector that sub-block j's pair sums are multiplied by;
+/// at 512 the 16 int16 that multiply the activation's bsums; at 544 d, at 548 dmin (f32).
+private let kPanelBytes = 576
+
+/// The Q4_K/Q5_K sum from a panel block (values 0...31, unsigned).
+@inline(__always) private func kPanelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+    let dx = f32(x)
+    var sumi = _mm256_setzero_si256()
+    for g in 0..<4 {
+        let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ldA(p, 64 * g), ld256(x, 4 + 64 * g)), ldA(p, 256 + 64 * g))
+        let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(ldA(p, 64 * g + 32), ld256(x, 36 + 64 * g)), ldA(p, 288 + 64 * g))
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1))
+    }
+    let d = p.load(fromByteOffset: 544, as: Float.self), dmin = p.load(fromByteOffset: 548, as: Float.self)
+    fmaIntsF(d * dx, sumi, &acc.v)
+    fmaIntsF(-(dmin * dx), _mm256_madd_epi16(ld256(x, 260), ldA(p, 512)), &acc.v)
+}
+@inline(__always) private func kPanelHeader(_ w: UnsafeRawPointer, _ p: UnsafeMutableRawPointer) {
+    let h = kHeader(w + 4)
+    for j in 0..<8 { st256(p, 256 + 32 * j, bcast16(h.sc, j)) }
+    st256(p, 512, h.mins)
+    p.storeBytes(of: f16(w), toByteOffset: 544, as: Float.self)
+    p.storeBytes(of: f16(w, 2), toByteOffset: 548, as: Float.self)
+}
+
+extension Q4_KDot: PanelDot {
+    static var panelBytes: Int { kPanelBytes }
+    static var usesXScales: Bool { false }
+    /// Unused: the K-quant dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let mask = splat8(0x0F)
+        for g in 0..<4 {
+            let q = ld256(w, 16 + 32 * g)
+            st256(p, 64 * g, _mm256_and_si256(q, mask))
+            st256(p, 64 * g + 32, _mm256_and_si256(_mm256_srli_epi16(q, 4), mask))
+        }
+        kPanelHeader(w, p)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) { kPanelDot(p, x, &acc) }
+}
+
+extension Q5_KDot: PanelDot {
+    static var panelBytes: Int { kPanelBytes }
+    static var usesXScales: Bool { false }
+    /// Unused: the K-quant dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let mask = splat8(0x0F), one = splat8(1)
+        var hb = ld256(w, 16)
+        for g in 0..<4 {
+            let q = ld256(w, 48 + 32 * g)
+            st256(p, 64 * g, _mm256_or_si256(_mm256_and_si256(q, mask), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4)))
+            hb = _mm256_srli_epi16(hb, 1)
+            st256(p, 64 * g + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4)))
+            hb = _mm256_srli_epi16(hb, 1)
+        }
+        kPanelHeader(w, p)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) { kPanelDot(p, x, &acc) }
+}
+
+extension Q6_KDot: PanelDot {
+    static var panelBytes: Int { kPanelBytes }
+    static var usesXScales: Bool { false }
+    /// Unused: the K-quant dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let low4 = splat8(0x0F), low2 = splat8(3), bits45 = splat8(0x30)
+        for h in 0..<2 {
+            let qlA = ld256(w, 64 * h), qlB = ld256(w, 64 * h + 32), qh = ld256(w, 128 + 32 * h)
+            st256(p, 128 * h, _mm256_or_si256(_mm256_and_si256(qlA, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)))
+            st256(p, 128 * h + 32, _mm256_or_si256(_mm256_and_si256(qlB, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)))
+            st256(p, 128 * h + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlA, 4), low4), _mm256_and_si256(qh, bits45)))
+            st256(p, 128 * h + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlB, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45)))
+        }
+        let sc8 = ld128(w, 192)
+        for j in 0..<8 {
+            let pick = _mm_set_epi64x(0x0101_0101_0101_0101 &* Int64(2 * j + 1), 0x0101_0101_0101_0101 &* Int64(2 * j))
+            st256(p, 256 + 32 * j, _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick)))
+        }
+        st256(p, 512, _mm256_cvtepi8_epi16(sc8))
+        p.storeBytes(of: f16(w, 208), toByteOffset: 544, as: Float.self)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) {
+        let dx = f32(x)
+        var sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(ld256(x, 260), ldA(p, 512)), 5))
+        for j in 0..<8 {
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(ldA(p, 32 * j), ld256(x, 4 + 32 * j)), ldA(p, 256 + 32 * j)))
+        }
+        fmaIntsF(p.load(fromByteOffset: 544, as: Float.self) * dx, sumi, &acc.v)
     }
 }
 

@@ -281,7 +281,9 @@ final class KernelTests: XCTestCase {
         var rng = SplitMix(3)
         for type in weightTypes {
             let n = type.blockSize == 256 ? 512 : (type.blockSize == 1 ? 200 : 160)
-            for nx in [1, 3, 7] {   // < 4: four rows per pass; else four vectors per pass
+            // < 4: rows one at a time; else panels of rows × groups of four vectors, activation
+            // scales converted per span of 64 vectors (70: two spans and two leftover vectors).
+            for nx in [1, 3, 4, 7, 70] {
             let nrows = 16, outStride = 20
             let rowBytes = type.rowBytes(n)!
             var w: [UInt8] = []
