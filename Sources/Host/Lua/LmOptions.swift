@@ -132,7 +132,10 @@ extension LuaHost {
         case .number(let lo, let hi):
             guard let v = lua.number(i) else { throw error(name, "must be a number, got \(got)") }
             guard v >= lo, v <= hi, !v.isNaN else {
-                throw error(name, hi.isInfinite ? "must be at least \(lo), got \(v)" : "must be between \(lo) and \(hi), got \(v)")
+                let show = { (d: Double) in d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d) }
+                let range = lo == Double.ulpOfOne ? "greater than 0"
+                    : hi.isInfinite ? "at least \(show(lo))" : "between \(show(lo)) and \(show(hi))"
+                throw error(name, "must be \(range), got \(show(v))")
             }
             let f = Float(v)
             switch name {

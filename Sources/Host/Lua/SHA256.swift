@@ -22,7 +22,7 @@ enum SHA256 {
         var tail = [UInt8](data.suffix(n % 64))
         tail.append(0x80)
         while tail.count % 64 != 56 { tail.append(0) }
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: UInt64(n) * 8 >> (UInt64(i) * 8))) }
+        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: (UInt64(n) * 8) >> (UInt64(i) * 8))) }
         var w = [UInt32](repeating: 0, count: 64)
         func block(_ p: UnsafeRawBufferPointer) {
             for t in 0..<16 { w[t] = UInt32(p[t * 4]) << 24 | UInt32(p[t * 4 + 1]) << 16 | UInt32(p[t * 4 + 2]) << 8 | UInt32(p[t * 4 + 3]) }
