@@ -2,12 +2,16 @@
 // refrain: a Lua REPL and scripting host over a GGUF language-model engine written in Swift.
 import PackageDescription
 
-// The engine's kernels are written for AVX2/FMA/F16C on x86-64 (with a portable SIMD fallback elsewhere).
-// Package.swift is compiled for the machine that builds, so this picks the flags for that machine's ISA.
+// The engine's kernels are written for AVX2/FMA/F16C on x86-64, with a portable SIMD path elsewhere.
+// Package.swift is compiled for the machine that builds, so this picks the flags for that machine's ISA;
+// REFRAIN_PORTABLE=1 builds the portable path on x86-64 too (for CPUs without AVX2, and to test that path).
+let portable = Context.environment["REFRAIN_PORTABLE"] == "1"
 #if arch(x86_64)
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo", "-target-cpu", "haswell"])]
+let engineFlags: [SwiftSetting] = portable
+    ? [.unsafeFlags(["-wmo"]), .define("REFRAIN_PORTABLE")]
+    : [.unsafeFlags(["-wmo", "-target-cpu", "haswell"])]
 #else
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo"])]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo"]), .define("REFRAIN_PORTABLE")]
 #endif
 
 let package = Package(
@@ -22,7 +26,8 @@ let package = Package(
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
         .target(name: "Engine", path: "Sources/Engine", swiftSettings: engineFlags),
-        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host"),
+        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host",
+                          swiftSettings: portable ? [.define("REFRAIN_PORTABLE")] : []),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HostTests", dependencies: ["Host"], path: "Tests/HostTests"),

@@ -268,6 +268,8 @@ func interactive(_ args: [String]) throws {
 
 // MARK: - Entry
 
+requireCPUFeatures()
+
 var argv = Array(CommandLine.arguments.dropFirst())
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 if command != nil { argv.removeFirst() }
