@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Engine
 
-/// Expected renderings come from Jinja2 (scripts/render_chat_fixtures.py) run over the fixture templates:
+/// Expected renderings come from Jinja2 (Tests/tools/render_chat_fixtures.py) run over the fixture templates:
 /// SmolLM2's and Qwen2.5's templates as their GGUF files carry them, and small templates written for this project
 /// in the Gemma 3, Llama 3, Zephyr and Mistral layouts.
 final class ChatTemplateTests: XCTestCase {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders the chat-template fixtures with Jinja2 to produce the expected strings for ChatTemplateTests.
 
-Usage: python3 scripts/render_chat_fixtures.py  (needs `pip install jinja2`)
+Usage: python3 Tests/tools/render_chat_fixtures.py  (needs `pip install jinja2`)
 Writes Tests/EngineTests/Fixtures/templates/expected.json.
 
 The environment mirrors the one Hugging Face's apply_chat_template uses (trim_blocks, lstrip_blocks,
@@ -11,7 +11,7 @@ raise_exception). bos_token is rendered as the empty string: the engine's render
 import json, os
 import jinja2
 
-HERE = os.path.join(os.path.dirname(__file__), "..", "Tests", "EngineTests", "Fixtures", "templates")
+HERE = os.path.join(os.path.dirname(__file__), "..", "EngineTests", "Fixtures", "templates")
 
 def raise_exception(msg):
     raise jinja2.exceptions.TemplateError(msg)
