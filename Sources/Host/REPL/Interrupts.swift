@@ -1,0 +1,39 @@
+// Ctrl-C during an evaluation. The SIGINT handler only counts the signal and, while something is being evaluated,
+// asks the Lua host to stop (its `interrupt()` is async-signal-safe). While a line is being edited the terminal
+// sends no SIGINT at all: libedit reads Ctrl-C as a key (see LineEditor), so the two never compete.
+import Foundation
+import Synchronization
+
+/// SIGINTs received since the REPL last looked.
+let pendingInterrupts = Atomic<Int>(0)
+/// Whether an evaluation is running (only then does a SIGINT reach the host).
+let evaluationRunning = Atomic<Bool>(false)
+/// The host the handler interrupts; set once, before the handler is installed, and never released.
+nonisolated(unsafe) private var interruptTarget: Unmanaged<LuaHost>?
+
+private func onSIGINT(_ signal: Int32) {
+    pendingInterrupts.add(1, ordering: .relaxed)
+    if evaluationRunning.load(ordering: .acquiring) { interruptTarget?.takeUnretainedValue().interrupt() }
+}
+
+/// Installs the SIGINT handler for the session (SA_RESTART: an interrupted write or read carries on).
+func installInterruptHandler(for host: LuaHost) {
+    interruptTarget = Unmanaged.passRetained(host)
+    _ = pendingInterrupts.load(ordering: .relaxed)
+    _ = evaluationRunning.load(ordering: .relaxed)
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = onSIGINT
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = SA_RESTART
+    sigaction(SIGINT, &action, nil)
+}
+
+/// Runs `body` as an interruptible evaluation: a SIGINT during it reaches the host. Returns its value and the
+/// number of interrupts that arrived.
+func interruptible<T>(_ body: () -> T) -> (value: T, interrupts: Int) {
+    pendingInterrupts.store(0, ordering: .relaxed)
+    evaluationRunning.store(true, ordering: .releasing)
+    let value = body()
+    evaluationRunning.store(false, ordering: .releasing)
+    return (value, pendingInterrupts.exchange(0, ordering: .relaxed))
+}
