@@ -1,6 +1,7 @@
 // Ctrl-C during an evaluation. The SIGINT handler only counts the signal and, while something is being evaluated,
-// asks the Lua host to stop (its `interrupt()` is async-signal-safe). While a line is being edited the terminal
-// sends no SIGINT at all: libedit reads Ctrl-C as a key (see LineEditor), so the two never compete.
+// asks the Lua host to stop (its `interrupt()` is async-signal-safe). Outside evaluations the terminal sends no
+// SIGINT at all (its isig flag is off, here and in libedit's edit mode): Ctrl-C reaches libedit as a key (see
+// LineEditor), even when typed before libedit has switched the terminal to raw mode, so the two never compete.
 import Foundation
 import Synchronization
 
@@ -33,7 +34,17 @@ func installInterruptHandler(for host: LuaHost) {
 func interruptible<T>(_ body: () -> T) -> (value: T, interrupts: Int) {
     pendingInterrupts.store(0, ordering: .relaxed)
     evaluationRunning.store(true, ordering: .releasing)
+    terminalSignals(true)
     let value = body()
+    terminalSignals(false)
     evaluationRunning.store(false, ordering: .releasing)
     return (value, pendingInterrupts.exchange(0, ordering: .relaxed))
+}
+
+/// Turns the terminal's signal keys (Ctrl-C, Ctrl-\\, Ctrl-Z) on or off; nothing when stdin is not a terminal.
+func terminalSignals(_ on: Bool) {
+    var t = termios()
+    guard isatty(STDIN_FILENO) == 1, tcgetattr(STDIN_FILENO, &t) == 0 else { return }
+    if on { t.c_lflag |= tcflag_t(ISIG) } else { t.c_lflag &= ~tcflag_t(ISIG) }
+    tcsetattr(STDIN_FILENO, TCSANOW, &t)
 }

@@ -28,6 +28,8 @@ final class REPL {
     /// Runs the session until Ctrl-D, `:quit` or a second Ctrl-C at an empty prompt; saves the history.
     func run() -> Int32 {
         installInterruptHandler(for: host)
+        terminalSignals(false)
+        defer { terminalSignals(true) }
         banner()
         while let line = readLine() {
             if line.hasPrefix(":") {
