@@ -29,4 +29,42 @@ static inline void *refrain_lua_newuserdata(lua_State *L, size_t sz) { return lu
 static inline const char *refrain_luaL_checkstring(lua_State *L, int arg) { return luaL_checkstring(L, arg); }
 static inline const char *refrain_luaL_typename(lua_State *L, int idx) { return luaL_typename(L, idx); }
 static inline int refrain_LUA_REGISTRYINDEX(void) { return LUA_REGISTRYINDEX; }
+static inline int refrain_lua_isinteger(lua_State *L, int idx) { return lua_isinteger(L, idx); }
+static inline const char *refrain_lua_tolstring(lua_State *L, int idx, size_t *len) { return lua_tolstring(L, idx, len); }
+static inline void refrain_lua_pushcclosure(lua_State *L, lua_CFunction f, int n) { lua_pushcclosure(L, f, n); }
+static inline void *refrain_lua_newuserdatauv(lua_State *L, size_t sz, int nuv) { return lua_newuserdatauv(L, sz, nuv); }
+static inline void refrain_lua_replace(lua_State *L, int idx) { lua_replace(L, idx); }
+static inline int refrain_luaL_loadbufferx(lua_State *L, const char *s, size_t sz, const char *name, const char *mode) {
+    return luaL_loadbufferx(L, s, sz, name, mode);
+}
+static inline void refrain_luaL_openlibs(lua_State *L) { luaL_openlibs(L); }
+static inline int refrain_luaL_getmetatable(lua_State *L, const char *n) { return luaL_getmetatable(L, n); }
+/* The host pointer every lua_State of the host carries (the main thread's extra space; new threads copy it). */
+static inline void **refrain_lua_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
+static inline int refrain_LUA_MULTRET(void) { return LUA_MULTRET; }
+/* Standard output through C's stdio, the stream Lua's print and io.write use, flushed so that the order holds. */
+static inline void refrain_write_stdout(const char *s, size_t n) { fwrite(s, 1, n, stdout); fflush(stdout); }
+static inline void refrain_flush_stdout(void) { fflush(stdout); }
+
+/* Raising errors longjmps: Swift calls these only from the bottom of a C-function trampoline, after every Swift
+   frame that holds references has returned, so that no Swift cleanup is skipped. */
+/* Raises the value on top of the stack as is. */
+static inline int refrain_lua_raise(lua_State *L) { return lua_error(L); }
+/* Raises the string on top of the stack prefixed with the caller's position ("file:line: "). */
+static inline int refrain_lua_raise_where(lua_State *L) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+/* Raises "bad argument #arg to 'name' (message)" with the message on top of the stack (luaL_argerror adjusts the
+   argument number for method calls). */
+static inline int refrain_lua_raise_arg(lua_State *L, int arg) {
+    const char *msg = lua_tostring(L, -1);
+    return luaL_argerror(L, arg, msg);
+}
+/* The interrupt hook's error, as lua.c raises it. */
+static inline int refrain_lua_raise_interrupted(lua_State *L) {
+    return luaL_error(L, "interrupted!");
+}
 #endif

@@ -1,5 +1,5 @@
-// refrain's command line: `refrain` (the Lua REPL on the default model), `refrain tokenize`,
-// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`. The REPL itself is in REPL/.
+// refrain's command line: `refrain` (the Lua REPL on the default model, in REPL/), `refrain tokenize`,
+// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain run FILE.lua`, `refrain -e CODE`.
 import Engine
 import Foundation
 
@@ -7,13 +7,14 @@ let usage = """
 usage: refrain [COMMAND] [OPTIONS] [TEXT | -]
 
 commands:
-  (none)      the Lua REPL on the model (history in $REFRAIN_HOME/history); with standard input not a
-              terminal, standard input is run as a Lua script
+  (none)      the Lua REPL on the model (history in $REFRAIN_HOME/history)
   tokenize    print the token ids of TEXT (--special parses control tokens, --no-bos adds no BOS)
   generate    continue TEXT (or --ids 1,2,3); --chat wraps TEXT as a user message in the chat template
   score       log-probabilities of --continuation TEXT after --prefix TEXT (or --prefix-ids / --ids)
   bench       prompt processing and decode speed (tokens/s), median of --runs runs, and peak memory
   info        the model's architecture, sizes and metadata
+  run         run a Lua script: refrain run [--model PATH] [--threads N] FILE.lua [ARGS...] (ARGS in `arg`)
+  -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
 
 common options:
   --model PATH    a GGUF file (default: $REFRAIN_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf,
@@ -247,6 +248,12 @@ func infoCommand(_ args: [String]) throws {
 var argv = Array(CommandLine.arguments.dropFirst())
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 if command != nil { argv.removeFirst() }
+// Lua without the REPL: `refrain -e CODE`, or a script on standard input when that is not a terminal.
+if command == nil, !argv.contains("--help"), !argv.contains("-h"), argv.contains("-e") || isatty(0) == 0 {
+    do { exit(try scriptEntry(argv)) } catch let e as UsageError {
+        fail(e.description + "\n" + "see: refrain --help", code: 2)
+    } catch { fail("\(error)") }
+}
 do {
     switch command {
     case nil:
@@ -256,6 +263,7 @@ do {
     case "score": try scoreCommand(argv)
     case "bench": try benchCommand(argv)
     case "info": try infoCommand(argv)
+    case "run": exit(try runCommand(argv))
     case "help": print(usage)
     default: throw UsageError(description: "unknown command '\(command!)' (try refrain --help)")
     }

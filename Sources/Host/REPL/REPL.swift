@@ -223,17 +223,13 @@ struct Style {
     private func paint(_ s: String, _ code: String) -> String { enabled ? "\u{1B}[\(code)m" + s + "\u{1B}[0m" : s }
 }
 
-/// `refrain` with no command: the REPL on the default model (or --model), or, when standard input is not a
-/// terminal, standard input run as a Lua script. Exits with the session's status.
+/// `refrain` with no command and standard input a terminal: the REPL on the default model (or --model). (A
+/// script on standard input is main.swift's `scriptEntry`.) Exits with the session's status.
 func interactive(_ args: [String]) throws -> Never {
     let o = try Options(args, valued: ["model", "threads"], flags: [])
     let threads = try o.int("threads", LanguageModel.defaultThreads, min: 1)
     var path = o.value("model")
     if path == nil, FileManager.default.fileExists(atPath: defaultModelPath()) { path = defaultModelPath() }
     let host = try LuaHost(modelPath: path, threads: threads)
-    if isatty(STDIN_FILENO) == 0 {
-        let code = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        exit(host.runString(code, name: "=stdin"))
-    }
     exit(REPL(host: host, modelPath: path, historyPath: historyPath()).run())
 }

@@ -1,0 +1,164 @@
+// Help for every `lm` function and method, in one place: `help()` lists them, `help(lm.generate)`,
+// `help(m.generate)` and `help("generate")` show one; `lm.doc(x)` returns the text instead of printing it.
+import CLua
+
+/// One help entry: the key it is found by, how it is called, what it does, and an example.
+struct HelpEntry {
+    let key: String
+    let usage: String
+    let text: String
+    let example: String
+    var summary: String { String(text.prefix { $0 != "." }) + "." }
+}
+
+enum Help {
+    static let entries: [HelpEntry] = [
+        HelpEntry(key: "lm.model", usage: "lm.model",
+                  text: "The model loaded at start (refrain --model PATH, or the default model), or nil. Every method below can be called on it as m:method(...) or as lm.method(...).",
+                  example: "local m = lm.model\nprint(m.info.arch, m.info.layers)"),
+        HelpEntry(key: "lm.load", usage: "lm.load(path [, {threads=}]) -> model",
+                  text: "Loads another GGUF model: a file path, or a file name under $REFRAIN_HOME/models (with or without .gguf). lm.model is not changed (assign it if you want).",
+                  example: "local q = lm.load(\"qwen2.5-coder-0.5b-instruct-q4_k_m\")\nprint(q.info.arch)"),
+        HelpEntry(key: "lm.defaults", usage: "lm.defaults",
+                  text: "The generation options every generate/sample call starts from; a call's opts override them. The REPL's :set changes them too. Keys: max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, stop, logprobs, ignore_eos, stream, on_token.",
+                  example: "lm.defaults.temperature = 0\nlm.defaults.max_tokens = 64"),
+        HelpEntry(key: "lm.pretty", usage: "lm.pretty(value) -> string",
+                  text: "The text the REPL prints for a value: tables with sorted keys, nested tables to a depth of four, cycles marked, long lists and strings folded.",
+                  example: "print(lm.pretty({ids = {1, 2, 3}, text = \"hi\"}))"),
+        HelpEntry(key: "lm.doc", usage: "lm.doc(function_or_name) -> string",
+                  text: "The help text help() prints, as a string (nil when there is none).",
+                  example: "print(lm.doc(\"score\"))"),
+        HelpEntry(key: "info", usage: "m.info",
+                  text: "A table describing the model: path, name, arch, layers, heads, kv_heads, head_dim, embedding, feed_forward, context, vocab, file_bytes, types (tensor type -> count), chat_template, bos, eos, and sha256 (computed the first time it is read).",
+                  example: "=m.info.vocab, m.info.context"),
+        HelpEntry(key: "tokenize", usage: "m:tokenize(text [, {special=false, bos=nil}]) -> {ids}",
+                  text: "Token ids of text. special = true parses control tokens written in the text (<|im_start|>); bos = true or false adds BOS or not (nil: as the model file says).",
+                  example: "=m:tokenize(\"The capital of France is\")"),
+        HelpEntry(key: "detokenize", usage: "m:detokenize(ids [, {special=false}]) -> text",
+                  text: "The text of a list of token ids; special = true renders control tokens as their text. An id outside the vocabulary is an error.",
+                  example: "=m:detokenize({504, 3575, 282, 4649})"),
+        HelpEntry(key: "token", usage: "m:token(id) -> piece",
+                  text: "The text of one token id, control tokens included (<|im_end|>).",
+                  example: "=m:token(2)"),
+        HelpEntry(key: "template", usage: "m:template(messages) -> prompt",
+                  text: "The prompt the model's chat template makes of a list of {role=, content=} messages, with the assistant's turn opened.",
+                  example: "=m:template({{role = \"user\", content = \"Hi\"}})"),
+        HelpEntry(key: "generate", usage: "m:generate(prompt [, opts]) -> result",
+                  text: "Continues a prompt: a string (control tokens parsed), a list of token ids, or a list of {role=, content=} messages (rendered by the chat template). opts: max_tokens, temperature (0 is greedy), top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, stop (a string or a list), logprobs (k alternatives per token), ignore_eos, stream (print text as it comes), on_token = function(piece, info) ... end (info: id, logprob, index, top; return false to stop). The result: text, ids, logprobs, top (with logprobs), finish (\"eos\", \"length\", \"stop\" or \"cancelled\"), usage = {prompt=, completion=}, seconds. Ctrl-C stops it and returns what was generated.",
+                  example: "local r = m:generate({{role = \"user\", content = \"What is the capital of France?\"}}, {temperature = 0})\nprint(r.text, r.finish)"),
+        HelpEntry(key: "sample", usage: "m:sample(prompt, n [, opts]) -> {result, ...}",
+                  text: "n generations from one prompt: the prompt is evaluated once and each sample continues a fork of it, with seeds opts.seed, opts.seed + 1, ... (so the set is reproducible). Options and results as for generate; on_token's info has sample = i.",
+                  example: "for i, r in ipairs(m:sample(\"Once upon a time\", 4, {max_tokens = 20, seed = 7})) do print(i, r.text) end"),
+        HelpEntry(key: "score", usage: "m:score(prefix, continuation) -> {sum=, mean=, logprobs=, ids=}",
+                  text: "Log-probabilities of the continuation's tokens after the prefix. The prefix is a prompt as for generate; the continuation is text (tokenized without BOS) or a list of ids. sum is the total log-probability, mean the per-token average.",
+                  example: "=m:score(\"The capital of France is\", \" Paris\").sum"),
+        HelpEntry(key: "choose", usage: "m:choose(prefix, options [, {by=\"mean\"}]) -> best, scores, index",
+                  text: "Scores each option string as a continuation of the prefix and returns the best one, the scores (one table per option: option, score, sum, mean, logprobs, ids, and calibrated) and the best one's index. by = \"sum\" (total log-probability), \"mean\" (per token; the default) or \"calibrated\" (the sum minus the option's log-probability with no context).",
+                  example: "local best, scores = m:choose(\"The capital of France is\", {\" Paris\", \" Rome\"})\nprint(best)"),
+        HelpEntry(key: "state", usage: "m:state([prompt]) -> state",
+                  text: "A prompt state you keep working on: tokens and their cache. Its methods: append, generate, fork, rewind, text, ids; #st is its length in tokens.",
+                  example: "local st = m:state(m:template({{role = \"user\", content = \"Hi\"}}))\nlocal a = st:fork()\nprint(#st, a:generate({max_tokens = 8}).text)"),
+        HelpEntry(key: "st:append", usage: "st:append(text_or_ids) -> st",
+                  text: "Adds tokens to the state: text (no BOS; control tokens parsed) or a list of ids. They are evaluated when next needed.",
+                  example: "st:append(\"<|im_start|>assistant\\n\")"),
+        HelpEntry(key: "st:generate", usage: "st:generate([opts]) -> result",
+                  text: "Generates after the state's tokens (options and result as for m:generate) and appends the generated tokens to the state.",
+                  example: "local r = st:generate({max_tokens = 16, temperature = 0})"),
+        HelpEntry(key: "st:fork", usage: "st:fork() -> state",
+                  text: "An independent copy of the state: what you append to one does not change the other. Pending tokens are evaluated first, so both share that work.",
+                  example: "local b = st:fork()\nb:append(\" No.\")"),
+        HelpEntry(key: "st:rewind", usage: "st:rewind(n) -> st",
+                  text: "Keeps the first n tokens (a negative n drops the last -n), so you can try another continuation from a mark.",
+                  example: "local mark = #st\nst:generate({max_tokens = 8})\nst:rewind(mark)"),
+        HelpEntry(key: "st:text", usage: "st:text() -> text",
+                  text: "The state's tokens as text, control tokens included.",
+                  example: "print(st:text())"),
+        HelpEntry(key: "st:ids", usage: "st:ids() -> {ids}",
+                  text: "The state's token ids.",
+                  example: "=st:ids()"),
+    ]
+
+    /// The entry for a name as a user writes it: "generate", "lm.generate", "m:generate", "st:fork", "fork".
+    static func entry(named raw: String) -> HelpEntry? {
+        if let e = entries.first(where: { $0.key == raw }) { return e }
+        let last = String(raw.split(whereSeparator: { $0 == "." || $0 == ":" }).last ?? "")
+        let stateLike = raw.hasPrefix("st") && raw.contains(where: { $0 == ":" || $0 == "." })
+        if stateLike, let e = entries.first(where: { $0.key == "st:" + last }) { return e }
+        return entries.first(where: { $0.key == last || $0.key == "lm." + last || $0.key == "st:" + last })
+    }
+
+    static func render(_ e: HelpEntry) -> String {
+        var usage = e.usage
+        if ["tokenize", "detokenize", "token", "template", "generate", "sample", "score", "choose", "state"].contains(e.key) {
+            usage += "\n" + e.usage.replacingOccurrences(of: "m:", with: "lm.") + "   (on lm.model)"
+        }
+        let example = e.example.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
+        return "\(usage)\n\n\(wrap(e.text))\n\nexample:\n\(example)"
+    }
+
+    static var overview: String {
+        var lines = ["refrain's Lua API (help(x) for one of these; :help for the REPL's commands)", ""]
+        for e in entries {
+            lines.append("  " + e.usage.padding(toLength: max(e.usage.count, 44), withPad: " ", startingAt: 0) + "  " + e.summary)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Wraps a paragraph at 100 columns.
+    static func wrap(_ s: String, width: Int = 100) -> String {
+        var lines: [String] = [], line = ""
+        for w in s.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + w.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + w
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension LuaHost {
+    /// The help text for the value at `i`: a name, or a function `lm` or a model or state has.
+    func helpText(_ a: Arguments, _ i: Int32) -> String? {
+        if a.lua.isNoneOrNil(i) { return Help.overview }
+        if let s = a.lua.string(i) { return Help.entry(named: s).map(Help.render) }
+        lua_rawgeti(L, luaRegistry, lua_Integer(helpNamesRef))
+        a.lua.pushValue(i)
+        lua_rawget(L, -2)
+        defer { a.lua.pop(2) }
+        return a.lua.string(-1).flatMap { Help.entry(named: $0) }.map(Help.render)
+    }
+
+    /// `help` and `lm.doc`, and the function -> name table they look functions up in (`lm` and the model
+    /// methods table at the given indices).
+    func installHelp(lm: Int32, methods: Int32) {
+        pushFunction("help") { [unowned self] lua in
+            let text = self.helpText(Arguments(lua: lua, function: "help"), 1)
+                ?? "no help for \(lua.describe(1)) (help() lists what there is)"
+            writeStdout(text + "\n")
+            return 0
+        }
+        lua_setglobal(L, "help")
+        pushFunction("doc") { [unowned self] lua in
+            guard let text = self.helpText(Arguments(lua: lua, function: "doc"), 1) else { return 0 }
+            lua.push(text)
+            return 1
+        }
+        lua_setfield(L, lm, "doc")
+
+        lua.newTable()
+        let names = lua.absolute(-1)
+        func name(_ table: Int32, _ key: String, _ entry: String) {
+            lua.rawGet(table, key)
+            lua.push(entry)
+            lua_rawset(L, names)
+        }
+        for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
+        for f in ["load", "doc", "pretty"] { name(lm, f, "lm." + f) }
+        refrain_luaL_getmetatable(L, "lm.state")
+        lua.rawGet(-1, "__index")
+        let stateMethods = lua.absolute(-1)
+        for (op, _) in stateOperations { name(stateMethods, op, "st:" + op) }
+        lua.pop(2)
+        helpNamesRef = luaL_ref(L, luaRegistry)
+    }
+}

@@ -1,0 +1,423 @@
+// The `lm` module's model half: model userdata, its methods (tokenize, detokenize, token, template, generate,
+// sample, score, choose, state), and `lm.*` functions that call the same methods on `lm.model`.
+import CLua
+import Engine
+import Foundation
+
+/// A Swift object a userdata keeps alive (its block holds one retained pointer, released by `__gc`).
+final class ModelBox {
+    let model: LanguageModel
+    init(_ model: LanguageModel) { self.model = model }
+}
+
+extension LuaHost {
+    /// A model operation: the arguments, the model, and the stack index of the first argument after the model.
+    typealias ModelOperation = (Arguments, LanguageModel, Int32) throws -> Int32
+
+    /// The model methods, in the order `help()` lists them.
+    var modelOperations: [(String, ModelOperation)] {
+        [("tokenize", tokenize), ("detokenize", detokenize), ("token", token), ("template", template),
+         ("generate", generate), ("sample", sample), ("score", score), ("choose", choose), ("state", state)]
+    }
+
+    /// Registers each model operation twice: as a method (`m:generate`) and on `lm` for `lm.model`
+    /// (`lm.generate`), in the tables at the absolute indices `lm` and `methods`.
+    func installModelOperations(lm: Int32, methods: Int32) {
+        for (name, op) in modelOperations {
+            pushFunction(name) { [unowned self] lua in
+                let a = Arguments(lua: lua, function: name)
+                return try op(a, try self.model(a, 1), 2)
+            }
+            lua_setfield(L, methods, name)
+            pushFunction(name) { [unowned self] lua in
+                let a = Arguments(lua: lua, function: name)
+                return try op(a, try self.defaultModel(name), 1)
+            }
+            lua_setfield(L, lm, name)
+        }
+    }
+
+    // MARK: - Model userdata
+
+    /// Pushes a userdata holding `object` retained, with the metatable at `metatable` (an absolute index).
+    func pushUserdata(_ object: AnyObject, metatable: Int32) {
+        let p = refrain_lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
+        p.assumingMemoryBound(to: UnsafeMutableRawPointer?.self).pointee = Unmanaged.passRetained(object).toOpaque()
+        lua.pushValue(metatable)
+        lua_setmetatable(L, -2)
+    }
+
+    /// `__gc` of models and states: releases the Swift object.
+    static let releaseUserdata: lua_CFunction = { L in
+        if let p = lua_touserdata(L, 1)?.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), let o = p.pointee {
+            Unmanaged<AnyObject>.fromOpaque(o).release()
+            p.pointee = nil
+        }
+        return 0
+    }
+
+    /// The Swift object of the userdata at `i` when its metatable is named `kind` ("lm.model", "lm.state").
+    func object<T: AnyObject>(_ i: Int32, kind: String, as: T.Type) -> T? {
+        guard lua.type(i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
+        let name = lua.rawGet(-1, "__name") == LUA_TSTRING ? lua.string(-1) : nil
+        lua.pop(2)
+        guard name == kind, let p = lua_touserdata(L, i)?.assumingMemoryBound(to: UnsafeMutableRawPointer?.self).pointee
+        else { return nil }
+        return Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue() as? T
+    }
+
+    /// The model at argument `i`.
+    func model(_ a: Arguments, _ i: Int32) throws -> LanguageModel {
+        guard let b = object(i, kind: "lm.model", as: ModelBox.self) else { throw a.typeError(i, "model") }
+        return b.model
+    }
+
+    /// `lm.model`, for the `lm.*` forms of the methods.
+    func defaultModel(_ function: String) throws -> LanguageModel {
+        lua_rawgeti(L, luaRegistry, lua_Integer(lmRef))
+        lua.rawGet(-1, "model")
+        defer { lua.pop(2) }
+        guard let b = object(-1, kind: "lm.model", as: ModelBox.self) else {
+            throw LuaError.message("lm.\(function): no model loaded (lm.model is nil: use lm.load(path), or :model PATH in the REPL)")
+        }
+        return b.model
+    }
+
+    /// Pushes a model userdata. Each model has its own metatable whose `__index` holds `info` and falls back to
+    /// the shared methods, so that completion can follow it.
+    func pushModel(_ model: LanguageModel) {
+        let base = lua.top
+        defer { lua_settop(L, base + 1) }
+        lua.newTable()                                    // metatable
+        lua.field("__name", "lm.model")
+        lua.field("__gc") { lua_pushcclosure(L, LuaHost.releaseUserdata, 0) }
+        lua.field("__tostring") {
+            let name = URL(fileURLWithPath: model.file.path).lastPathComponent
+            let c = model.config
+            let text = "model: \(name) (\(c.architecture.rawValue), \(c.layerCount) layers, \(c.vocabularySize) tokens)"
+            pushFunction("tostring") { lua in lua.push(text); return 1 }
+        }
+        lua.field("__index") {
+            lua.newTable()
+            lua.field("info") { pushInfo(model) }
+            lua.newTable()
+            lua.field("__index") { lua_rawgeti(L, luaRegistry, lua_Integer(modelMethodsRef)) }
+            lua_setmetatable(L, -2)
+        }
+        pushUserdata(ModelBox(model), metatable: base + 1)
+        refrain_lua_replace(L, base + 1)
+    }
+
+    /// `m.info`: the model's shape and file; `sha256` is computed on first use.
+    func pushInfo(_ m: LanguageModel) {
+        let c = m.config
+        var types: [String: Int] = [:]
+        for t in m.file.tensors { types[t.type.description, default: 0] += 1 }
+        lua.newTable()
+        lua.field("path", m.file.path)
+        lua.field("name", m.file.string("general.name") ?? URL(fileURLWithPath: m.file.path).lastPathComponent)
+        lua.field("arch", c.architecture.rawValue)
+        lua.field("layers", c.layerCount)
+        lua.field("heads", c.headCount)
+        lua.field("kv_heads", c.kvHeadCount)
+        lua.field("head_dim", c.headDim)
+        lua.field("embedding", c.embeddingLength)
+        lua.field("feed_forward", c.feedForwardLength)
+        lua.field("context", c.contextLength)
+        lua.field("vocab", c.vocabularySize)
+        lua.field("file_bytes", m.file.fileSize)
+        lua.field("types") { lua.newTable { for (k, v) in types { lua.field(k, v) } } }
+        lua.field("chat_template", m.chatTemplate?.family.rawValue ?? "none")
+        if let b = m.tokenizer.bos { lua.field("bos", Int(b)) }
+        if let e = m.tokenizer.eos { lua.field("eos", Int(e)) }
+        lua.newTable()
+        lua.field("__index") {
+            pushFunction("info") { lua in
+                guard lua.string(2) == "sha256" else { return 0 }
+                lua.rawGet(1, "path")
+                let path = lua.string(-1) ?? ""
+                guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+                    throw LuaError.message("info.sha256: cannot read \(path)")
+                }
+                lua.push(SHA256.hex(data))
+                lua.pushValue(-1)
+                lua_setfield(lua.L, 1, "sha256")
+                return 1
+            }
+        }
+        lua_setmetatable(L, -2)
+    }
+
+    // MARK: - Arguments shared by the methods
+
+    /// The token ids of a prompt argument: a string (control tokens written in it are parsed, BOS as the file
+    /// says), a list of ids, or a list of `{role=, content=}` messages rendered by the chat template.
+    func promptIDs(_ a: Arguments, _ m: LanguageModel, _ i: Int32) throws -> [Int32] {
+        if let s = a.lua.string(i) { return m.tokenize(s, special: true) }
+        guard a.lua.type(i) == LUA_TTABLE else { throw a.typeError(i, "string or table") }
+        let first = a.lua.rawGet(i, 1)
+        a.lua.pop()
+        if first == LUA_TTABLE { return m.tokenize(try m.renderChat(try messages(a, i)), special: true) }
+        return try a.ids(i, vocabulary: m.config.vocabularySize)
+    }
+
+    /// A list of `{role=, content=}` messages.
+    func messages(_ a: Arguments, _ i: Int32) throws -> [ChatMessage] {
+        try a.table(i)
+        let lua = a.lua
+        var out: [ChatMessage] = []
+        for k in 1...max(lua.rawLength(i), 1) where k <= lua.rawLength(i) {
+            lua.rawGet(i, k)
+            defer { lua.pop() }
+            guard lua.type(-1) == LUA_TTABLE else { throw LuaError.argument(i, "message \(k) is a \(lua.typeName(-1)), not a table") }
+            var fields: [String] = []
+            for key in ["role", "content"] {
+                lua.rawGet(-1, key)
+                defer { lua.pop() }
+                guard let s = lua.string(-1) else { throw LuaError.argument(i, "message \(k) has no '\(key)' string") }
+                fields.append(s)
+            }
+            out.append(ChatMessage(role: fields[0], content: fields[1]))
+        }
+        guard !out.isEmpty else { throw LuaError.argument(i, "no messages") }
+        return out
+    }
+
+    /// Reads the small options tables (tokenize, detokenize, choose, load): checks the names, returns the table's
+    /// index or nil when there is none.
+    func options(_ a: Arguments, _ i: Int32, known: [String: OptionKind]) throws -> Int32? {
+        guard try a.table(i, optional: true) else { return nil }
+        try LmOptions.checkNames(a.lua, i, known: known, function: a.function)
+        return i
+    }
+
+    func flag(_ a: Arguments, _ t: Int32?, _ name: String) throws -> Bool? {
+        guard let t else { return nil }
+        a.lua.rawGet(t, name)
+        defer { a.lua.pop() }
+        if a.lua.isNoneOrNil(-1) { return nil }
+        guard let b = a.lua.boolean(-1) else { throw LuaError.argument(t, "option '\(name)' must be a boolean, got \(a.lua.typeName(-1))") }
+        return b
+    }
+
+    // MARK: - Methods
+
+    func tokenize(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let text = try a.string(b)
+        let o = try options(a, b + 1, known: ["special": .boolean, "bos": .boolean])
+        a.lua.push(ids: m.tokenize(text, special: try flag(a, o, "special") ?? false, addSpecial: try flag(a, o, "bos")))
+        return 1
+    }
+
+    func detokenize(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let ids = try a.ids(b, vocabulary: m.config.vocabularySize)
+        let o = try options(a, b + 1, known: ["special": .boolean])
+        a.lua.push(m.detokenize(ids, special: try flag(a, o, "special") ?? false))
+        return 1
+    }
+
+    func token(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let id = try a.integer(b)
+        guard id >= 0, id < m.config.vocabularySize else {
+            throw LuaError.argument(b, "token id \(id) is outside the vocabulary (0..\(m.config.vocabularySize - 1))")
+        }
+        a.lua.push(piece(m, Int32(id)))
+        return 1
+    }
+
+    func piece(_ m: LanguageModel, _ id: Int32) -> String {
+        String(decoding: m.tokenizer.piece(id, special: true), as: UTF8.self)
+    }
+
+    func template(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        a.lua.push(try m.renderChat(try messages(a, b)))
+        return 1
+    }
+
+    func generate(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let prompt = try promptIDs(a, m, b)
+        let o = try generationOptions(a, opts: b + 1)
+        defer { release(o) }
+        guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
+        let st = m.makeState()
+        try st.append(prompt)
+        pushGeneration(try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil), m)
+        return 1
+    }
+
+    func sample(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let prompt = try promptIDs(a, m, b)
+        let n = try a.integer(b + 1, min: 1)
+        var o = try generationOptions(a, opts: b + 2)
+        defer { release(o) }
+        guard !prompt.isEmpty else { throw LuaError.message("sample: empty prompt (generation needs at least one token)") }
+        let st = m.makeState()
+        try st.append(prompt)
+        _ = try st.logits()                 // the prompt is evaluated once; each sample forks it
+        let seed = o.engine.sampling.seed
+        var results: [Generation] = []
+        for i in 0..<n {
+            o.engine.sampling.seed = seed &+ UInt64(i)
+            let g = try runGeneration(a, i == n - 1 ? st : st.fork(), o, stream: o.stream ?? false, sample: i + 1)
+            results.append(g)
+            if g.finish == .cancelled && lastInterrupted { break }
+        }
+        a.lua.newTable(array: results.count) {
+            for (i, g) in results.enumerated() { a.lua.element(i + 1) { pushGeneration(g, m) } }
+        }
+        return 1
+    }
+
+    func score(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let prefix = try promptIDs(a, m, b)
+        let cont = try continuationIDs(a, m, b + 1)
+        guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
+        pushScore(try m.score(prefix: prefix, continuation: cont))
+        return 1
+    }
+
+    /// A continuation: text (no BOS, no control tokens parsed) or a list of ids.
+    func continuationIDs(_ a: Arguments, _ m: LanguageModel, _ i: Int32) throws -> [Int32] {
+        if let s = a.lua.string(i) { return m.tokenize(s, special: false, addSpecial: false) }
+        guard a.lua.type(i) == LUA_TTABLE else { throw a.typeError(i, "string or table") }
+        return try a.ids(i, vocabulary: m.config.vocabularySize)
+    }
+
+    func pushScore(_ s: Score) {
+        lua.newTable {
+            lua.field("sum", s.sum)
+            lua.field("mean", s.mean)
+            lua.field("logprobs") { lua.push(numbers: s.logprobs) }
+            lua.field("ids") { lua.push(ids: s.ids) }
+        }
+    }
+
+    func choose(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        let prefix = try promptIDs(a, m, b)
+        try a.table(b + 1)
+        var choices: [String] = []
+        for k in 1...max(a.lua.rawLength(b + 1), 1) where k <= a.lua.rawLength(b + 1) {
+            a.lua.rawGet(b + 1, k)
+            defer { a.lua.pop() }
+            guard let s = a.lua.string(-1), !s.isEmpty else { throw LuaError.argument(b + 1, "option \(k) is not a non-empty string") }
+            choices.append(s)
+        }
+        guard !choices.isEmpty else { throw LuaError.argument(b + 1, "no options to choose from") }
+        let o = try options(a, b + 2, known: ["by": .strings])
+        var by = "mean"
+        if let o {
+            a.lua.rawGet(o, "by")
+            if !a.lua.isNoneOrNil(-1) {
+                guard let s = a.lua.string(-1), ["sum", "mean", "calibrated"].contains(s) else {
+                    throw LuaError.argument(o, "option 'by' must be \"sum\", \"mean\" or \"calibrated\", got \(a.lua.describe(-1))")
+                }
+                by = s
+            }
+            a.lua.pop()
+        }
+        guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
+        // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
+        let empty = m.tokenizer.bos.map { [$0] } ?? m.tokenize("\n", addSpecial: false)
+        var scores: [(Score, Double?)] = []
+        for c in choices {
+            let ids = m.tokenize(c, addSpecial: false)
+            let s = try m.score(prefix: prefix, continuation: ids)
+            let cal = by == "calibrated" ? s.sum - (try m.score(prefix: empty, continuation: ids)).sum : nil
+            scores.append((s, cal))
+        }
+        let values = scores.map { by == "sum" ? $0.0.sum : by == "mean" ? $0.0.mean : $0.1! }
+        let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
+        a.lua.push(choices[best])
+        a.lua.newTable(array: choices.count) {
+            for (i, (s, cal)) in scores.enumerated() {
+                a.lua.element(i + 1) {
+                    pushScore(s)
+                    lua.field("option", choices[i])
+                    lua.field("score", values[i])
+                    if let cal { lua.field("calibrated", cal) }
+                }
+            }
+        }
+        a.lua.push(best + 1)
+        return 3
+    }
+
+    // MARK: - Generation
+
+    /// Generates in `st` with `o`: streams when asked, calls `on_token`, stops on interrupt. A callback's error is
+    /// raised after the engine returns.
+    func runGeneration(_ a: Arguments, _ st: ModelState, _ o: LuaGenerationOptions, stream: Bool, sample: Int?) throws -> Generation {
+        let sink: (String) -> Void = streamSink ?? { writeStdout($0) }
+        var callbackError: String?
+        var index = 0
+        lastInterrupted = false
+        let lua = a.lua
+        let g = try st.generate(o.engine) { [unowned self] tok in
+            index += 1
+            if stream && !tok.text.isEmpty { sink(tok.text) }
+            if self.takeInterrupt() { self.lastInterrupted = true; return false }
+            guard o.onToken != LUA_NOREF else { return true }
+            lua_rawgeti(lua.L, luaRegistry, lua_Integer(o.onToken))
+            lua.push(tok.text)
+            lua.newTable {
+                lua.field("id", Int(tok.id))
+                lua.field("logprob", Double(tok.logprob))
+                lua.field("index", index)
+                if let sample { lua.field("sample", sample) }
+                if !tok.top.isEmpty { lua.field("top") { self.pushTop(tok.top, st.model) } }
+            }
+            if let err = lua.pcall(2, 1, traceback: false) { callbackError = err; return false }
+            defer { lua.pop() }
+            return !(lua.type(-1) == LUA_TBOOLEAN && lua.boolean(-1) == false)
+        }
+        if let err = callbackError { throw LuaError.raw(err) }
+        if stream {
+            let streamed = g.tokens.map { $0.text }.joined()
+            if g.text.count > streamed.count { sink(String(g.text.dropFirst(streamed.count))) }
+            if streamSink != nil && !g.text.isEmpty && !g.text.hasSuffix("\n") { sink("\n") }
+        }
+        return g
+    }
+
+    func release(_ o: LuaGenerationOptions) {
+        if o.onToken != LUA_NOREF { luaL_unref(L, luaRegistry, o.onToken) }
+    }
+
+    func pushTop(_ top: [(id: Int32, logprob: Float)], _ m: LanguageModel) {
+        lua.newTable(array: top.count) {
+            for (j, t) in top.enumerated() {
+                lua.element(j + 1) {
+                    lua.newTable {
+                        lua.field("id", Int(t.id))
+                        lua.field("piece", piece(m, t.id))
+                        lua.field("logprob", Double(t.logprob))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A generation as a plain table: text, ids, logprobs, top (when asked), finish, usage, seconds.
+    func pushGeneration(_ g: Generation, _ m: LanguageModel) {
+        lua.newTable {
+            lua.field("text", g.text)
+            lua.field("ids") { lua.push(ids: g.ids) }
+            lua.field("logprobs") { lua.push(numbers: g.tokens.map { $0.logprob }) }
+            if g.tokens.contains(where: { !$0.top.isEmpty }) {
+                lua.field("top") {
+                    lua.newTable(array: g.tokens.count) {
+                        for (i, t) in g.tokens.enumerated() { lua.element(i + 1) { pushTop(t.top, m) } }
+                    }
+                }
+            }
+            lua.field("finish", g.finish.rawValue)
+            lua.field("usage") {
+                lua.newTable {
+                    lua.field("prompt", g.promptTokens)
+                    lua.field("completion", g.ids.count)
+                }
+            }
+            lua.field("seconds", g.seconds)
+        }
+    }
+}

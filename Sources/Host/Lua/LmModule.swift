@@ -1,0 +1,65 @@
+// Building the `lm` module in a fresh state: the pretty-printer, the state metatable, the model methods and their
+// `lm.*` forms, `lm.load`, `lm.defaults`, help, and `package.path`.
+import CLua
+import Engine
+import Foundation
+
+extension LuaHost {
+    func installModule() throws {
+        let base = lua.top
+        defer { lua_settop(L, base) }
+        guard LuaHost.prelude.withCString({ refrain_luaL_loadbufferx(L, $0, strlen($0), "=prelude", "t") }) == LUA_OK,
+              lua.pcall(0, 1, traceback: false) == nil else {
+            throw HostError(description: "the Lua prelude does not load: \(lua.string(-1) ?? "?")")
+        }
+        prettyRef = luaL_ref(L, luaRegistry)
+        installStateMetatable()
+
+        lua.newTable()
+        let methods = lua.absolute(-1)
+        lua.newTable()
+        let lm = lua.absolute(-1)
+        installModelOperations(lm: lm, methods: methods)
+        lua.pushValue(methods)
+        modelMethodsRef = luaL_ref(L, luaRegistry)
+
+        pushFunction("load") { [unowned self] lua in
+            let a = Arguments(lua: lua, function: "load")
+            let path = try a.string(1)
+            var threads = self.threads
+            if let o = try self.options(a, 2, known: ["threads": .integer(min: 1)]) {
+                lua.rawGet(o, "threads")
+                if !lua.isNoneOrNil(-1) {
+                    guard let t = lua.integer(-1), t >= 1 else {
+                        throw LuaError.argument(o, "option 'threads' must be an integer ≥ 1, got \(lua.describe(-1))")
+                    }
+                    threads = t
+                }
+                lua.pop()
+            }
+            let resolved = LuaHost.resolveModelPath(path)
+            guard FileManager.default.fileExists(atPath: resolved) else {
+                throw LuaError.message("lm.load: no model file at '\(path)' (nor under $REFRAIN_HOME/models)")
+            }
+            self.pushModel(try LanguageModel(path: resolved, threads: threads))
+            return 1
+        }
+        lua_setfield(L, lm, "load")
+        lua_rawgeti(L, luaRegistry, lua_Integer(prettyRef))
+        lua_setfield(L, lm, "pretty")
+        lua.newTable()
+        writeDefaults(GenerationOptions())
+        lua_setfield(L, lm, "defaults")
+        installHelp(lm: lm, methods: methods)
+
+        lua.pushValue(lm)
+        lmRef = luaL_ref(L, luaRegistry)
+        lua_getglobal(L, "package")
+        lua.rawGet(-1, "loaded")
+        lua.pushValue(lm)
+        lua_setfield(L, -2, "lm")
+        lua.pushValue(lm)
+        lua_setglobal(L, "lm")
+        setPackagePath()
+    }
+}
