@@ -143,9 +143,8 @@ final class REPL {
         case "help", "h", "?": write(REPL.commandHelp)
         case "load":
             guard !arg.isEmpty else { report(":load needs a file"); break }
-            let (status, seconds) = timed { host.runFile((arg as NSString).expandingTildeInPath, args: []) }
-            endStreamedLine()
-            if status != 0 { report(":load \(arg) failed") }
+            let (_, seconds) = timed { host.runFile((arg as NSString).expandingTildeInPath, args: []) }
+            endStreamedLine()  // a failing file's error has been reported by the host
             if timing { write(style.dim(String(format: "(%.3f s)", seconds)) + "\n") }
         case "model":
             guard !arg.isEmpty else { write("model: \(modelPath ?? "none")\n"); break }
