@@ -8,7 +8,11 @@ struct HelpEntry {
     let usage: String
     let text: String
     let example: String
-    var summary: String { String(text.prefix { $0 != "." }) + "." }
+    /// The first sentence (up to ". "), cut to a line.
+    var summary: String {
+        let first = text.range(of: ". ").map { String(text[..<$0.lowerBound]) + "." } ?? text
+        return first.count <= 64 ? first : String(first.prefix(63)) + "…"
+    }
 }
 
 enum Help {

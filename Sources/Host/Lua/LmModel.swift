@@ -355,20 +355,11 @@ extension LuaHost {
         let g = try st.generate(o.engine) { [unowned self] tok in
             index += 1
             if stream && !tok.text.isEmpty { sink(tok.text) }
-            if self.takeInterrupt() { self.lastInterrupted = true; return false }
-            guard o.onToken != LUA_NOREF else { return true }
-            lua_rawgeti(lua.L, luaRegistry, lua_Integer(o.onToken))
-            lua.push(tok.text)
-            lua.newTable {
-                lua.field("id", Int(tok.id))
-                lua.field("logprob", Double(tok.logprob))
-                lua.field("index", index)
-                if let sample { lua.field("sample", sample) }
-                if !tok.top.isEmpty { lua.field("top") { self.pushTop(tok.top, st.model) } }
+            if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, st.model, &callbackError) {
+                return false
             }
-            if let err = lua.pcall(2, 1, traceback: false) { callbackError = err; return false }
-            defer { lua.pop() }
-            return !(lua.type(-1) == LUA_TBOOLEAN && lua.boolean(-1) == false)
+            if self.takeInterrupt() { self.lastInterrupted = true; return false }
+            return true
         }
         if let err = callbackError { throw LuaError.raw(err) }
         if stream {
@@ -377,6 +368,23 @@ extension LuaHost {
             if streamSink != nil && !g.text.isEmpty && !g.text.hasSuffix("\n") { sink("\n") }
         }
         return g
+    }
+
+    /// Calls `on_token(piece, info)`; false when it returns false or raises (its error kept in `error`).
+    private func callOnToken(_ lua: Lua, _ ref: Int32, _ tok: GeneratedToken, _ index: Int, _ sample: Int?,
+                             _ m: LanguageModel, _ error: inout String?) -> Bool {
+        lua_rawgeti(lua.L, luaRegistry, lua_Integer(ref))
+        lua.push(tok.text)
+        lua.newTable {
+            lua.field("id", Int(tok.id))
+            lua.field("logprob", Double(tok.logprob))
+            lua.field("index", index)
+            if let sample { lua.field("sample", sample) }
+            if !tok.top.isEmpty { lua.field("top") { pushTop(tok.top, m) } }
+        }
+        if let err = lua.pcall(2, 1, traceback: false) { error = err; return false }
+        defer { lua.pop() }
+        return !(lua.type(-1) == LUA_TBOOLEAN && lua.boolean(-1) == false)
     }
 
     func release(_ o: LuaGenerationOptions) {

@@ -174,6 +174,12 @@ public final class LuaHost {
         lua_pushcclosure(L, LuaHost.trampoline, 2)
     }
 
+    /// Makes `body` the global function `name` (for the REPL's own helpers, and tests).
+    func register(global name: String, _ body: @escaping (Lua) throws -> Int32) {
+        pushFunction(name, body)
+        lua_setglobal(L, name)
+    }
+
     /// Every Swift function's C entry. `dispatch` does the work and returns; only then, with no Swift frame
     /// holding references, does the error (if any) longjmp.
     static let trampoline: lua_CFunction = { L in

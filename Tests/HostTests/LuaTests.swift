@@ -1,0 +1,116 @@
+// The Lua host as scripts use it: the Lua test files under Tests/lua run through `refrain run`, and the script
+// entry points (`run`, `-e`, standard input) with their exit status and error reports.
+import Foundation
+import XCTest
+
+/// The built binary and the test model, found as CommandLineTests finds them.
+enum TestEnvironment {
+    static var binary: URL {
+        let bundle = Bundle(for: LuaTests.self).bundleURL
+        let candidates = [bundle.deletingLastPathComponent(), bundle,
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("refrain").path) {
+            return dir.appendingPathComponent("refrain")
+        }
+        return candidates[0].appendingPathComponent("refrain")
+    }
+
+    /// The SmolLM2 test model: a missing one fails the test (skips under REFRAIN_SKIP_MODEL_TESTS=1).
+    static func modelPath() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        let p = (env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+        if !FileManager.default.fileExists(atPath: p) {
+            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no model at \(p)") }
+            throw CommandLineTests.MissingModel(description: "model not found at \(p): run ./setup.sh --all")
+        }
+        return p
+    }
+}
+
+final class LuaTests: XCTestCase {
+    let cli = TestEnvironment.self
+
+    /// Tests/lua in the source tree (this file is Tests/HostTests/LuaTests.swift).
+    var luaDir: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lua")
+    }
+
+    /// Runs refrain with extra environment variables.
+    func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = cli.binary
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let o = Pipe(), e = Pipe(), i = Pipe()
+        p.standardOutput = o; p.standardError = e; p.standardInput = i
+        try p.run()
+        if let s = stdin { i.fileHandleForWriting.write(Data(s.utf8)) }
+        try i.fileHandleForWriting.close()
+        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// Runs one Lua test file against the default test model; its cases report failures on stderr.
+    func runLuaFile(_ name: String, args: [String] = []) throws {
+        let m = try cli.modelPath()
+        let r = try run(["run", "--model", m, luaDir.appendingPathComponent(name).path] + args,
+                        env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path])
+        XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)")
+        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out)
+    }
+
+    func testModelAndTokenizer() throws { try runLuaFile("test_model.lua") }
+    func testGenerateAndSample() throws { try runLuaFile("test_generate.lua") }
+    func testScoreChooseAndStates() throws { try runLuaFile("test_score_state.lua") }
+    func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
+
+    func testDashEAndStdinScripts() throws {
+        let m = try cli.modelPath()
+        let e = try run(["--model", m, "-e", "print(lm.model:detokenize({7042}))"])
+        XCTAssertEqual(e.status, 0, e.err)
+        XCTAssertEqual(e.out, " Paris\n")
+        let s = try run(["--model", m], stdin: "print(#lm.tokenize('The capital of France is'))\nio.write('done')")
+        XCTAssertEqual(s.status, 0, s.err)
+        XCTAssertEqual(s.out, "5\ndone")
+        let two = try run(["-e", "x = 2", "-e", "print(x * 21)"], env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(two.out, "42\n", two.err)
+    }
+
+    func testErrorsExitNonZeroWithTraceback() throws {
+        let m = try cli.modelPath()
+        let bad = try run(["--model", m, "-e", "local function f() lm.generate('x', {temprature = 0}) end f()"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.err.contains("(command line):1: generate: unknown option 'temprature' (did you mean 'temperature'?)"), bad.err)
+        XCTAssertTrue(bad.err.contains("stack traceback:"), bad.err)
+        XCTAssertTrue(bad.err.contains("in local 'f'") || bad.err.contains("in function 'f'"), bad.err)
+        let syntax = try run(["-e", "x = = 1"], env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(syntax.status, 1)
+        XCTAssertTrue(syntax.err.contains("unexpected symbol"), syntax.err)
+        let missing = try run(["run", "/nonexistent/script.lua"], env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("cannot open /nonexistent/script.lua"), missing.err)
+        let usage = try run(["run"])
+        XCTAssertEqual(usage.status, 2)
+        let exit3 = try run(["-e", "os.exit(3)"], env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(exit3.status, 3)
+    }
+
+    func testNoModelLoaded() throws {
+        let r = try run(["-e", "assert(lm.model == nil); print(select(2, pcall(lm.generate, 'hi')))"],
+                        env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("lm.generate: no model loaded"), r.out)
+    }
+
+    func testScriptFileGetsArgs() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("refrain-lua-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = dir.appendingPathComponent("args.lua")
+        try "#!/usr/bin/env refrain\nprint(#arg, arg[1], arg[2], ...)\n".write(to: f, atomically: true, encoding: .utf8)
+        let r = try run(["run", f.path, "a", "b c"], env: ["REFRAIN_HOME": "/nonexistent"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out, "2\ta\tb c\ta\tb c\n")
+    }
+}
