@@ -255,6 +255,36 @@ final class REPLTests: XCTestCase {
         XCTAssertEqual(t.waitForExit(), 0)
     }
 
+    /// Ctrl-Z at the prompt stops refrain under a job-control shell, and `fg` brings back the line being edited.
+    func testCtrlZSuspendsAndFgResumes() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/bin/bash") else { throw XCTSkip("no /bin/bash") }
+        let env = ["REFRAIN_HOME": home.path, "TERM": "xterm", "HOME": home.path, "NO_COLOR": "1", "PS1": "$ ",
+                   "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        let t = try TerminalSession(binary: "/bin/bash", arguments: ["--norc", "--noprofile", "-i"], environment: env)
+        t.expect("$ ")
+        t.type(binary + "\r")
+        t.expect("Ctrl-D to leave")
+        t.expect(prompt)
+        t.settle()
+        t.type("x = 4")
+        t.expect("x = 4")
+        t.type("\u{1A}")
+        t.expect("Stopped")
+        t.expect("$ ")
+        t.type("fg\r")
+        t.expect("> x = 4")
+        t.type("2\r")
+        t.expect(prompt)
+        t.type("=x\r")
+        t.expect("42\r\n")
+        t.expect(prompt)
+        t.settle()
+        t.type("\u{4}")
+        t.expect("$ ")
+        t.type("exit $?\r")
+        XCTAssertEqual(t.waitForExit(), 0, "refrain left with status 0")
+    }
+
     func testColourOnlyWithoutNoColor() throws {
         let plain = try start()
         XCTAssertFalse(plain.screen.contains("\u{1B}[1;32m"))

@@ -42,6 +42,7 @@ func interruptible<T>(_ body: () -> T) -> (value: T, interrupts: Int) {
 }
 
 /// Turns the terminal's signal keys (Ctrl-C, Ctrl-\\, Ctrl-Z) on or off; nothing when stdin is not a terminal.
+/// While they are off, LineEditor binds Ctrl-C (abandon the line) and Ctrl-Z (suspend) as keys.
 func terminalSignals(_ on: Bool) {
     var t = termios()
     guard isatty(STDIN_FILENO) == 1, tcgetattr(STDIN_FILENO, &t) == 0 else { return }

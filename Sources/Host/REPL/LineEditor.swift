@@ -24,6 +24,8 @@ final class LineEditor {
     /// The prompt libedit shows (kept alive here: libedit reads it through `promptFunction`).
     private var promptBytes: UnsafeMutablePointer<CChar>?
     private var interrupted = false
+    /// The terminal's modes before libedit and the REPL changed them (what a suspended refrain leaves behind).
+    private var startingModes = termios()
 
     /// `historyPath` nil keeps no history file.
     init(historyPath: String?, historySize: Int32 = 1000) {
@@ -36,6 +38,8 @@ final class LineEditor {
         refrain_el_set_client(e, Unmanaged.passUnretained(self).toOpaque())
         refrain_el_bind(e, "refrain-complete", "complete the word before the cursor", completeFunction, "^I")
         refrain_el_bind(e, "refrain-interrupt", "abandon the line", interruptFunction, "^C")
+        refrain_el_bind(e, "refrain-suspend", "suspend refrain (fg resumes it)", suspendFunction, "^Z")
+        tcgetattr(STDIN_FILENO, &startingModes)
         if let p = historyPath { _ = refrain_history_load(history, p) }
     }
 
@@ -132,6 +136,18 @@ final class LineEditor {
         return out
     }
 
+    /// Ctrl-Z while editing (the terminal's own suspend key is off outside evaluations): give the shell back its
+    /// terminal modes, stop, and on `fg` restore the editing modes and redraw the line.
+    fileprivate func suspend() -> UInt8 {
+        var editing = termios()
+        tcgetattr(STDIN_FILENO, &editing)
+        emit("\n")
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &startingModes)
+        kill(getpid(), SIGTSTP)
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &editing)
+        return UInt8(CC_REDISPLAY)
+    }
+
     fileprivate func interruptLine() -> UInt8 {
         interrupted = true
         return UInt8(CC_NEWLINE)
@@ -158,4 +174,8 @@ private func completeFunction(_ e: OpaquePointer?, _ key: Int32) -> UInt8 {
 
 private func interruptFunction(_ e: OpaquePointer?, _ key: Int32) -> UInt8 {
     LineEditor.of(e)?.interruptLine() ?? UInt8(CC_EOF)
+}
+
+private func suspendFunction(_ e: OpaquePointer?, _ key: Int32) -> UInt8 {
+    LineEditor.of(e)?.suspend() ?? UInt8(CC_NORM)
 }
