@@ -1,4 +1,4 @@
-// refrain's command line: `refrain` (an interactive prompt on the default model), `refrain tokenize`,
+// refrain's command line: `refrain` (the Lua REPL on the default model, in REPL/), `refrain tokenize`,
 // `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain run FILE.lua`, `refrain -e CODE`.
 import Engine
 import Foundation
@@ -7,7 +7,7 @@ let usage = """
 usage: refrain [COMMAND] [OPTIONS] [TEXT | -]
 
 commands:
-  (none)      an interactive prompt on the model: each line is sent as a chat message
+  (none)      the Lua REPL on the model (history in $REFRAIN_HOME/history)
   tokenize    print the token ids of TEXT (--special parses control tokens, --no-bos adds no BOS)
   generate    continue TEXT (or --ids 1,2,3); --chat wraps TEXT as a user message in the chat template
   score       log-probabilities of --continuation TEXT after --prefix TEXT (or --prefix-ids / --ids)
@@ -241,29 +241,6 @@ func infoCommand(_ args: [String]) throws {
     if o.has("json") { printJSON(info); return }
     for k in info.keys.sorted() { print("\(k): \(info[k]!)") }
     if o.has("all") { for k in m.file.metadataKeys { print("  \(k) = \(m.file.metadata[k]!)") } }
-}
-
-/// No command: a line-by-line chat on the model until end of input. (The Lua REPL replaces this.)
-func interactive(_ args: [String]) throws {
-    let o = try Options(args, valued: ["model", "threads", "max-tokens", "temperature", "top-k", "top-p", "min-p",
-                                       "repeat-penalty", "repeat-last-n", "seed", "stop", "system", "template"],
-                        flags: ["ignore-eos"])
-    var opts = try generationOptions(o)
-    if o.value("max-tokens") == nil { opts.maxTokens = 512 }
-    let m = try loadModel(o)
-    let template = try chatTemplate(o)
-    emit("refrain — \(URL(fileURLWithPath: m.file.path).lastPathComponent) (\(m.config.architecture.rawValue)). Type a message; Ctrl-D leaves.\n")
-    var history: [ChatMessage] = o.value("system").map { [ChatMessage(role: "system", content: $0)] } ?? []
-    while true {
-        emit("> ")
-        guard let line = readLine() else { emit("\n"); return }
-        if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-        history.append(ChatMessage(role: "user", content: line))
-        let prompt = m.tokenize(try render(m, history, template: template), special: true)
-        let r = try m.generate(prompt, options: opts) { tok in emit(tok.text); return true }
-        emit(unstreamed(r) + "\n")
-        history.append(ChatMessage(role: "assistant", content: r.text))
-    }
 }
 
 // MARK: - Entry
