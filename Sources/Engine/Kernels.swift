@@ -968,14 +968,18 @@ struct BF16Dot: BlockDot {
     }
 }
 
+/// x86's conversion result for NaN and out-of-range values (0x80000000), instead of Swift's trap.
+@inline(__always) private func toInt32(_ x: Float) -> Int32 {
+    x.isNaN || x >= 2_147_483_648 || x < -2_147_483_648 ? Int32.min : Int32(x)
+}
 @inline(__always) private func roundAway(_ v: SIMD8<Float>) -> SIMD8<Int32> {
     var r = SIMD8<Int32>()
-    for i in 0..<8 { r[i] = Int32(v[i].rounded(.toNearestOrAwayFromZero)) }
+    for i in 0..<8 { r[i] = toInt32(v[i].rounded(.toNearestOrAwayFromZero)) }
     return r
 }
 @inline(__always) private func roundEven(_ v: SIMD8<Float>) -> SIMD8<Int32> {
     var r = SIMD8<Int32>()
-    for i in 0..<8 { r[i] = Int32(v[i].rounded(.toNearestOrEven)) }
+    for i in 0..<8 { r[i] = toInt32(v[i].rounded(.toNearestOrEven)) }
     return r
 }
 
