@@ -67,4 +67,6 @@ static inline int refrain_lua_raise_arg(lua_State *L, int arg) {
 static inline int refrain_lua_raise_interrupted(lua_State *L) {
     return luaL_error(L, "interrupted!");
 }
+/// "Lua 5.4.x" as the headers the host was built against say.
+static inline const char *refrain_lua_release(void) { return LUA_RELEASE; }
 #endif

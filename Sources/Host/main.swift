@@ -1,5 +1,6 @@
 // refrain's command line: `refrain` (the Lua REPL on the default model, in REPL/), `refrain tokenize`,
 // `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain run FILE.lua`, `refrain -e CODE`.
+import CLua
 import Engine
 import Foundation
 
@@ -15,6 +16,7 @@ commands:
   info        the model's architecture, sizes and metadata
   run         run a Lua script: refrain run [--model PATH] [--threads N] FILE.lua [ARGS...] (ARGS in `arg`)
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
+  --version   the program's version
 
 common options:
   --model PATH    a GGUF file (default: $REFRAIN_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf,
@@ -245,9 +247,13 @@ func infoCommand(_ args: [String]) throws {
 
 // MARK: - Entry
 
-requireCPUFeatures()
+/// The program's version, printed by `refrain --version`.
+let version = "refrain 0.1.0 (engine: llama, qwen2, gemma3 GGUF on the CPU; \(String(cString: refrain_lua_release())))"
 
 var argv = Array(CommandLine.arguments.dropFirst())
+if argv == ["--version"] || argv == ["version"] { print(version); exit(0) }
+requireCPUFeatures()
+
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 if command != nil { argv.removeFirst() }
 // Lua without the REPL: `refrain -e CODE`, or a script on standard input when that is not a terminal.

@@ -96,6 +96,12 @@ final class CommandLineTests: XCTestCase {
         XCTAssertGreaterThan(j["sum"] as! Double, b["sum"] as! Double)
     }
 
+    func testVersion() throws {
+        let r = try run(["--version"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.out.hasPrefix("refrain ") && r.out.contains("Lua 5.4"), r.out)
+    }
+
     func testClearErrors() throws {
         let bad = try run(["generate", "--model", "/nonexistent.gguf", "hi"])
         XCTAssertEqual(bad.status, 1)
