@@ -177,7 +177,7 @@ func generateCommand(_ args: [String]) throws {
         out["top"] = top
         out["finish"] = r.finish.rawValue
         if let e = r.endToken { out["end_token"] = Int(e) }
-        out["usage"] = ["prompt": r.promptTokens, "completion": r.ids.count]
+        out["usage"] = ["prompt": r.promptTokens, "completion": r.ids.count, "cached": r.cachedTokens]
         out["seconds"] = r.seconds
         printJSON(out)
     } else {
