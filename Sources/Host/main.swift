@@ -32,6 +32,8 @@ generate options:
 
 bench options:
   --threads 1,2 (list)  --runs N (5)  --pp N (128)  --tg N (128)
+  --sample N: strategy workloads instead: sample(prompt, N, max_tokens=--tg 64) against N separate generate
+  calls on the same --pp-token prompt, and a second call sharing a --prefix N (500) token prefix
 """
 
 func defaultModelPath() -> String {
