@@ -60,14 +60,19 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// An independent copy holding the same evaluated positions.
-    public func fork() -> KVCache {
+    public func fork() -> KVCache { fork(keeping: count) }
+
+    /// An independent copy holding the first `n` evaluated positions (at most `count`), with room for `room` more
+    /// before its buffers grow.
+    public func fork(keeping n: Int, room: Int = 0) -> KVCache {
+        let n = min(max(n, 0), count)
         let c = KVCache(layerCount: layerCount, kvDim: kvDim, valueKVDim: valueKVDim, maxPositions: maxPositions,
-                        initialCapacity: max(count, 1))
+                        initialCapacity: max(n + max(room, 0), 1))
         for l in 0..<layerCount {
-            c.keys[l].update(from: keys[l], count: count * kvDim)
-            c.values[l].update(from: values[l], count: count * valueKVDim)
+            c.keys[l].update(from: keys[l], count: n * kvDim)
+            c.values[l].update(from: values[l], count: n * valueKVDim)
         }
-        c.count = count
+        c.count = n
         return c
     }
 

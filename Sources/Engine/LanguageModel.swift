@@ -62,13 +62,108 @@ public final class LanguageModel: @unchecked Sendable {
     /// A new state holding no tokens.
     public func makeState() -> ModelState { ModelState(model: self) }
 
-    /// Generates from `prompt` (ids) in a fresh state.
+    /// Generates from `prompt` (ids), starting from the longest prefix of it a recent call evaluated (the prefix
+    /// cache; `Generation.cachedTokens` says how many tokens were reused).
     public func generate(_ prompt: [Int32], options: GenerationOptions = .init(),
                          onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
-        let st = makeState()
-        try st.append(prompt)
-        return try st.generate(options, onToken: onToken)
+        let (st, cached) = try cachedState(for: prompt, room: options.maxTokens)
+        var g = try st.generate(options, onToken: onToken)
+        g.cachedTokens = cached
+        rememberState(st)
+        return g
+    }
+
+    /// `n` generations from one prompt, decoded together: the prompt is evaluated once (from the prefix cache when
+    /// it can), forked `n` times, and each step evaluates one token of every unfinished sequence in one batched
+    /// pass. Sequence `i` samples with seed `options.sampling.seed + i` and has its own stop strings and end of
+    /// generation; a finished one drops out of the batch. Its tokens equal those `generate` gives with that seed.
+    /// `onToken(i, token)` sees each token of sequence `i` as it comes (sequences interleave) and says whether to
+    /// go on with it, stop it, or stop them all (finish reason `cancelled`).
+    public func sample(prompt: [Int32], n: Int, options: GenerationOptions = .init(),
+                       onToken: ((Int, GeneratedToken) -> SampleAction)? = nil) throws -> [Generation] {
+        guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
+        guard n >= 1 else { throw EngineError.badInput("sample needs n ≥ 1, got \(n)") }
+        let t0 = Date()
+        let (base, cached) = try cachedState(for: prompt, room: 0)
+        _ = try base.logits()
+        var runs = (0..<n).map { i -> GenerationRun in
+            var o = options
+            o.sampling.seed = options.sampling.seed &+ UInt64(i)
+            let st = base.derive(base.tokens, keeping: base.cache.count, room: options.maxTokens)
+            return GenerationRun(state: st, options: o, start: t0, cached: cached)
+        }
+        rememberState(base)
+        let V = config.vocabularySize
+        while true {
+            let active = runs.indices.filter { runs[$0].canContinue }
+            if active.isEmpty { break }
+            let stepping = active.filter { runs[$0].needsStep }
+            if !stepping.isEmpty {
+                let states = stepping.map { runs[$0].state }
+                for st in states where st.cache.count != st.count - 1 {
+                    fatalError("sample: a sequence holds \(st.count - st.cache.count) unevaluated tokens, not 1")
+                }
+                let rows = transformer.forwardStep(states.map { $0.tokens.last! }, caches: states.map { $0.cache })
+                for (k, st) in states.enumerated() { st.evaluated(rows[(k * V)..<((k + 1) * V)]) }
+            }
+            for i in active where !runs[i].done {
+                let row = try runs[i].state.logits()
+                guard let tok = try runs[i].consume(row), !runs[i].done, let cb = onToken else { continue }
+                switch cb(i, tok) {
+                case .proceed: break
+                case .stop: runs[i].cancel()
+                case .stopAll: for j in runs.indices { runs[j].cancel() }
+                }
+            }
+        }
+        return runs.indices.map { runs[$0].finish() }
+    }
+
+    // MARK: - Prefix cache
+
+    /// Recent evaluated states, reused by later calls whose tokens share a prefix with them.
+    let prefixCache = PrefixCache()
+
+    /// Most states the prefix cache keeps (0 turns it off), and the most bytes of KV they may hold together.
+    public var prefixCacheEntries: Int {
+        get { prefixCache.lock.withLock { prefixCache.maxEntries } }
+        set { prefixCache.lock.withLock { prefixCache.maxEntries = max(0, newValue); prefixCache.trim() } }
+    }
+    public var prefixCacheBytes: Int {
+        get { prefixCache.lock.withLock { prefixCache.maxBytes } }
+        set { prefixCache.lock.withLock { prefixCache.maxBytes = max(0, newValue); prefixCache.trim() } }
+    }
+
+    /// A new state holding `prompt` whose cache starts with the longest evaluated prefix of `prompt` found in the
+    /// prefix cache (with room for `room` more tokens). Returns it and how many of its positions were reused.
+    /// The state is the caller's own: the cached one is copied, never shared.
+    public func cachedState(for prompt: [Int32], room: Int = 0) throws -> (state: ModelState, cached: Int) {
+        try cachedState(for: prompt, room: room, needLogits: true)
+    }
+
+    /// As `cachedState(for:room:)`; without `needLogits` (a caller that only extends the cache), a prompt wholly
+    /// inside a cached state keeps all its positions, and the state's logits must not be used.
+    func cachedState(for prompt: [Int32], room: Int, needLogits: Bool) throws -> (state: ModelState, cached: Int) {
+        try validate(prompt)
+        guard prompt.count <= config.contextLength else { throw EngineError.contextFull(config.contextLength) }
+        return prefixCache.lock.withLock {
+            guard let (entry, common) = prefixCache.longestPrefix(of: prompt) else {
+                return (ModelState(model: self, tokens: prompt), 0)
+            }
+            // A prompt wholly inside an entry: its logits are at hand only when the entry ends exactly there;
+            // otherwise the last prompt token is evaluated again for them.
+            var keep = common
+            if needLogits && keep == prompt.count && !(entry.isEvaluated && entry.count == prompt.count) { keep -= 1 }
+            if keep <= 0 { return (ModelState(model: self, tokens: prompt), 0) }
+            return (entry.derive(prompt, keeping: keep, room: room), keep)
+        }
+    }
+
+    /// Offers `state` to the prefix cache (the caller must not change it afterwards).
+    public func rememberState(_ state: ModelState) {
+        guard state.model === self, state.cache.count > 0 else { return }
+        prefixCache.lock.withLock { prefixCache.insert(state) }
     }
 
     /// Log-probability of each token of `continuation` given `prefix` (at least one token).
@@ -80,19 +175,26 @@ public final class LanguageModel: @unchecked Sendable {
         guard all.count <= config.contextLength else {
             throw EngineError.badInput("\(all.count) tokens exceed the context length \(config.contextLength)")
         }
-        let cache = transformer.makeCache(maxPositions: all.count)
-        // Logits are needed only from the last prefix position on: evaluate the prefix head without them.
-        let head = Array(prefix.dropLast())
+        // Positions before the last prefix token may come from the prefix cache; logits are needed only from the
+        // last prefix position on: evaluate the rest of the prefix head without them.
+        let (st, reused) = try cachedState(for: Array(prefix.dropLast()), room: continuation.count + 1,
+                                            needLogits: false)
+        let cached = min(reused, st.cache.count)
+        let cache = st.cache
+        let head = Array(prefix[cache.count..<(prefix.count - 1)])
         if !head.isEmpty { _ = transformer.forward(head, cache: cache, logits: .none) }
         let tail = [prefix.last!] + continuation.dropLast()
         let rows = transformer.forward(tail, cache: cache, logits: .all)
+        rememberState(ModelState(model: self, cache: cache, tokens: all))
         let V = config.vocabularySize
         let lps = rows.withUnsafeBufferPointer { b in
             continuation.enumerated().map { i, id in
                 Float(LogProbs.logProb(UnsafeBufferPointer(rebasing: b[(i * V)..<((i + 1) * V)]), id))
             }
         }
-        return Score(ids: continuation, logprobs: lps)
+        var sc = Score(ids: continuation, logprobs: lps)
+        sc.cached = cached
+        return sc
     }
 }
 
@@ -112,6 +214,8 @@ public enum EngineError: Error, CustomStringConvertible {
 public struct Score: Sendable {
     public let ids: [Int32]
     public let logprobs: [Float]
+    /// Prefix tokens whose evaluation was reused from an earlier call (the prefix cache).
+    public var cached = 0
     public var sum: Double { logprobs.reduce(0) { $0 + Double($1) } }
     public var mean: Double { logprobs.isEmpty ? 0 : sum / Double(logprobs.count) }
 }
@@ -140,6 +244,11 @@ public struct GeneratedToken: Sendable {
     public let top: [(id: Int32, logprob: Float)]
 }
 
+/// What `sample` does after a token: go on, stop this sequence, or stop every sequence.
+public enum SampleAction: Sendable {
+    case proceed, stop, stopAll
+}
+
 /// Why a generation ended.
 public enum FinishReason: String, Sendable {
     case stop, length, eos, cancelled
@@ -154,6 +263,8 @@ public struct Generation: Sendable {
     /// The end-of-generation token that ended it (finish `eos`); not part of `ids` or `text`.
     public var endToken: Int32? = nil
     public var promptTokens = 0
+    /// Prompt tokens whose evaluation was reused from an earlier call (the prefix cache), not evaluated again.
+    public var cachedTokens = 0
     public var promptSeconds = 0.0
     public var seconds = 0.0
 }
@@ -166,9 +277,10 @@ public final class ModelState: @unchecked Sendable {
     let cache: KVCache
     private var lastLogits: [Float] = []
 
-    init(model: LanguageModel, cache: KVCache? = nil) {
+    init(model: LanguageModel, cache: KVCache? = nil, tokens: [Int32] = []) {
         self.model = model
         self.cache = cache ?? model.transformer.makeCache()
+        self.tokens = tokens
     }
 
     /// Number of tokens.
@@ -211,41 +323,151 @@ public final class ModelState: @unchecked Sendable {
     /// it comes and may return false to stop (finish reason `cancelled`).
     public func generate(_ options: GenerationOptions, onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !tokens.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
-        var g = Generation()
-        g.promptTokens = tokens.count
         let t0 = Date()
         _ = try logits()
-        g.promptSeconds = Date().timeIntervalSince(t0)
-        var sampler = Sampler(options.sampling)
-        var decoder = model.tokenizer.makeStreamDecoder()
-        var stops = StopMatcher(stops: options.stop)
-        let eog = model.tokenizer.endOfGeneration
-        var text = ""
-        while g.ids.count < options.maxTokens {
-            if tokens.count >= cache.maxPositions { break }
+        var run = GenerationRun(state: self, options: options, start: t0)
+        while run.canContinue {
             let row = try logits()
-            let (id, lp, top): (Int32, Float, [(id: Int32, logprob: Float)]) = row.withUnsafeBufferPointer { row in
-                let id = sampler.sample(row, history: tokens)
-                let lp = Float(LogProbs.logProb(row, id))
-                return (id, lp, options.topLogprobs > 0 ? LogProbs.topK(row, options.topLogprobs) : [])
-            }
-            if eog.contains(id) && !options.ignoreEOS { g.finish = .eos; g.endToken = id; break }
-            try append([id])
-            g.ids.append(id)
-            let step = stops.feed(decoder.push(id))
-            let safe = step.text, matched = step.stop != nil
-            text += safe
-            let tok = GeneratedToken(id: id, text: safe, logprob: lp, top: top)
-            g.tokens.append(tok)
-            if matched { g.finish = .stop; break }
-            if let cb = onToken, !cb(tok) { g.finish = .cancelled; break }
+            if let tok = try run.consume(row), !run.done, let cb = onToken, !cb(tok) { run.cancel() }
         }
+        return run.finish()
+    }
+
+    /// Sets the logits after the last token, once a batched step has evaluated it.
+    func evaluated(_ row: ArraySlice<Float>) {
+        lastLogits = Array(row)
+    }
+
+    /// A copy holding `tokens` (which must extend the first `keep` of this state's evaluated positions) whose cache
+    /// keeps those `keep` positions; the rest is evaluated when logits are next needed. When `keep` covers all of
+    /// `tokens`, this state's logits are carried over (they must be the logits after exactly those tokens).
+    func derive(_ tokens: [Int32], keeping keep: Int, room: Int) -> ModelState {
+        let s = ModelState(model: model, cache: cache.fork(keeping: keep, room: tokens.count - keep + room))
+        s.tokens = tokens
+        if keep == tokens.count { s.lastLogits = lastLogits }
+        return s
+    }
+
+    /// Whether the logits after the last token are at hand (every token evaluated).
+    var isEvaluated: Bool { !tokens.isEmpty && cache.count == tokens.count }
+}
+
+/// One sequence being generated: its sampler, text decoder, stop matcher and result so far. Shared by a single
+/// generation and by `sample`, where several decode together.
+struct GenerationRun {
+    let state: ModelState
+    let options: GenerationOptions
+    var sampler: Sampler
+    var decoder: TokenStreamDecoder
+    var stops: StopMatcher
+    let eog: Set<Int32>
+    let start: Date
+    var g = Generation()
+    var text = ""
+    var done = false
+
+    init(state: ModelState, options: GenerationOptions, start: Date, promptTokens: Int? = nil, cached: Int = 0) {
+        self.state = state
+        self.options = options
+        self.start = start
+        sampler = Sampler(options.sampling)
+        decoder = state.model.tokenizer.makeStreamDecoder()
+        stops = StopMatcher(stops: options.stop)
+        eog = state.model.tokenizer.endOfGeneration
+        g.promptTokens = promptTokens ?? state.count
+        g.cachedTokens = cached
+        g.promptSeconds = Date().timeIntervalSince(start)
+    }
+
+    /// Whether another token is to be sampled.
+    var canContinue: Bool {
+        !done && g.ids.count < options.maxTokens && state.count < state.cache.maxPositions
+    }
+
+    /// Whether the state holds a token not yet evaluated (it needs a step before the next sample).
+    var needsStep: Bool { state.cache.count < state.count }
+
+    /// Samples one token from `row` (the logits after the state's last token) and appends it; nil when the
+    /// generation ended without one (end of generation).
+    mutating func consume(_ row: [Float]) throws -> GeneratedToken? {
+        let opts = options
+        let history = state.tokens
+        let (id, lp, top): (Int32, Float, [(id: Int32, logprob: Float)]) = row.withUnsafeBufferPointer { row in
+            let id = sampler.sample(row, history: history)
+            let lp = Float(LogProbs.logProb(row, id))
+            return (id, lp, opts.topLogprobs > 0 ? LogProbs.topK(row, opts.topLogprobs) : [])
+        }
+        if eog.contains(id) && !options.ignoreEOS { g.finish = .eos; g.endToken = id; done = true; return nil }
+        try state.append([id])
+        g.ids.append(id)
+        let step = stops.feed(decoder.push(id))
+        text += step.text
+        let tok = GeneratedToken(id: id, text: step.text, logprob: lp, top: top)
+        g.tokens.append(tok)
+        if step.stop != nil { g.finish = .stop; done = true }
+        return tok
+    }
+
+    /// Ends the generation early (finish `cancelled`).
+    mutating func cancel() {
+        if !done { g.finish = .cancelled; done = true }
+    }
+
+    /// The result, with the text held back by the decoder and the stop matcher.
+    mutating func finish() -> Generation {
         if g.finish != .stop {
             text += stops.feed(decoder.finish()).text
             text += stops.flush()
         }
         g.text = text
-        g.seconds = Date().timeIntervalSince(t0)
+        g.seconds = Date().timeIntervalSince(start)
         return g
+    }
+}
+
+/// The prefix cache: a few recent states, most recent last, holding at most `maxBytes` of KV together. Callers
+/// hold `lock`.
+final class PrefixCache: @unchecked Sendable {
+    let lock = NSLock()
+    var maxEntries = 4
+    var maxBytes = 512 << 20
+    private var entries: [ModelState] = []
+
+    /// The entry sharing the longest evaluated prefix with `ids`, and that length (moved to most recent).
+    func longestPrefix(of ids: [Int32]) -> (ModelState, Int)? {
+        // Longest first; among equals, one whose logits after exactly `ids` are at hand, then the most recent.
+        var best: (index: Int, length: Int, exact: Bool)? = nil
+        for (i, e) in entries.enumerated() {
+            let limit = min(ids.count, e.cache.count)
+            var n = 0
+            e.tokens.withUnsafeBufferPointer { t in
+                ids.withUnsafeBufferPointer { p in while n < limit && t[n] == p[n] { n += 1 } }
+            }
+            let exact = n == ids.count && e.isEvaluated && e.count == n
+            if n > 0, best == nil || n > best!.length || (n == best!.length && (exact || !best!.exact)) {
+                best = (i, n, exact)
+            }
+        }
+        guard let best else { return nil }
+        let e = entries.remove(at: best.index)
+        entries.append(e)
+        return (e, best.length)
+    }
+
+    /// Adds `state` as the most recent entry; an entry whose evaluated tokens `state` extends is dropped.
+    func insert(_ state: ModelState) {
+        guard maxEntries > 0, state.cache.bytes <= maxBytes else { return }
+        let n = state.cache.count
+        entries.removeAll { e in
+            e === state || (e.cache.count <= n && e.tokens.prefix(e.cache.count).elementsEqual(state.tokens.prefix(e.cache.count)))
+        }
+        entries.append(state)
+        trim()
+    }
+
+    /// Drops the oldest entries beyond the limits.
+    func trim() {
+        while entries.count > maxEntries { entries.removeFirst() }
+        while entries.reduce(0, { $0 + $1.cache.bytes }) > maxBytes, !entries.isEmpty { entries.removeFirst() }
     }
 }

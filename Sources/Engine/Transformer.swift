@@ -68,9 +68,53 @@ public final class Transformer: @unchecked Sendable {
         return out
     }
 
+    /// One decoding step of several sequences together: token `tokens[i]` is evaluated at the next position of
+    /// `caches[i]` and appended to it. The matrix products run over all the sequences' activations at once (the
+    /// batched tile path); attention is per sequence, against its own cache. Every row's arithmetic is the same as
+    /// a one-token `forward` on that cache alone, so the logits are bit-identical to `k` separate steps.
+    /// - Returns: `k` logits rows, row-major, row `i` for sequence `i`.
+    public func forwardStep(_ tokens: [Int32], caches: [KVCache]) -> [Float] {
+        precondition(tokens.count == caches.count, "forwardStep: \(tokens.count) tokens for \(caches.count) caches")
+        if tokens.isEmpty { return [] }
+        for (i, cache) in caches.enumerated() {
+            if cache.count + 1 > cache.maxPositions {
+                fatalError("context full: sequence \(i) holds \(cache.count) of \(cache.maxPositions) positions")
+            }
+            for j in 0..<i where caches[j] === cache { fatalError("forwardStep: sequence \(i) shares its cache with \(j)") }
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
+            fatalError("token id \(bad) outside the vocabulary (0..<\(config.vocabularySize))")
+        }
+        let vocab = config.vocabularySize
+        var out = [Float](repeating: 0, count: tokens.count * vocab)
+        var start = 0
+        while start < tokens.count {
+            let end = min(tokens.count, start + maxBatch)
+            let segments = (start..<end).map { Segment(cache: caches[$0], row: $0 - start, count: 1) }
+            out.withUnsafeMutableBufferPointer { buf in
+                forwardBatch(Array(tokens[start..<end]), segments: segments, logits: .all,
+                             into: buf.baseAddress! + start * vocab)
+            }
+            start = end
+        }
+        return out
+    }
+
     // MARK: - One batch
 
+    /// Rows `row..<row+count` of a batch belong to the sequence of `cache`, at its next positions.
+    struct Segment {
+        let cache: KVCache
+        let row: Int
+        let count: Int
+    }
+
     private func forwardBatch(_ tokens: [Int32], cache: KVCache, logits: LogitsRequest, into logitsOut: UnsafeMutablePointer<Float>) {
+        forwardBatch(tokens, segments: [Segment(cache: cache, row: 0, count: tokens.count)], logits: logits, into: logitsOut)
+    }
+
+    /// Evaluates a batch whose rows are split into segments, each appended to its own cache.
+    private func forwardBatch(_ tokens: [Int32], segments: [Segment], logits: LogitsRequest, into logitsOut: UnsafeMutablePointer<Float>) {
         let c = config
         let T = tokens.count
         let d = c.embeddingLength, hd = c.headDim, vdh = c.valueDim
@@ -78,10 +122,15 @@ public final class Transformer: @unchecked Sendable {
         let qd = nh * hd, kd = nkv * hd, vd = nkv * vdh, od = nh * vdh
         let ff = c.feedForwardLength
         let s = scratch
+        let positions = segments.map { $0.cache.count + $0.count }.max() ?? 0
         s.ensure(T: T, d: d, qd: qd, kd: kd, vd: vd, od: od, ff: ff, threads: pool.threadCount,
-                 positions: cache.count + T, maxColumns: max(d, ff, od))
-        cache.reserve(T)
-        let pos0 = cache.count
+                 positions: positions, maxColumns: max(d, ff, od))
+        // Per row: its segment and its position.
+        var rowSegment = [Int](repeating: 0, count: T), rowPos = [Int](repeating: 0, count: T)
+        for (i, g) in segments.enumerated() {
+            g.cache.reserve(g.count)
+            for t in g.row..<(g.row + g.count) { rowSegment[t] = i; rowPos[t] = g.cache.count + t - g.row }
+        }
 
         // Token embeddings (dequantized rows), scaled for Gemma.
         for (t, id) in tokens.enumerated() {
@@ -104,13 +153,21 @@ public final class Transformer: @unchecked Sendable {
             let local = c.isSlidingWindowLayer(il)
             let base = local ? c.ropeBaseLocal : c.ropeBase
             for t in 0..<T {
-                rope(s.q + t * qd, heads: nh, pos: pos0 + t, base: base)
-                rope(s.k + t * kd, heads: nkv, pos: pos0 + t, base: base)
+                rope(s.q + t * qd, heads: nh, pos: rowPos[t], base: base)
+                rope(s.k + t * kd, heads: nkv, pos: rowPos[t], base: base)
             }
-            // Append this batch's keys and values to the cache.
-            (cache.keys[il] + pos0 * kd).update(from: s.k, count: T * kd)
-            (cache.values[il] + pos0 * vd).update(from: s.v, count: T * vd)
-            attention(layer: il, cache: cache, T: T, pos0: pos0, window: local ? c.slidingWindow : 0)
+            // Append each segment's keys and values to its cache.
+            for g in segments {
+                let p0 = g.cache.count
+                (g.cache.keys[il] + p0 * kd).update(from: s.k + g.row * kd, count: g.count * kd)
+                (g.cache.values[il] + p0 * vd).update(from: s.v + g.row * vd, count: g.count * vd)
+            }
+            rowSegment.withUnsafeBufferPointer { seg in
+                rowPos.withUnsafeBufferPointer { pos in
+                    attention(layer: il, segments: segments, rowSegment: seg, rowPos: pos, T: T,
+                              window: local ? c.slidingWindow : 0)
+                }
+            }
             matmul(L.wo, s.attn, T, s.tmp)
             if let pn = L.postAttnNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
             for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
@@ -130,7 +187,7 @@ public final class Transformer: @unchecked Sendable {
             if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
             for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
         }
-        cache.advance(T)
+        for g in segments { g.cache.advance(g.count) }
 
         switch logits {
         case .none: return
@@ -178,12 +235,12 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Causal (optionally sliding-window) attention of the batch's queries over the cache.
-    private func attention(layer il: Int, cache: KVCache, T: Int, pos0: Int, window: Int) {
+    private func attention(layer il: Int, segments: [Segment], rowSegment: UnsafeBufferPointer<Int>,
+                           rowPos: UnsafeBufferPointer<Int>, T: Int, window: Int) {
         let c = config, s = scratch
         let hd = c.headDim, vdh = c.valueDim, nh = c.headCount, nkv = c.kvHeadCount
         let group = nh / nkv
         let kd = nkv * hd, vd = nkv * vdh
-        let K = cache.keys[il], V = cache.values[il]
         let scale = c.attentionScale
         pool.run { tid in
             let nt = pool.threadCount
@@ -192,7 +249,9 @@ public final class Transformer: @unchecked Sendable {
             while item < T * nh {
                 defer { item += nt }
                 let t = item / nh, h = item % nh
-                let pos = pos0 + t
+                let pos = rowPos[t]
+                let cache = segments[rowSegment[t]].cache
+                let K = cache.keys[il], V = cache.values[il]
                 let first = window > 0 ? max(0, pos - window + 1) : 0
                 let q = s.q + t * nh * hd + h * hd
                 let kh = (h / group) * hd

@@ -33,7 +33,8 @@ func benchTokens(_ n: Int, vocab: Int) -> [Int32] {
 }
 
 func benchCommand(_ args: [String]) throws {
-    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg"], flags: ["json", "exact"])
+    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg", "sample", "prefix"], flags: ["json", "exact"])
+    if o.value("sample") != nil { return try strategyBench(o) }
     let runs = try o.int("runs", 5, min: 1), pp = try o.int("pp", 128, min: 0), tg = try o.int("tg", 128, min: 0)
     let threadList = try (o.value("threads") ?? "1,2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
@@ -81,3 +82,83 @@ func benchCommand(_ args: [String]) throws {
     print(String(format: "resident: %.1f MiB after load (%.1f MiB before), peak %.1f MiB",
                  Double(rssLoaded) / 1_048_576, Double(rssBefore) / 1_048_576, Double(peakResidentBytes()) / 1_048_576))
 }
+
+/// Seconds `body` takes.
+func timed(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
+/// `refrain bench --sample N`: the strategy workloads. (a) `sample(prompt, N)` against N separate `generate` calls
+/// (prefix cache off, so each evaluates the prompt; and on, where calls 2..N reuse it), every sequence decoding
+/// exactly --tg tokens (end of generation ignored); (b) a call whose prompt shares a --prefix token prefix with the
+/// previous call, against the same call cold.
+func strategyBench(_ o: Options) throws {
+    let n = try o.int("sample", 8, min: 1), runs = try o.int("runs", 5, min: 1)
+    let pp = try o.int("pp", 128, min: 1), tg = try o.int("tg", 64, min: 1), prefix = try o.int("prefix", 500, min: 1)
+    let threads = try (o.value("threads") ?? "2").split(separator: ",").map { s -> Int in
+        guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
+        return t
+    }
+    var results: [[String: Any]] = []
+    for t in threads {
+        let m = try loadModel(o, threads: t)
+        if o.has("exact") { m.transformer.precision = .exact }
+        let vocab = m.config.vocabularySize
+        let prompt = benchTokens(pp, vocab: vocab)
+        var opts = GenerationOptions()
+        opts.maxTokens = tg
+        opts.ignoreEOS = true
+        opts.sampling.temperature = 0.8
+        _ = try m.generate(Array(prompt.prefix(16)), options: opts)      // warm-up: page in the weights
+        var sampleT: [Double] = [], coldT: [Double] = [], warmT: [Double] = []
+        for _ in 0..<runs {
+            m.prefixCacheEntries = 0
+            coldT.append(try timed {
+                for i in 0..<n { var oi = opts; oi.sampling.seed = UInt64(i); _ = try m.generate(prompt, options: oi) }
+            })
+            sampleT.append(try timed { _ = try m.sample(prompt: prompt, n: n, options: opts) })
+            m.prefixCacheEntries = 4
+            warmT.append(try timed {
+                for i in 0..<n { var oi = opts; oi.sampling.seed = UInt64(i); _ = try m.generate(prompt, options: oi) }
+            })
+        }
+        // Prefix reuse: the first call evaluates `prefix` tokens plus a question; the second shares the prefix and
+        // asks another question. Timed: the second call, warm (cache on) and cold (cache off).
+        let head = benchTokens(prefix + 64, vocab: vocab)
+        let first = Array(head.prefix(prefix)) + Array(head.suffix(32)), second = Array(head.prefix(prefix + 32))
+        var one = GenerationOptions()
+        one.maxTokens = 1
+        one.ignoreEOS = true
+        var prefixWarm: [Double] = [], prefixCold: [Double] = []
+        var cached = 0
+        for _ in 0..<runs {
+            m.prefixCacheEntries = 0
+            prefixCold.append(try timed { _ = try m.generate(second, options: one) })
+            m.prefixCacheEntries = 4
+            _ = try m.generate(first, options: one)
+            prefixWarm.append(try timed { cached = try m.generate(second, options: one).cachedTokens })
+        }
+        results.append(["threads": t, "n": n, "prompt": pp, "max_tokens": tg,
+                        "sample_s": median(sampleT), "separate_cold_s": median(coldT), "separate_warm_s": median(warmT),
+                        "ratio_cold": median(sampleT) / median(coldT), "ratio_warm": median(sampleT) / median(warmT),
+                        "prefix": prefix, "second_prompt": second.count, "cached": cached,
+                        "second_warm_s": median(prefixWarm), "second_cold_s": median(prefixCold),
+                        "sample_runs": sampleT, "separate_cold_runs": coldT, "separate_warm_runs": warmT])
+    }
+    let summary: [String: Any] = ["model": try loadModelPath(o), "runs": runs, "results": results,
+                                  "peak_rss_bytes": peakResidentBytes()]
+    if o.has("json") { printJSON(summary); return }
+    print("model: \(summary["model"]!), median of \(runs) runs")
+    for r in results {
+        print(String(format: "threads %d: sample(%d tokens, %d, max_tokens=%d) %.2f s; %d separate generate calls %.2f s (prefix cache off), %.2f s (on); ratio %.2f / %.2f",
+                     r["threads"] as! Int, pp, n, tg, r["sample_s"] as! Double, n, r["separate_cold_s"] as! Double,
+                     r["separate_warm_s"] as! Double, r["ratio_cold"] as! Double, r["ratio_warm"] as! Double))
+        print(String(format: "threads %d: second call sharing a %d-token prefix (%d tokens, 1 generated): %.3f s with %d cached, %.3f s cold",
+                     r["threads"] as! Int, prefix, r["second_prompt"] as! Int, r["second_warm_s"] as! Double,
+                     r["cached"] as! Int, r["second_cold_s"] as! Double))
+    }
+}
+
+func loadModelPath(_ o: Options) throws -> String { o.value("model") ?? defaultModelPath() }

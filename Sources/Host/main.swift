@@ -34,6 +34,8 @@ generate options:
 
 bench options:
   --threads 1,2 (list)  --runs N (5)  --pp N (128)  --tg N (128)
+  --sample N: strategy workloads instead: sample(prompt, N, max_tokens=--tg 64) against N separate generate
+  calls on the same --pp-token prompt, and a second call sharing a --prefix N (500) token prefix
 """
 
 func defaultModelPath() -> String {
@@ -179,7 +181,7 @@ func generateCommand(_ args: [String]) throws {
         out["top"] = top
         out["finish"] = r.finish.rawValue
         if let e = r.endToken { out["end_token"] = Int(e) }
-        out["usage"] = ["prompt": r.promptTokens, "completion": r.ids.count]
+        out["usage"] = ["prompt": r.promptTokens, "completion": r.ids.count, "cached": r.cachedTokens]
         out["seconds"] = r.seconds
         printJSON(out)
     } else {

@@ -133,6 +133,25 @@ T.test("sample", function()
   T.err(function() m:sample("x", "two") end, "bad argument #2 to 'sample' (integer expected, got string)")
   T.err(function() m:sample("x", 2, {temprature = 1}) end, "sample: unknown option 'temprature'")
   T.err(function() m:sample("", 2) end, "sample: empty prompt")
+  -- Streamed samples run one after another and give the same texts.
+  local streamed = m:sample("Once upon a time", 3, {max_tokens = 8, seed = 5, temperature = 1, stream = true})
+  for i = 1, 3 do T.eq(streamed[i].text, rs[i].text, "streamed sample " .. i) end
+  -- on_token returning false stops that sample only.
+  local cut = m:sample("Once upon a time", 3, {max_tokens = 8, seed = 5, temperature = 1,
+    on_token = function(_, info) return info.sample ~= 2 end})
+  T.eq(cut[2].finish, "cancelled"); T.eq(#cut[2].ids, 1)
+  T.eq(cut[1].text, rs[1].text); T.eq(cut[3].text, rs[3].text)
+end)
+
+T.test("prefix cache", function()
+  local head = string.rep("The quick brown fox jumps over the lazy dog. ", 10)
+  local a = m:generate(head .. "Why?", {max_tokens = 4, temperature = 0})
+  local b = m:generate(head .. "How?", {max_tokens = 4, temperature = 0})
+  T.ok(b.usage.cached >= #m:tokenize(head) - 1, "the shared prefix is reused: " .. b.usage.cached)
+  T.ok(b.usage.cached < b.usage.prompt)
+  local again = m:generate(head .. "How?", {max_tokens = 4, temperature = 0})
+  T.eq(again.text, b.text)
+  T.ok(again.usage.cached >= again.usage.prompt - 1)
 end)
 
 T.done()

@@ -239,9 +239,11 @@ extension LuaHost {
         let o = try generationOptions(a, opts: b + 1)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
-        let st = m.makeState()
-        try st.append(prompt)
-        pushGeneration(try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil), m)
+        let (st, cached) = try m.cachedState(for: prompt, room: o.engine.maxTokens)
+        var g = try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
+        g.cachedTokens = cached
+        m.rememberState(st)
+        pushGeneration(g, m)
         return 1
     }
 
@@ -251,16 +253,35 @@ extension LuaHost {
         var o = try generationOptions(a, opts: b + 2)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("sample: empty prompt (generation needs at least one token)") }
-        let st = m.makeState()
-        try st.append(prompt)
-        _ = try st.logits()                 // the prompt is evaluated once; each sample forks it
-        let seed = o.engine.sampling.seed
         var results: [Generation] = []
-        for i in 0..<n {
-            o.engine.sampling.seed = seed &+ UInt64(i)
-            let g = try runGeneration(a, i == n - 1 ? st : st.fork(), o, stream: o.stream ?? false, sample: i + 1)
-            results.append(g)
-            if g.finish == .cancelled && lastInterrupted { break }
+        if o.stream ?? false {
+            // Streamed samples come one after another, so that their texts do not interleave.
+            let (st, cached) = try m.cachedState(for: prompt)
+            _ = try st.logits()                 // the prompt is evaluated once; each sample forks it
+            let seed = o.engine.sampling.seed
+            for i in 0..<n {
+                o.engine.sampling.seed = seed &+ UInt64(i)
+                var g = try runGeneration(a, st.fork(), o, stream: true, sample: i + 1)
+                g.cachedTokens = cached
+                results.append(g)
+                if g.finish == .cancelled && lastInterrupted { break }
+            }
+            m.rememberState(st)
+        } else {
+            // Decoded together: one batched step per token for all unfinished samples.
+            var callbackError: String?
+            var counts = [Int](repeating: 0, count: n)
+            lastInterrupted = false
+            let lua = a.lua
+            results = try m.sample(prompt: prompt, n: n, options: o.engine) { [unowned self] i, tok in
+                counts[i] += 1
+                if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, counts[i], i + 1, m, &callbackError) {
+                    return callbackError != nil ? .stopAll : .stop
+                }
+                if self.takeInterrupt() { self.lastInterrupted = true; return .stopAll }
+                return .proceed
+            }
+            if let err = callbackError { throw LuaError.raw(err) }
         }
         a.lua.newTable(array: results.count) {
             for (i, g) in results.enumerated() { a.lua.element(i + 1) { pushGeneration(g, m) } }
@@ -423,6 +444,7 @@ extension LuaHost {
                 lua.newTable {
                     lua.field("prompt", g.promptTokens)
                     lua.field("completion", g.ids.count)
+                    lua.field("cached", g.cachedTokens)
                 }
             }
             lua.field("seconds", g.seconds)
