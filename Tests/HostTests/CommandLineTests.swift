@@ -3,43 +3,10 @@ import Foundation
 import XCTest
 
 final class CommandLineTests: XCTestCase {
-    /// The built `refrain` binary, in the build folder next to the test bundle.
-    var binary: URL {
-        let bundle = Bundle(for: Self.self).bundleURL
-        let candidates = [bundle.deletingLastPathComponent(), bundle,
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("refrain").path) {
-            return dir.appendingPathComponent("refrain")
-        }
-        return candidates[0].appendingPathComponent("refrain")
-    }
+    func modelPath(_ file: String = TestEnvironment.smolLM2) throws -> String { try TestEnvironment.modelPath(file) }
 
-    /// A model in $REFRAIN_HOME/models: a missing one fails the test (skips under REFRAIN_SKIP_MODEL_TESTS=1).
-    func modelPath(_ file: String = "SmolLM2-135M-Instruct.Q4_1.gguf") throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        let home = env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-        let p = home + "/models/" + file
-        if !FileManager.default.fileExists(atPath: p) {
-            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no model at \(p)") }
-            throw MissingModel(description: "model not found at \(p): run ./setup.sh --all")
-        }
-        return p
-    }
-    struct MissingModel: Error, CustomStringConvertible { let description: String }
-
-    /// Runs refrain with `args` (and `stdin`), returning exit status, stdout and stderr.
     func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let o = Pipe(), e = Pipe(), i = Pipe()
-        p.standardOutput = o; p.standardError = e; p.standardInput = i
-        try p.run()
-        if let s = stdin { i.fileHandleForWriting.write(s.data(using: .utf8)!) }
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try TestEnvironment.run(args, stdin: stdin)
     }
 
     func json(_ s: String) throws -> [String: Any] {

@@ -3,30 +3,6 @@
 import Foundation
 import XCTest
 
-/// The built binary and the test model, found as CommandLineTests finds them.
-enum TestEnvironment {
-    static var binary: URL {
-        let bundle = Bundle(for: LuaTests.self).bundleURL
-        let candidates = [bundle.deletingLastPathComponent(), bundle,
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        for dir in candidates where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("refrain").path) {
-            return dir.appendingPathComponent("refrain")
-        }
-        return candidates[0].appendingPathComponent("refrain")
-    }
-
-    /// The SmolLM2 test model: a missing one fails the test (skips under REFRAIN_SKIP_MODEL_TESTS=1).
-    static func modelPath() throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        let p = (env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-        if !FileManager.default.fileExists(atPath: p) {
-            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no model at \(p)") }
-            throw CommandLineTests.MissingModel(description: "model not found at \(p): run ./setup.sh --all")
-        }
-        return p
-    }
-}
-
 final class LuaTests: XCTestCase {
     let cli = TestEnvironment.self
 
@@ -35,20 +11,8 @@ final class LuaTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lua")
     }
 
-    /// Runs refrain with extra environment variables.
     func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = cli.binary
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let o = Pipe(), e = Pipe(), i = Pipe()
-        p.standardOutput = o; p.standardError = e; p.standardInput = i
-        try p.run()
-        if let s = stdin { i.fileHandleForWriting.write(Data(s.utf8)) }
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try TestEnvironment.run(args, env: env, stdin: stdin)
     }
 
     /// Runs one Lua test file against the default test model; its cases report failures on stderr.

@@ -119,13 +119,8 @@ final class REPLTests: XCTestCase {
 
     /// REFRAIN_HOME: a fresh folder holding a link to the real models (and, after a session, its history).
     override func setUpWithError() throws {
-        let env = ProcessInfo.processInfo.environment
-        let realHome = env["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-        let models = realHome + "/models"
-        if !FileManager.default.fileExists(atPath: models + "/SmolLM2-135M-Instruct.Q4_1.gguf") {
-            if env["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip("no models in \(models)") }
-            XCTFail("model not found in \(models): run ./setup.sh")
-        }
+        _ = try TestEnvironment.modelPath()
+        let models = TestEnvironment.modelsDirectory
         home = FileManager.default.temporaryDirectory.appendingPathComponent("refrain-repl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: home.path + "/models", withDestinationPath: models)
@@ -135,15 +130,7 @@ final class REPLTests: XCTestCase {
         if let home { try? FileManager.default.removeItem(at: home) }
     }
 
-    var binary: String {
-        let bundle = Bundle(for: Self.self).bundleURL
-        for dir in [bundle.deletingLastPathComponent(), bundle,
-                    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        where FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("refrain").path) {
-            return dir.appendingPathComponent("refrain").path
-        }
-        return bundle.deletingLastPathComponent().appendingPathComponent("refrain").path
-    }
+    var binary: String { TestEnvironment.binary.path }
 
     /// A session started and waited for up to its first prompt.
     func start(color: Bool = false) throws -> TerminalSession {
