@@ -33,9 +33,11 @@ func benchTokens(_ n: Int, vocab: Int) -> [Int32] {
 }
 
 func benchCommand(_ args: [String]) throws {
-    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg", "sample", "prefix"], flags: ["json", "exact"])
+    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg", "sample", "prefix", "context"], flags: ["json", "exact"])
     if o.value("sample") != nil { return try strategyBench(o) }
     let runs = try o.int("runs", 5, min: 1), pp = try o.int("pp", 128, min: 0), tg = try o.int("tg", 128, min: 0)
+    // --context N: decode after N tokens already in the cache (filled untimed), to see how decode grows with context.
+    let context = try o.int("context", 0, min: 0)
     let threadList = try (o.value("threads") ?? "1,2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
         return t
@@ -48,7 +50,7 @@ func benchCommand(_ args: [String]) throws {
     for t in threadList {
         let tr = Transformer(weights: m.weights, threads: t)
         if o.has("exact") { tr.precision = .exact }
-        let tokens = benchTokens(max(pp, tg), vocab: vocab)
+        let tokens = benchTokens(max(pp, tg, context), vocab: vocab)
         // One warm-up of each, so page faults on the mapped weights are not timed.
         _ = tr.forward(Array(tokens.prefix(max(1, min(pp, 16)))), cache: tr.makeCache(maxPositions: 64))
         var ppRates: [Double] = [], tgRates: [Double] = []
@@ -60,13 +62,14 @@ func benchCommand(_ args: [String]) throws {
                 ppRates.append(Double(pp) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
             }
             if tg > 0 {
-                let cache = tr.makeCache(maxPositions: tg)
+                let cache = tr.makeCache(maxPositions: context + tg)
+                if context > 0 { _ = tr.forward(Array(tokens.prefix(context)), cache: cache, logits: .none) }
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for i in 0..<tg { _ = tr.forward([tokens[i]], cache: cache, logits: .last) }
                 tgRates.append(Double(tg) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
             }
         }
-        results.append(["threads": t, "pp": pp, "tg": tg, "pp_tps": median(ppRates), "tg_tps": median(tgRates),
+        results.append(["threads": t, "pp": pp, "tg": tg, "context": context, "pp_tps": median(ppRates), "tg_tps": median(tgRates),
                         "pp_runs": ppRates, "tg_runs": tgRates])
     }
     let summary: [String: Any] = [
@@ -76,8 +79,8 @@ func benchCommand(_ args: [String]) throws {
     if o.has("json") { printJSON(summary); return }
     print("model: \(m.file.path) (\(m.file.fileSize / 1_048_576) MiB), median of \(runs) runs")
     for r in results {
-        print(String(format: "threads %d: pp%d %8.1f tok/s   tg%d %8.1f tok/s", r["threads"] as! Int, pp,
-                     r["pp_tps"] as! Double, tg, r["tg_tps"] as! Double))
+        print(String(format: "threads %d: pp%d %8.1f tok/s   tg%d %8.1f tok/s%@", r["threads"] as! Int, pp,
+                     r["pp_tps"] as! Double, tg, r["tg_tps"] as! Double, context > 0 ? " (after \(context) tokens)" : ""))
     }
     print(String(format: "resident: %.1f MiB after load (%.1f MiB before), peak %.1f MiB",
                  Double(rssLoaded) / 1_048_576, Double(rssBefore) / 1_048_576, Double(peakResidentBytes()) / 1_048_576))

@@ -33,7 +33,7 @@ generate options:
   --precision quantized|exact (exact: f32 weights and activations, slow; generate and score)
 
 bench options:
-  --threads 1,2 (list)  --runs N (5)  --pp N (128)  --tg N (128)
+  --threads 1,2 (list)  --runs N (5)  --pp N (128)  --tg N (128)  --context N (decode after N cached tokens)
   --sample N: strategy workloads instead: sample(prompt, N, max_tokens=--tg 64) against N separate generate
   calls on the same --pp-token prompt, and a second call sharing a --prefix N (500) token prefix
 """
