@@ -638,27 +638,21 @@ struct BF16Dot: BlockDot {
 }
 
 
-extension Q4_0Dot: PanelDot {
+/// The types whose blocks decode to 32 signed bytes and one scale (Q4_0, Q5_0, Q8_0), against Q8_0 activations:
+/// one panel layout and one panel dot for all three.
+protocol SignedBytePanelDot: PanelDot where W == (q: __m256i, d: SIMD4<Float>), XS == Float {}
+
+extension SignedBytePanelDot {
     static var panelBytes: Int { 64 }
     static var usesXScales: Bool { true }
     @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
     @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
     @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
 }
-extension Q5_0Dot: PanelDot {
-    static var panelBytes: Int { 64 }
-    static var usesXScales: Bool { true }
-    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
-    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
-    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
-}
-extension Q8_0Dot: PanelDot {
-    static var panelBytes: Int { 64 }
-    static var usesXScales: Bool { true }
-    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) { let b = load(w); q8PanelStore(b.q, b.d, p) }
-    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { f16(x) }
-    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ dx: Float, _ acc: inout DotAcc) { q8PanelDot(p, x, dx, &acc) }
-}
+
+extension Q4_0Dot: SignedBytePanelDot {}
+extension Q5_0Dot: SignedBytePanelDot {}
+extension Q8_0Dot: SignedBytePanelDot {}
 
 /// Q4_1 panel block: 32 nibbles (unsigned), d, m (f32). Against Q8_1 (scales dx, s).
 extension Q4_1Dot: PanelDot {
