@@ -242,6 +242,8 @@ public struct GeneratedToken: Sendable {
     public let logprob: Float
     /// The most likely alternatives with their log-probabilities, best first (when asked for).
     public let top: [(id: Int32, logprob: Float)]
+    /// The entropy of the model's distribution at this step in nats (when alternatives were asked for).
+    public var entropy: Float? = nil
 }
 
 /// What `sample` does after a token: go on, stop this sequence, or stop every sequence.
@@ -392,17 +394,18 @@ struct GenerationRun {
     mutating func consume(_ row: [Float]) throws -> GeneratedToken? {
         let opts = options
         let history = state.tokens
-        let (id, lp, top): (Int32, Float, [(id: Int32, logprob: Float)]) = row.withUnsafeBufferPointer { row in
+        let (id, lp, top, entropy): (Int32, Float, [(id: Int32, logprob: Float)], Float?) = row.withUnsafeBufferPointer { row in
             let id = sampler.sample(row, history: history)
             let lp = Float(LogProbs.logProb(row, id))
-            return (id, lp, opts.topLogprobs > 0 ? LogProbs.topK(row, opts.topLogprobs) : [])
+            guard opts.topLogprobs > 0 else { return (id, lp, [], nil) }
+            return (id, lp, LogProbs.topK(row, opts.topLogprobs), Float(LogProbs.entropy(row)))
         }
         if eog.contains(id) && !options.ignoreEOS { g.finish = .eos; g.endToken = id; done = true; return nil }
         try state.append([id])
         g.ids.append(id)
         let step = stops.feed(decoder.push(id))
         text += step.text
-        let tok = GeneratedToken(id: id, text: step.text, logprob: lp, top: top)
+        let tok = GeneratedToken(id: id, text: step.text, logprob: lp, top: top, entropy: entropy)
         g.tokens.append(tok)
         if step.stop != nil { g.finish = .stop; done = true }
         return tok

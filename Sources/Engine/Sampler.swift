@@ -325,6 +325,18 @@ public enum LogProbs {
         Double(row[Int(id)]) - logSumExp(row)
     }
 
+    /// The entropy of the row's softmax in nats, −Σ p log p, with Double accumulation (0 for a one-hot row).
+    public static func entropy(_ row: UnsafeBufferPointer<Float>) -> Double {
+        let lse = logSumExp(row)
+        guard lse.isFinite else { return .nan }
+        var h = 0.0
+        for v in row where v > -Float.infinity {
+            let lp = Double(v) - lse
+            h -= Foundation.exp(lp) * lp
+        }
+        return h
+    }
+
     /// The `k` most likely tokens with their log-probabilities, most likely first (ties: lower id first).
     public static func topK(_ row: UnsafeBufferPointer<Float>, _ k: Int) -> [(id: Int32, logprob: Float)] {
         let k = min(k, row.count)
@@ -352,6 +364,8 @@ public enum LogProbs {
     public static func logSumExp(_ row: [Float]) -> Double { row.withUnsafeBufferPointer { logSumExp($0) } }
     /// ``logProb(_:_:)`` for an array.
     public static func logProb(_ row: [Float], _ id: Int32) -> Double { row.withUnsafeBufferPointer { logProb($0, id) } }
+    /// ``entropy(_:)`` for an array.
+    public static func entropy(_ row: [Float]) -> Double { row.withUnsafeBufferPointer { entropy($0) } }
     /// ``topK(_:_:)`` for an array.
     public static func topK(_ row: [Float], _ k: Int) -> [(id: Int32, logprob: Float)] {
         row.withUnsafeBufferPointer { topK($0, k) }

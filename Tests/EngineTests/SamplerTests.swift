@@ -195,6 +195,12 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(LogProbs.logSumExp([1000, 1000]), 1000 + Foundation.log(2.0), accuracy: 1e-9)
         XCTAssertEqual(LogProbs.logSumExp([-1000, -1000]), -1000 + Foundation.log(2.0), accuracy: 1e-9)
         XCTAssertEqual(LogProbs.logProb([0, 0, 0, 0], 2), -Foundation.log(4.0), accuracy: 1e-12)
+        // Entropy: log n for a uniform row, 0 for a one-hot one, and −Σ p log p from the definition otherwise.
+        XCTAssertEqual(LogProbs.entropy([0, 0, 0, 0]), Foundation.log(4.0), accuracy: 1e-12)
+        XCTAssertEqual(LogProbs.entropy([0, -.infinity, -.infinity]), 0, accuracy: 1e-12)
+        let lse = LogProbs.logSumExp(row)
+        let h = row.reduce(0.0) { acc, v in let lp = Double(v) - lse; return acc - Foundation.exp(lp) * lp }
+        XCTAssertEqual(LogProbs.entropy(row), h, accuracy: 1e-9)
         let top = LogProbs.topK(row, 20)
         let sorted = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(20)
         XCTAssertEqual(top.map { Int($0.id) }, Array(sorted))

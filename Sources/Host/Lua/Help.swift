@@ -59,7 +59,7 @@ enum Help {
                   text: "The prompt the model's chat template makes of a list of {role=, content=} messages, with the assistant's turn opened.",
                   example: "=m:template({{role = \"user\", content = \"Hi\"}})"),
         HelpEntry(key: "generate", usage: "m:generate(prompt [, opts]) -> result",
-                  text: "Continues a prompt: a string (control tokens parsed), a list of token ids, or a list of {role=, content=} messages (rendered by the chat template). opts: max_tokens, temperature (0 is greedy), top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, stop (a string or a list), logprobs (k alternatives per token), ignore_eos, stream (print text as it comes), on_token = function(piece, info) ... end (info: id, logprob, index, top; return false to stop). The result: text, ids, logprobs, top (with logprobs), finish (\"eos\", \"length\", \"stop\" or \"cancelled\"), usage = {prompt=, completion=, cached=} (cached: prompt tokens whose evaluation an earlier call on the model left in its prefix cache), seconds. Ctrl-C stops it and returns what was generated.",
+                  text: "Continues a prompt: a string (control tokens parsed), a list of token ids, or a list of {role=, content=} messages (rendered by the chat template). opts: max_tokens, temperature (0 is greedy), top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, stop (a string or a list), logprobs (k alternatives per token), ignore_eos, stream (print text as it comes), on_token = function(piece, info) ... end (info: id, logprob, index, top, entropy; return false to stop). The result: text, ids, logprobs, top and entropy (with logprobs: the alternatives, and the entropy of the model's distribution in nats, per token), finish (\"eos\", \"length\", \"stop\" or \"cancelled\"), usage = {prompt=, completion=, cached=} (cached: prompt tokens whose evaluation an earlier call on the model left in its prefix cache), seconds. Ctrl-C stops it and returns what was generated.",
                   example: "local r = m:generate({{role = \"user\", content = \"What is the capital of France?\"}}, {temperature = 0})\nprint(r.text, r.finish)"),
         HelpEntry(key: "sample", usage: "m:sample(prompt, n [, opts]) -> {result, ...}",
                   text: "n generations from one prompt: the prompt is evaluated once and each sample continues a fork of it, with seeds opts.seed, opts.seed + 1, ... (so the set is reproducible; sample i equals generate with seed opts.seed + i - 1). The samples decode together, one batched step per token, so on_token calls of different samples interleave (info.sample = i says whose); with stream = true they run one after another. Options and results as for generate; usage.cached counts prompt tokens reused from an earlier call.",
@@ -73,6 +73,29 @@ enum Help {
         HelpEntry(key: "state", usage: "m:state([prompt]) -> state",
                   text: "A prompt state you keep working on: tokens and their cache. Its methods: append, generate, fork, rewind, text, ids; #st is its length in tokens.",
                   example: "local st = m:state(m:template({{role = \"user\", content = \"Hi\"}}))\nlocal a = st:fork()\nprint(#st, a:generate({max_tokens = 8}).text)"),
+        HelpEntry(key: "attention", usage: "m:attention(text_or_ids [, {layers=\"all\", heads=nil}]) -> matrix",
+                  text: "Attention probabilities from one forward pass over the text (control tokens parsed, BOS as the model says), a list of ids, or chat messages. layers and heads: \"all\" (the default), a number or a list of numbers, counted from 0 as the model numbers them. The result is a matrix of shape #layers × #heads × T × T: att[i][h][q][k] is how much query position q attends to key position k (positions 1-based, as in att.ids), in layer att.layers[i] and head att.heads[h]; rows sum to 1, zeros above the diagonal (and outside a sliding window). Fields: layers, heads, ids, tokens (the pieces), dims. att:layer(l [, h]) picks model layer l (and head h); att:mean(2) averages over heads (layers × T × T). The engine refuses more than 4 GiB (layers × heads × T² × 4 bytes) with a message saying what to ask for instead; with every layer and head that is about 2,000 tokens for SmolLM2 (30 layers × 9 heads) and 1,780 for Qwen2.5-0.5B (24 × 14); the machine's memory must hold twice that while the result is built.",
+                  example: "local att = m:attention(\"The cat sat on the mat\", {layers = {0, 5}})\nprint(att:shape()[3], att.tokens[2])\nlocal avg = att:layer(5):mean(1)          -- T × T, mean over heads\nprint(avg[4]:sum())                           -- row 4 sums to 1"),
+        HelpEntry(key: "hidden", usage: "m:hidden(text_or_ids [, {layers=\"all\"}]) -> matrix",
+                  text: "The residual stream after each asked layer (0-based), from one forward pass: a matrix #layers × T × embedding; h:layer(l) is T × embedding for model layer l. Fields: layers, ids, tokens, dims.",
+                  example: "local h = m:hidden(\"Hello there\", {layers = {0, 29}})\nprint(h:layer(29)[1]:max())"),
+        HelpEntry(key: "logit_lens", usage: "m:logit_lens(text_or_ids [, {layers=\"all\", top=5}]) -> lens",
+                  text: "The logit lens: each asked layer's residual stream through the final norm and the unembedding, read as a next-token distribution. lens.top[i][t] lists the top most likely next tokens ({id=, piece=, logprob=}) at position t by layer lens.layers[i]; lens.logprob is a matrix #layers × (T − 1) of the log-probability each layer gives the token that actually comes next (column t predicts ids[t + 1]); lens.entropy is #layers × T (nats). At the last layer these are the model's own predictions.",
+                  example: "local lens = m:logit_lens(\"The capital of France is\", {layers = {10, 29}, top = 3})\nprint(lens.top[2][5][1].piece)"),
+        HelpEntry(key: "lm.matrix", usage: "lm.matrix(nested_table_or_matrix) -> matrix",
+                  text: "A matrix of floats from a rectangular nested table of numbers (or a compact copy of a matrix view). Matrices hold their numbers in one buffer; indexing, slicing and selecting make views that share it. x[i] drops the first dimension (a number when one is left); positions are 1-based, negative ones count from the end. Methods: shape, dim, get, slice, select, sum, mean, max, min, totable, layer; #x is the size of the first dimension.",
+                  example: "local x = lm.matrix({{1, 2, 3}, {4, 5, 6}})\nprint(x[2][3], x:get(2, 3), x:sum(1), x:slice(2, 2, 3))"),
+        HelpEntry(key: "matrix:shape", usage: "x:shape() -> {sizes}", text: "The size of each dimension; x:dim() is how many there are and #x the first.", example: "=att:shape()"),
+        HelpEntry(key: "matrix:dim", usage: "x:dim() -> n", text: "The number of dimensions.", example: "=att:dim()"),
+        HelpEntry(key: "matrix:get", usage: "x:get(i, j, ...) -> number", text: "One element, one 1-based index per dimension (negative from the end); faster than x[i][j] in loops, which makes a view per step.", example: "=att:get(1, 1, 5, 2)"),
+        HelpEntry(key: "matrix:slice", usage: "x:slice(dim, from [, to]) -> matrix", text: "A view with dimension dim narrowed to positions from..to (inclusive, 1-based; to defaults to the end; negative counts from the end). The view shares the numbers.", example: "local rows = avg:slice(1, 10, 20)   -- query positions 10 to 20"),
+        HelpEntry(key: "matrix:select", usage: "x:select(dim, i) -> matrix or number", text: "A view with dimension dim fixed at position i and removed (x[i] is x:select(1, i)).", example: "local head3 = att[1]:select(1, 3)"),
+        HelpEntry(key: "matrix:sum", usage: "x:sum([dim]) -> matrix or number", text: "The sum over dimension dim (the result lacks it), or over every element without dim. Accumulates in double precision.", example: "=avg:slice(2, 1, 4):sum(2)   -- each row's mass on keys 1..4"),
+        HelpEntry(key: "matrix:mean", usage: "x:mean([dim]) -> matrix or number", text: "The mean over dimension dim (the result lacks it), or over every element. For attention, att:mean(2) is the mean over heads.", example: "local avg = att:mean(2)   -- layers × T × T"),
+        HelpEntry(key: "matrix:max", usage: "x:max([dim]) -> matrix or number", text: "The largest value over dimension dim, or over every element.", example: "=att:max()"),
+        HelpEntry(key: "matrix:min", usage: "x:min([dim]) -> matrix or number", text: "The smallest value over dimension dim, or over every element.", example: "=att:min()"),
+        HelpEntry(key: "matrix:totable", usage: "x:totable() -> nested tables", text: "The numbers as nested Lua tables (rows of rows); for big matrices slice first.", example: "=att:layer(0, 0):slice(1, 1, 3):slice(2, 1, 3):totable()"),
+        HelpEntry(key: "matrix:layer", usage: "x:layer(l [, h]) -> matrix", text: "For what m:attention and m:hidden return: the part for model layer l (0-based, one of x.layers), and with h, for model head h (one of x.heads). An error names the layers there are.", example: "local a = att:layer(14, 3)   -- T × T"),
         HelpEntry(key: "st:append", usage: "st:append(text_or_ids) -> st",
                   text: "Adds tokens to the state: text (no BOS; control tokens parsed) or a list of ids. They are evaluated when next needed.",
                   example: "st:append(\"<|im_start|>assistant\\n\")"),
@@ -101,7 +124,7 @@ enum Help {
         let last = String(raw.split(whereSeparator: { $0 == "." || $0 == ":" }).last ?? "")
         let stateLike = raw.hasPrefix("st") && raw.contains(where: { $0 == ":" || $0 == "." })
         if stateLike, let e = entries.first(where: { $0.key == "st:" + last }) { return e }
-        return all.first(where: { $0.key == last || $0.key == "lm." + last || $0.key == "st:" + last })
+        return all.first(where: { $0.key == last || $0.key == "lm." + last || $0.key == "st:" + last || $0.key == "matrix:" + last })
             ?? documented.first(where: { $0.key.hasSuffix("." + last) })
     }
 
@@ -109,7 +132,8 @@ enum Help {
     /// `lm.stats` holds `lm.stats.auc`), the list of what it holds.
     static func render(_ e: HelpEntry, documented: [HelpEntry] = []) -> String {
         var usage = e.usage
-        if ["tokenize", "detokenize", "token", "template", "generate", "sample", "score", "choose", "state"].contains(e.key) {
+        if ["tokenize", "detokenize", "token", "template", "generate", "sample", "score", "choose", "state",
+            "attention", "hidden", "logit_lens"].contains(e.key) {
             usage += "\n" + e.usage.replacingOccurrences(of: "m:", with: "lm.") + "   (on lm.model)"
         }
         var text = "\(usage)\n\n\(wrap(e.text))"
@@ -230,7 +254,13 @@ extension LuaHost {
             lua_rawset(L, names)
         }
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix"] { name(lm, f, "lm." + f) }
+        refrain_luaL_getmetatable(L, "lm.matrix")
+        lua.rawGet(-1, "__index")
+        lua_getupvalue(L, -1, 3)                    // the methods table the __index closure holds
+        let matrixMethodTable = lua.absolute(-1)
+        for (op, _) in matrixMethods { name(matrixMethodTable, op, "matrix:" + op) }
+        lua.pop(3)
         refrain_luaL_getmetatable(L, "lm.state")
         lua.rawGet(-1, "__index")
         let stateMethods = lua.absolute(-1)

@@ -18,6 +18,7 @@ extension LuaHost {
         ("extract", PackageResources.extract_lua), ("verify", PackageResources.verify_lua),
         ("data", PackageResources.data_lua), ("tasks", PackageResources.tasks_lua),
         ("stats", PackageResources.stats_lua), ("progress", PackageResources.progress_lua),
+        ("analysis", PackageResources.analysis_lua), ("view", PackageResources.view_lua),
     ]
 
     /// `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.

@@ -17,7 +17,8 @@ extension LuaHost {
     /// The model methods, in the order `help()` lists them.
     var modelOperations: [(String, ModelOperation)] {
         [("tokenize", tokenize), ("detokenize", detokenize), ("token", token), ("template", template),
-         ("generate", generate), ("sample", sample), ("score", score), ("choose", choose), ("state", state)]
+         ("generate", generate), ("sample", sample), ("score", score), ("choose", choose), ("state", state),
+         ("attention", attention), ("hidden", hidden), ("logit_lens", logitLens)]
     }
 
     /// Registers each model operation twice: as a method (`m:generate`) and on `lm` for `lm.model`
@@ -402,6 +403,7 @@ extension LuaHost {
             lua.field("index", index)
             if let sample { lua.field("sample", sample) }
             if !tok.top.isEmpty { lua.field("top") { pushTop(tok.top, m) } }
+            if let h = tok.entropy { lua.field("entropy", Double(h)) }
         }
         if let err = lua.pcall(2, 1, traceback: false) { error = err; return false }
         defer { lua.pop() }
@@ -438,6 +440,7 @@ extension LuaHost {
                         for (i, t) in g.tokens.enumerated() { lua.element(i + 1) { pushTop(t.top, m) } }
                     }
                 }
+                lua.field("entropy") { lua.push(numbers: g.tokens.map { $0.entropy ?? .nan }) }
             }
             lua.field("finish", g.finish.rawValue)
             lua.field("usage") {

@@ -14,6 +14,7 @@ extension LuaHost {
         }
         prettyRef = luaL_ref(L, luaRegistry)
         installStateMetatable()
+        installMatrixMetatable()
 
         lua.newTable()
         let methods = lua.absolute(-1)
@@ -45,6 +46,8 @@ extension LuaHost {
             return 1
         }
         lua_setfield(L, lm, "load")
+        pushFunction("matrix") { [unowned self] lua in try self.makeMatrix(lua) }
+        lua_setfield(L, lm, "matrix")
         lua_rawgeti(L, luaRegistry, lua_Integer(prettyRef))
         lua_setfield(L, lm, "pretty")
         lua.newTable()
