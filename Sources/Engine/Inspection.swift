@@ -73,6 +73,18 @@ extension Transformer {
         let hd = c.headDim, nh = c.headCount, group = nh / c.kvHeadCount
         let scale = c.attentionScale
         let heads = cap.heads, total = cap.total
+        // The cached keys as f32 rows [position][kv head][d] (the cache keeps them in transposed f16 blocks), so
+        // that each dot product below reads one contiguous row.
+        var last = 0
+        for t in 0..<T { last = max(last, rowPos[t]) }
+        let kvh = c.kvHeadCount, positions = last + 1
+        let keys = UnsafeMutablePointer<Float>.allocate(capacity: positions * kvh * hd)
+        defer { keys.deallocate() }
+        pool.parallelFor(positions) { range in
+            for j in range {
+                for g in 0..<kvh { for d in 0..<hd { keys[(j * kvh + g) * hd + d] = cache.key(il, j, g, d) } }
+            }
+        }
         pool.parallelFor(T * heads.count) { range in
             for item in range {
                 let t = item / heads.count, hi = item % heads.count, h = heads[hi]
@@ -82,8 +94,9 @@ extension Transformer {
                 let row = out + (hi * total + pos) * total
                 var mx = -Float.infinity
                 for j in first...pos {
+                    let k = keys + (j * kvh + g) * hd
                     var dot: Float = 0
-                    for d in 0..<hd { dot += q[d] * cache.key(il, j, g, d) }
+                    for d in 0..<hd { dot += q[d] * k[d] }
                     row[j] = dot * scale
                     mx = max(mx, row[j])
                 }
