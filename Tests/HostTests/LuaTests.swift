@@ -29,6 +29,12 @@ final class LuaTests: XCTestCase {
     func testScoreChooseAndStates() throws { try runLuaFile("test_score_state.lua") }
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
+    func testPlot() throws { try runLuaFile("test_plot.lua") }
+
+    /// The experiment runner, run by the test file as child `refrain run` processes (this binary, this model).
+    func testExperimentRunner() throws {
+        try runLuaFile("test_runner.lua", args: [TestEnvironment.binary.path, try cli.modelPath()])
+    }
 
     /// help() prints the entries the Lua-written harness registers, as it does the Swift ones; the harness
     /// loads with no model and with REFRAIN_SCRIPTS pointing nowhere (it is compiled into the binary).
