@@ -8,17 +8,19 @@
 #   ./setup.sh --all      ... + Gemma 3 270M and Qwen2.5-Coder-0.5B-Instruct (tests and CI use this)
 #   ./setup.sh --no-apt   skip the apt step (packages already installed, or not root)
 #   ./setup.sh --llama-cpp  also build llama-cpp-python into $REFRAIN_HOME/venv-llamacpp (benchmark comparison)
+#   ./setup.sh --chromium   also install Debian's chromium (the browser test screenshots the SVG charts; CI uses it)
 set -euo pipefail
 
 REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
 MODELS="$REFRAIN_HOME/models"
-all=0; apt=1; llamacpp=0
+all=0; apt=1; llamacpp=0; chromium=0
 for a in "$@"; do
   case "$a" in
     --all) all=1 ;;
     --no-apt) apt=0 ;;
     --llama-cpp) llamacpp=1 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --chromium) chromium=1 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +43,21 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
       || die "apt-get install ${need_pkgs[*]} failed"
   else
     say "warning: missing packages ${need_pkgs[*]} (run without --no-apt to install)"
+  fi
+fi
+
+# chromium for the browser test, without its recommended packages (a headless screenshot needs none of them).
+if [ "$chromium" = 1 ]; then
+  if command -v chromium >/dev/null; then
+    say "chromium: ok ($(command -v chromium))"
+  elif [ "$apt" = 1 ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "installing chromium (about 300 MB)"
+    $sudo apt-get update -qq || die "apt-get update failed (is the network reachable?)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+      || die "apt-get install chromium failed"
+  else
+    say "warning: chromium is missing (run without --no-apt to install it)"
   fi
 fi
 

@@ -30,6 +30,7 @@ final class LuaTests: XCTestCase {
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
     func testPlot() throws { try runLuaFile("test_plot.lua") }
+    func testInspectAnalysisAndViews() throws { try runLuaFile("test_inspect.lua") }
 
     /// The experiment runner, run by the test file as child `refrain run` processes (this binary, this model).
     func testExperimentRunner() throws {

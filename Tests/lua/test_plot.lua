@@ -191,4 +191,46 @@ T.test("help", function()
   T.eq(require("lm.plot"), P)
 end)
 
+T.test("heatmap: one cell per non-zero element, coloured by value, token labels on both axes, a colour bar", function()
+  local path = os.tmpname()
+  local x = lm.matrix({{1, 0, 0}, {0.5, 0.5, 0}, {0.2, 0.3, 0.5}})
+  local svg = P.heatmap(x, {labels = {"<s>", " cat", "\n"}, title = "layer 3", file = path})
+  local f = io.open(path); T.eq(f:read("a"), svg); f:close(); os.remove(path)
+  local els = parse(svg)
+  local cells = find_all(els, "rect", "cell")
+  T.eq(#cells, 6, "the zeros above the diagonal are left white")
+  T.eq(cells[1].attrs.fill, "#800026", "the largest value is dark red")
+  local tips = {}
+  for _, e in ipairs(find_all(els, "title")) do if e.parent == cells[2] then tips[#tips + 1] = e.text end end
+  T.eq(tips[1], "␣cat → <s>: 0.5")
+  local ticks = texts(els, "tick")
+  for _, t in ipairs({"<s>", "␣cat", "\\n", "1", "0"}) do T.ok(has(ticks, t), "label " .. t) end
+  T.ok(svg:find("&lt;s&gt;", 1, true), "escaped")
+  T.eq(#find_all(els, "g", "colorbar"), 1)
+  T.eq(texts(els, "label")[1], "query"); T.eq(texts(els, "label")[2], "key")
+  -- Nested tables work too, and the scale can be fixed.
+  local els2 = parse(P.heatmap({{0.25, 0.5}}, {max = 1}))
+  T.eq(#find_all(els2, "rect", "cell"), 2)
+  T.err(function() P.heatmap(lm.matrix({1, 2, 3})) end, "expects a 2-D matrix")
+  T.err(function() P.heatmap({{1, 2}, {3}}) end, "row 2 has a different length")
+end)
+
+T.test("surprisal: one bar per token, heights -logprob, labels from the pieces", function()
+  local svg = P.surprisal({-0.1, -2.3, -0.7}, {labels = {"The", " cat", " sat"}, title = "surprisal"})
+  local els = parse(svg)
+  local bars = find_all(els, "rect", "bar")
+  T.eq(#bars, 3)
+  local h = {}
+  for i, b in ipairs(bars) do h[i] = tonumber(b.attrs.height) end
+  T.ok(h[2] > h[3] and h[3] > h[1], "taller for more surprising tokens")
+  local tips = {}
+  for _, e in ipairs(find_all(els, "title")) do if e.parent == bars[2] then tips[#tips + 1] = e.text end end
+  T.eq(tips[1], "␣cat: 2.3 nats (p = 0.1)")
+  T.ok(has(texts(els, "tick"), "␣sat"))
+  T.eq(texts(els, "label")[1], "surprisal (nats)")
+  local bits = parse(P.surprisal({-math.log(2)}, {bits = true}))
+  T.eq(texts(bits, "label")[1], "surprisal (bits)")
+  T.err(function() P.surprisal({}) end, "expects a result with logprobs")
+end)
+
 T.done()

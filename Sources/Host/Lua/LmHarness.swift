@@ -1,6 +1,6 @@
-// The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress, lm.plot, lm.analysis and lm.view,
-// written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change), plus the two things Lua cannot
-// do alone that they need: a monotonic clock and isatty.
+// The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress,
+// lm.plot, lm.analysis and lm.view, written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change),
+// plus the two things Lua cannot do alone that they need: a monotonic clock and isatty.
 //
 // Where the Lua lives: SwiftPM's `embedInCode` copies each lm/*.lua file into the binary (`PackageResources`), and
 // the host puts them in `package.preload`, so `require "lm.stats"` finds the same code under `swift run`, under

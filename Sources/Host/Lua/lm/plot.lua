@@ -429,6 +429,170 @@ function M.lines(series, opts)
   return c:finish()
 end
 
+-- Heatmaps and surprisal ---------------------------------------------------------------------------------------
+
+-- A sequential colour for f in [0, 1]: white through yellow and orange to dark red (readable in grey too).
+local HEAT = {{255, 255, 255}, {255, 237, 160}, {254, 178, 76}, {240, 59, 32}, {128, 0, 38}}
+local function heat(f)
+  f = math.max(0, math.min(1, f)) * (#HEAT - 1)
+  local i = math.min(math.floor(f), #HEAT - 2)
+  local t, a, b = f - i, HEAT[i + 1], HEAT[i + 2]
+  return ("#%02x%02x%02x"):format(math.floor(a[1] + t * (b[1] - a[1]) + 0.5), math.floor(a[2] + t * (b[2] - a[2]) + 0.5),
+    math.floor(a[3] + t * (b[3] - a[3]) + 0.5))
+end
+
+-- Rows of numbers from a 2-D matrix (lm.matrix, m:attention's slices) or a nested table.
+local function rows_of(fname, x)
+  if type(x) == "userdata" then
+    local ok, shape = pcall(function() return x:shape() end)
+    if not ok or #shape ~= 2 then
+      error(("lm.plot.%s: expects a 2-D matrix (for attention: att:layer(l):mean(1)), got %s"):format(fname,
+        ok and table.concat(shape, "x") or "a userdata"), 3)
+    end
+    return x:totable()
+  end
+  if type(x) ~= "table" or type(x[1]) ~= "table" or #x[1] == 0 then
+    error(("lm.plot.%s: expects a 2-D matrix or a non-empty table of rows"):format(fname), 3)
+  end
+  for i = 2, #x do
+    if type(x[i]) ~= "table" or #x[i] ~= #x[1] then error(("lm.plot.%s: row %d has a different length"):format(fname, i), 3) end
+  end
+  return x
+end
+
+-- A label for a token piece: spaces shown as "␣" at the start, newlines as "\n", cut to `n` characters.
+local function piece_label(s, n)
+  s = tostring(s):gsub("\n", "\\n"):gsub("\t", "\\t"):gsub("^ ", "␣")
+  if (utf8.len(s) or #s) > n then s = s:sub(1, (utf8.offset(s, n) or n + 1) - 1) .. "…" end
+  return s
+end
+
+doc.heatmap = {
+  usage = "lm.plot.heatmap(matrix, {file=, labels=, xlabels=, ylabels=, title=, max=, cell=14, xlabel=\"key\", ylabel=\"query\"}) -> svg",
+  text = "A heatmap of a 2-D matrix (an attention matrix: att:layer(l):mean(1) or att:layer(l, h)) as SVG text, "
+    .. "written to file when given: one square cell per element, white for 0 through yellow and orange to dark "
+    .. "red for max (default the largest value), with a tooltip holding the row, column and value, and a colour "
+    .. "bar. labels (the token pieces, att.tokens) name both rows and columns; xlabels and ylabels name them "
+    .. "separately. cell is the side of a cell in pixels.",
+  example = "local att = m:attention(\"The cat sat on the mat\", {layers = {3}})\n"
+    .. "lm.plot.heatmap(att:layer(3):mean(1), {labels = att.tokens, title = \"layer 3\", file = \"att.svg\"})",
+}
+function M.heatmap(x, opts)
+  opts = options("heatmap", opts, {file = true, labels = true, xlabels = true, ylabels = true, title = true, max = true,
+                                   cell = true, xlabel = true, ylabel = true})
+  local rows = rows_of("heatmap", x)
+  local R, C = #rows, #rows[1]
+  local xl, yl = opts.xlabels or opts.labels, opts.ylabels or opts.labels
+  local hi = opts.max
+  if not hi then
+    hi = -math.huge
+    for _, r in ipairs(rows) do for _, v in ipairs(r) do if v == v then hi = math.max(hi, v) end end end
+  end
+  if not (hi > 0) then hi = 1 end
+  local cell = opts.cell or 14
+  local function longest(ls) local w = 0 for _, l in ipairs(ls or {}) do w = math.max(w, text_width(piece_label(l, 14), 11)) end return w end
+  local left = 16 + (opts.ylabel ~= false and 18 or 0) + math.max(longest(yl), 12)
+  local top = (opts.title and 40 or 16)
+  local bottom_room = math.max(longest(xl) * 0.82 + 16, 24) + (opts.xlabel ~= false and 20 or 0)
+  local bar_w = 70
+  local c = chart({width = math.floor(left + C * cell + bar_w + 24), height = math.floor(top + R * cell + bottom_room),
+                   title = opts.title, file = opts.file}, 0, 0)
+  c.left, c.top, c.right, c.bottom = left, top, left + C * cell, top + R * cell
+  c:add('<g class="cells">')
+  for i, r in ipairs(rows) do
+    for j, v in ipairs(r) do
+      if v == v and v ~= 0 then
+        local tip = ("%s → %s: %s"):format(yl and piece_label(yl[i], 20) or ("row " .. i), xl and piece_label(xl[j], 20)
+          or ("column " .. j), label_number(v, 4))
+        c:add('<rect class="cell" x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s</title></rect>',
+          coord(left + (j - 1) * cell), coord(top + (i - 1) * cell), coord(cell), coord(cell), heat(v / hi), escape(tip))
+      end
+    end
+  end
+  c:add('</g>')
+  c:add('<rect class="frame" x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#888"/>', coord(left), coord(top),
+    coord(C * cell), coord(R * cell))
+  if yl then
+    for i = 1, R do c:text(left - 4, top + (i - 0.5) * cell + 4, piece_label(yl[i] or "", 14), "end", 'class="tick" font-size="11"') end
+  end
+  if xl then
+    for j = 1, C do
+      local xx, yy = left + (j - 0.5) * cell + 4, c.bottom + 6
+      c:text(xx, yy, piece_label(xl[j] or "", 14), "end",
+        ('class="tick" font-size="11" transform="rotate(-60 %s %s)"'):format(coord(xx), coord(yy)))
+    end
+  end
+  if opts.ylabel ~= false then
+    local lx, ly = 14, top + R * cell / 2
+    c:text(lx, ly, opts.ylabel or "query", "middle", ('class="label" transform="rotate(-90 %s %s)"'):format(coord(lx), coord(ly)))
+  end
+  if opts.xlabel ~= false then c:text(left + C * cell / 2, c.height - 6, opts.xlabel or "key", "middle", 'class="label"') end
+  -- The colour bar: ten steps from 0 to max.
+  local bx, bh = c.right + 18, math.max(R * cell, 60)
+  c:add('<g class="colorbar">')
+  for k = 0, 9 do
+    c:add('<rect x="%s" y="%s" width="14" height="%s" fill="%s"/>', coord(bx), coord(top + (9 - k) * bh / 10), coord(bh / 10 + 0.5), heat((k + 0.5) / 10))
+  end
+  c:text(bx + 18, top + 10, label_number(hi, 3), "start", 'class="tick" font-size="11"')
+  c:text(bx + 18, top + bh, "0", "start", 'class="tick" font-size="11"')
+  c:add('</g>')
+  return c:finish()
+end
+
+doc.surprisal = {
+  usage = "lm.plot.surprisal(result, {file=, model=lm.model, labels=, title=, bits=false, width=, height=320}) -> svg",
+  text = "A per-token surprisal chart as SVG text (written to file when given): one bar per token, the "
+    .. "surprisal -log p of the token (nats; bits with bits = true), coloured from light (expected) to dark red "
+    .. "(surprising), labelled with the token pieces below. result is anything with ids and logprobs (what "
+    .. "m:generate and m:score return) or a plain list of log-probabilities (then labels name the tokens).",
+  example = "local s = m:score(\"The capital of France is\", \" Paris, a city on the Seine.\")\n"
+    .. "lm.plot.surprisal(s, {file = \"surprisal.svg\", title = \"surprisal\"})",
+}
+function M.surprisal(r, opts)
+  opts = options("surprisal", opts, {file = true, model = true, labels = true, title = true, bits = true, width = true,
+                                     height = true})
+  local lps, labels = r, opts.labels
+  if type(r) == "table" and type(r.logprobs) == "table" then
+    lps = r.logprobs
+    if not labels and r.ids then
+      local m = opts.model or lm.model
+      if not m then error("lm.plot.surprisal: no model to read the pieces from (give {model = m} or labels)", 2) end
+      labels = {}
+      for i, id in ipairs(r.ids) do labels[i] = m:token(id) end
+    end
+  end
+  if type(lps) ~= "table" or #lps == 0 then error("lm.plot.surprisal: expects a result with logprobs, or a list of log-probabilities", 2) end
+  local unit = opts.bits and math.log(2) or 1
+  local s, top_value = {}, 0
+  for i, lp in ipairs(lps) do
+    if type(lp) ~= "number" then error(("lm.plot.surprisal: logprobs[%d] is not a number"):format(i), 2) end
+    s[i] = -lp / unit
+    top_value = math.max(top_value, s[i])
+  end
+  local longest = 0
+  for _, l in ipairs(labels or {}) do longest = math.max(longest, text_width(piece_label(l, 14), 11)) end
+  local width = opts.width or math.max(360, 110 + 16 * #s)
+  local c = chart({width = width, height = opts.height or 320, title = opts.title, file = opts.file,
+                   ylabel = opts.bits and "surprisal (bits)" or "surprisal (nats)"}, 0, math.max(longest * 0.82 + 16, 22))
+  local yt, y0, y1 = ticks(0, math.max(top_value, 1e-6), 5)
+  local sy = scale(y0, y1, c.bottom, c.top)
+  c:y_axis(yt, sy)
+  local slot = (c.right - c.left) / #s
+  c:add('<g class="bars">')
+  for i, v in ipairs(s) do
+    local x = c.left + (i - 1) * slot + slot * 0.1
+    local tip = ("%s: %s %s (p = %s)"):format(labels and piece_label(labels[i], 20) or ("token " .. i), label_number(v, 3),
+      opts.bits and "bits" or "nats", label_number(math.exp(lps[i]), 3))
+    c:add('<rect class="bar" x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s</title></rect>', coord(x), coord(sy(v)),
+      coord(slot * 0.8), coord(c.bottom - sy(v)), heat(0.15 + 0.85 * v / math.max(y1, 1e-9)), escape(tip))
+  end
+  c:add('</g>')
+  local xlabels = {}
+  for i = 1, #s do xlabels[i] = {x = c.left + (i - 0.5) * slot, text = labels and piece_label(labels[i], 14) or tostring(i)} end
+  c:x_axis(xlabels, labels ~= nil)
+  return c:finish()
+end
+
 -- Shared helpers, public because they are handy for labels and other charts ---------------------------------
 
 doc.escape = {
@@ -455,7 +619,8 @@ lm.document(M, {
   name = "lm.plot",
   usage = "lm.plot",
   text = "Charts as SVG files, with no dependencies: bars (values with confidence-interval whiskers, e.g. "
-    .. "accuracy per strategy), lines (one line per series, e.g. a metric per layer); escape and ticks, the "
+    .. "accuracy per strategy), lines (one line per series, e.g. a metric per layer), heatmap (an attention "
+    .. "matrix with token labels), surprisal (per-token -log p of a generation or score); escape and ticks, the "
     .. "helpers they share. Every chart returns its SVG text and writes it to opts.file when given.",
   example = "lm.plot.bars({{label = \"a\", value = 0.4, lo = 0.3, hi = 0.5}}, {file = \"a.svg\"})",
 })
