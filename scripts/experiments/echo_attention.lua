@@ -106,6 +106,15 @@ local function summarize(recs, o)
   for src, c in pairs(counts) do
     lines[#lines + 1] = ("  %s: %d items, %d correct (%.1f%%)"):format(src, c.n, c.correct, 100 * c.correct / c.n)
   end
+  -- Answer length matters: the first K tokens are a larger share of what a short answer can attend to.
+  local len = {correct = {}, wrong = {}}
+  for _, r in ipairs(recs) do
+    if r.layers then local g = r.correct and len.correct or len.wrong; g[#g + 1] = r.answer_tokens end
+  end
+  if #len.correct > 0 and #len.wrong > 0 then
+    lines[#lines + 1] = ("answer tokens: correct mean %.1f, wrong mean %.1f"):format(lm.stats.mean(len.correct),
+      lm.stats.mean(len.wrong))
+  end
   local result = {items = #recs, counts = counts, layers = layers, measures = {}}
   for _, measure in ipairs({"answer_to_answer", "answer_to_question"}) do
     local g = by[measure]
@@ -121,6 +130,31 @@ local function summarize(recs, o)
                        {name = ("wrong (n=%d)"):format(#g.wrong), values = pct(mean_per_layer(g.wrong, #layers))}},
                       {xs = layers, xlabel = "layer", ylabel = "attention mass (%)",
                        title = measure:gsub("_", " ") .. ", heads averaged", file = o.out .. "/" .. measure .. ".svg"})
+      end
+    end
+  end
+  -- Within each source too: the sources differ in difficulty, so the pooled comparison mixes "correct vs wrong"
+  -- with "arithmetic vs GSM8K".
+  result.by_source = {}
+  local sources = {}
+  for src in pairs(counts) do sources[#sources + 1] = src end
+  table.sort(sources)
+  for _, src in ipairs(sources) do
+    for _, measure in ipairs({"answer_to_answer", "answer_to_question"}) do
+      local ok, bad = {}, {}
+      for _, r in ipairs(recs) do
+        if r.source == src and r.layers then
+          local g = r.correct and ok or bad
+          g[#g + 1] = r[measure]
+        end
+      end
+      if #ok >= 2 and #bad >= 2 then
+        local c = lm.analysis.compare(ok, bad, layers)
+        result.by_source[src .. "/" .. measure] = c
+        lines[#lines + 1] = ""
+        lines[#lines + 1] = ("%s only, %s: correct n = %d, wrong n = %d (groups)"):format(src, measure, #ok, #bad)
+        local report = lm.analysis.report({groups = c.groups, layers = {}}, {names = {"correct", "wrong"}})
+        lines[#lines + 1] = report
       end
     end
   end
