@@ -107,7 +107,7 @@ function M.run(model, item, opts, kind)
       local text = rec:inject("feedback:" .. step.emotion, feedback(P, step, uses, verifier))
       msgs[#msgs + 1] = {role = "user", content = text}
     end
-    local r = rec:generate(msgs, gen_opts(opts, t))
+    local r = rec:generate({table.unpack(msgs)}, gen_opts(opts, t))   -- a copy: the record keeps this prompt
     msgs[#msgs + 1] = {role = "assistant", content = r.text}
     local a = extract(r.text)
     local ok = a ~= nil and verify(a, item.answer) or false

@@ -220,10 +220,10 @@ function M.critique_revise(model, item, opts)
   local P = record.phrases(M.phrases, opts.phrases)
   local rec = record.new(model, {strategy = "metacognitive.critique_revise", item = item.id})
   local msgs = {{role = "user", content = item.question .. " " .. rec:inject("instruction", P.instruction)}}
-  local first = rec:generate(msgs, gen_opts(opts, 1))
+  local first = rec:generate({table.unpack(msgs)}, gen_opts(opts, 1))
   msgs[#msgs + 1] = {role = "assistant", content = first.text}
   msgs[#msgs + 1] = {role = "user", content = rec:inject("critique", P.critique)}
-  local critique = rec:generate(msgs, gen_opts(opts, 2))
+  local critique = rec:generate({table.unpack(msgs)}, gen_opts(opts, 2))   -- copies: the record keeps prompts
   msgs[#msgs + 1] = {role = "assistant", content = critique.text}
   msgs[#msgs + 1] = {role = "user", content = rec:inject("revise", P.revise)}
   local revised = rec:generate(msgs, gen_opts(opts, 3))
