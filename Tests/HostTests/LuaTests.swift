@@ -28,6 +28,11 @@ final class LuaTests: XCTestCase {
     func testGenerateAndSample() throws { try runLuaFile("test_generate.lua") }
     func testScoreChooseAndStates() throws { try runLuaFile("test_score_state.lua") }
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
+    // Strategy tests put the project's scripts/ ahead of the stand-ins on package.path themselves.
+    func testStrategyHeart() throws { try runLuaFile("test_strategy_heart.lua") }
+    func testStrategyStimuli() throws { try runLuaFile("test_strategy_stimuli.lua") }
+    func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua") }
+    func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua") }
 
     func testDashEAndStdinScripts() throws {
         let m = try cli.modelPath()

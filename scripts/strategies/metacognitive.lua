@@ -31,7 +31,7 @@ M.phrases = {
 
 -- Keywords that mark a topic in a question, for retrieval by topic when an item names none.
 M.keywords = {
-  addition = {"more", "total", "altogether", "sum", "plus", "together", "buys", "adds", "gets"},
+  addition = {"more", "total", "altogether", "sum", "plus", "together", "buys", "adds"},
   subtraction = {"left", "remain", "fewer", "less", "gives away", "spends", "loses", "eats", "sells"},
   multiplication = {"each", "times", "every", "per", "twice"},
   division = {"split", "share", "equally", "divide", "half", "among"},
