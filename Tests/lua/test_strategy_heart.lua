@@ -72,16 +72,17 @@ T.test("verifier-free: feedback every round without a verdict, synthesis call an
   T.eq(r.answer_majority, (require "strategies.answers").majority(votes))
   T.eq(r.answer_synthesis, last_int(r.calls[8].outputs[1].text))
   T.eq(r.answer, r.answer_synthesis, "the default final answer is the synthesis")
-  T.eq(heart.heart(m, ITEM, opts{verifier = false, final = "majority"}).answer, r.answer_majority)
+  local v = heart.heart(m, ITEM, opts{verifier = false, final = "majority", iterations = 2, max_tokens = 4})
+  T.eq(v.answer, v.answer_majority); T.eq(v.tokens.calls, 4)
 end)
 
 T.test("baselines: neutral and fixed-emotion feedback at the same budget and seeds", function()
-  local o = opts{temperature = 0.7, seed = 5}
+  local o = opts{temperature = 0.7, seed = 5, max_tokens = 4}
   local e, n, f = heart.heart(m, ITEM, o), heart.neutral(m, ITEM, o), heart.fixed(m, ITEM, o)
   T.eq(n.tokens.calls, e.tokens.calls); T.eq(f.tokens.calls, e.tokens.calls)
   for i = 1, 7 do
     T.eq(n.calls[i].opts.seed, e.calls[i].opts.seed); T.eq(f.calls[i].opts.seed, 4 + i)
-    T.eq(n.calls[i].opts.max_tokens, 8); T.eq(f.calls[i].opts.temperature, 0.7)
+    T.eq(n.calls[i].opts.max_tokens, 4); T.eq(f.calls[i].opts.temperature, 0.7)
   end
   T.eq(labels(n), "instruction" .. string.rep(" feedback:neutral", 6))
   T.eq(labels(f), "instruction" .. string.rep(" feedback:anger", 6))
