@@ -107,6 +107,14 @@ T.test("phrases from a table or a file; a schedule of one's own", function()
   T.err(function() heart.heart(m, ITEM, opts{schedule = {{emotion = "joy"}}}) end, "no phrases for emotion 'joy'")
 end)
 
+T.test("without opts.extract / opts.verify: lm.extract.number and lm.verify.numeric", function()
+  local r = heart.heart(m, {id = 2, question = ITEM.question, answer = 8}, {max_tokens = 12, temperature = 0, iterations = 1})
+  for i, a in ipairs(r.attempts) do
+    local text = r.calls[i].outputs[1].text
+    T.eq(a.answer, lm.extract.number(text)); T.eq(a.correct, lm.verify.numeric(lm.extract.number(text), 8))
+  end
+end)
+
 T.test("accuracy within n rounds and iterations needed, on hand-made results", function()
   local rs = {{iterations = 0}, {iterations = 2}, {iterations = nil}, {iterations = 5}}
   T.eq(heart.accuracy_within(rs, 0), 0.25)

@@ -68,4 +68,11 @@ T.test("the demonstration opens every prompt; the retry repeats the question aft
   T.eq(full.calls[3].prompt[4].content, full.texts[1])
 end)
 
+T.test("without opts.extract: lm.extract.boxed, and the last number with fallback = \"number\"", function()
+  local r = rise.run(m, ITEM, {max_tokens = 16, turns = 2, parallel = false})
+  for t = 1, 2 do T.eq(r.turns[t], lm.extract.boxed(r.texts[t]) or false) end
+  local f = rise.run(m, ITEM, {max_tokens = 6, turns = 1, parallel = false, fallback = "number"})
+  T.eq(f.turns[1], lm.extract.boxed(f.texts[1]) or lm.extract.number(f.texts[1]) or false)
+end)
+
 T.done()

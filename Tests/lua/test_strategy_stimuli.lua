@@ -68,6 +68,8 @@ T.test("one generation per condition; the stimulus (or its control) recorded and
                                     verify = same, max_tokens = 12})
   T.ok(ep.prompt:find(stimuli.phrases.instruction .. " Breathe.\nInput:", 1, true))
   T.err(function() stimuli.run(m, ARITH, {stimulus = "NP11"}) end, "unknown stimulus 'NP11'")
+  local d = stimuli.run(m, ARITH, {max_tokens = 12})       -- the harness's extractor and verifier
+  T.eq(d.text, none.text); T.eq(d.answer, lm.extract.number(d.text)); T.eq(d.correct, lm.verify.numeric(d.answer, 8))
 end)
 
 T.test("labels are scored, not generated: the best label by the mean log-probability computed here", function()
