@@ -80,6 +80,11 @@ T.test("build: solve and reflect per item, behaviors deduplicated by name and in
   os.remove(path)
   T.eq(#back.behaviors, 2); T.eq(back.behaviors[2].instruction, "Check the result.")
   T.eq(back.behaviors[1].topics[3], "word problem")
+  local jpath = os.tmpname() .. ".json"
+  local f = assert(io.open(jpath, "w")); f:write(lm.json.encode(hb)); f:close()
+  local j = mc.load(jpath)
+  os.remove(jpath)
+  T.eq(#j.behaviors, 2); T.eq(j.behaviors[1].name, "behavior_sum_up"); T.eq(j.behaviors[1].topics[1], "addition")
 end)
 
 T.test("behavior-conditioned answering: K behaviors before the problem, a request to cite them, one call", function()

@@ -39,20 +39,28 @@ M.keywords = {
   units = {"minutes", "hours", "cents", "meters", "grams"},
 }
 
---- Loads a handbook: a name under strategies/handbooks ("arithmetic") or the path of a Lua file returning
---- {behaviors = {{name=, instruction=, topics={...}}, ...}}.
+--- Loads a handbook: a name under strategies/handbooks ("arithmetic"), the path of a Lua file returning
+--- {behaviors = {{name=, instruction=, topics={...}}, ...}}, or the path of a JSON file holding the same.
 function M.load(name_or_path)
   local path = name_or_path
-  if not path:find("/") and not path:find("%.lua$") then
+  if not path:find("/") and not path:find("%.lua$") and not path:find("%.json$") then
     local found, err = package.searchpath("strategies.handbooks." .. path, package.path)
     if not found then error("metacognitive.load: no handbook '" .. path .. "':" .. err, 2) end
     path = found
   end
-  local chunk, err = loadfile(path, "t", {})
-  if not chunk then error("metacognitive.load: " .. err, 2) end
-  local hb = chunk()
+  local hb
+  if path:find("%.json$") then
+    local f, err = io.open(path)
+    if not f then error("metacognitive.load: " .. err, 2) end
+    hb = lm.json.decode(f:read("a"))
+    f:close()
+  else
+    local chunk, err = loadfile(path, "t", {})
+    if not chunk then error("metacognitive.load: " .. err, 2) end
+    hb = chunk()
+  end
   if type(hb) ~= "table" or type(hb.behaviors) ~= "table" then
-    error("metacognitive.load: " .. path .. " must return {behaviors = {...}}", 2)
+    error("metacognitive.load: " .. path .. " must hold {behaviors = {...}}", 2)
   end
   return hb
 end
