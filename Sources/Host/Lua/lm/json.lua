@@ -9,6 +9,9 @@ local function fail(msg, at) error({msg = msg, at = at}, 0) end
 
 local function skip(s, i) return s:find("[^ \t\r\n]", i) or #s + 1 end
 
+-- Fails with `what`, or with "unexpected end of text" when the text ended first.
+local function expected(s, i, what) fail(i > #s and "unexpected end of text" or "expected " .. what, i) end
+
 local ESCAPES = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t'}
 
 local function parse_string(s, i)
@@ -67,7 +70,7 @@ local function parse_array(s, i)
     i = skip(s, i)
     local c = s:sub(i, i)
     if c == "]" then return list, i + 1 end
-    if c ~= "," then fail("expected ',' or ']'", i) end
+    if c ~= "," then expected(s, i, "',' or ']'") end
     i = skip(s, i + 1)
   end
 end
@@ -77,17 +80,17 @@ local function parse_object(s, i)
   i = skip(s, i + 1)
   if s:sub(i, i) == "}" then return obj, i + 1 end
   while true do
-    if s:sub(i, i) ~= '"' then fail("expected a string key", i) end
+    if s:sub(i, i) ~= '"' then expected(s, i, "a string key") end
     local k, v
     k, i = parse_string(s, i)
     i = skip(s, i)
-    if s:sub(i, i) ~= ":" then fail("expected ':'", i) end
+    if s:sub(i, i) ~= ":" then expected(s, i, "':'") end
     v, i = parse_value(s, skip(s, i + 1))
     obj[k] = v
     i = skip(s, i)
     local c = s:sub(i, i)
     if c == "}" then return obj, i + 1 end
-    if c ~= "," then fail("expected ',' or '}'", i) end
+    if c ~= "," then expected(s, i, "',' or '}'") end
     i = skip(s, i + 1)
   end
 end

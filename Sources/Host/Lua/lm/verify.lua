@@ -11,12 +11,10 @@ local function parse_number(s)
   t = t:gsub("\u{2212}", "-"):gsub("%.$", "")
   local sign, rest = t:match("^([%-+]?)%$?(.*)$")
   rest = rest:gsub("%%$", "")
-  if rest:match("^%d%d?%d?,%d%d%d") then
-    if not rest:match("^%d%d?%d?[,%d]*$") or rest:match(",%d?%d?,") or rest:match(",%d?%d?$")
-      or rest:match(",%d%d%d%d") then
-      return nil
-    end
-    rest = rest:gsub(",", "")
+  local int, frac = rest:match("^([%d,]+)(%.?%d*)$")
+  if int and int:find(",", 1, true) then                      -- thousands: 1,234,567 and nothing else
+    if not int:gsub(",%d%d%d%f[^%d]", ""):match("^%d%d?%d?$") then return nil end
+    rest = int:gsub(",", "") .. frac
   end
   local a, b = rest:match("^(%d+)/(%d+)$")
   local v
