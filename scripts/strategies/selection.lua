@@ -218,8 +218,13 @@ function M.retry(model, item, opts)
   assert(rising or reject or o.mitigation == "none", "retry: mitigation must be none, temperature, reject or both")
   local rec = record.new(model, {strategy = "selection.retry_" .. o.mitigation, item = item.id})
   local messages = {{role = "user", content = ask_text(rec, item.question, o)}}
-  local tried, history, answer, correct = {}, {}, nil, false
+  local tried, history, answer, correct, said = {}, {}, nil, false, nil
   for round = 1, o.rounds do
+    if said then
+      messages[#messages + 1] = {role = "assistant", content = said}
+      messages[#messages + 1] = {role = "user", content = rec:inject("feedback", fill(o.phrases.feedback,
+                                                                    {answer = answer or "(none)"}))}
+    end
     local t = rising and math.min(o.temperature + o.step * (round - 1), o.cap) or o.temperature
     local prompt = o.prompt and o.prompt(messages) or model:template(messages)
     local draws = rec:sample(prompt, o.k, {max_tokens = o.max_tokens, temperature = t, top_p = o.top_p,
@@ -231,13 +236,12 @@ function M.retry(model, item, opts)
         if a ~= nil and not tried[M.key(a)] then pick = i; break end
       end
     end
-    answer, correct = grade(o, draws[pick].text, item.answer)
+    answer = answers[pick]
+    correct = check(o, answer, item.answer)
     history[round] = {temperature = t, answer = answer, correct = correct, picked = pick, answers = answers}
     if correct then break end
     if answer ~= nil then tried[M.key(answer)] = true end
-    messages[#messages + 1] = {role = "assistant", content = draws[pick].text}
-    messages[#messages + 1] = {role = "user", content = rec:inject("feedback", fill(o.phrases.feedback,
-                                                                  {answer = answer or "(none)"}))}
+    said = draws[pick].text
   end
   return rec:result{answer = answer, correct = correct, rounds = #history, history = history}
 end
