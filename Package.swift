@@ -26,7 +26,9 @@ let package = Package(
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
         .target(name: "Engine", path: "Sources/Engine", swiftSettings: engineFlags),
+        // Lua/lm/*.lua, the harness modules written in Lua, are compiled into the binary (see LmHarness.swift).
         .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host",
+                          resources: [.embedInCode("Lua/lm")],
                           swiftSettings: portable ? [.define("REFRAIN_PORTABLE")] : []),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
                     resources: [.copy("Fixtures")]),

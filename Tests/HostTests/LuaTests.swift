@@ -37,6 +37,45 @@ final class LuaTests: XCTestCase {
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
     func testEchoStrategies() throws { try runLuaFile("test_strategy_echo.lua", scripts: projectScripts) }
     func testSelectionStrategies() throws { try runLuaFile("test_strategy_selection.lua", scripts: projectScripts) }
+    func testHarness() throws { try runLuaFile("test_harness.lua") }
+
+    /// help() prints the entries the Lua-written harness registers, as it does the Swift ones; the harness
+    /// loads with no model and with REFRAIN_SCRIPTS pointing nowhere (it is compiled into the binary).
+    func testHarnessHelpAndLoadingAnywhere() throws {
+        let env = ["REFRAIN_HOME": "/nonexistent", "REFRAIN_SCRIPTS": "/nonexistent"]
+        let auc = try run(["-e", "help(lm.stats.auc)"], env: env)
+        XCTAssertEqual(auc.status, 0, auc.err)
+        XCTAssertTrue(auc.out.hasPrefix("lm.stats.auc(pos, neg) -> number\n\n"), auc.out)
+        XCTAssertTrue(auc.out.contains("Mann-Whitney") && auc.out.contains("example:"), auc.out)
+        let module = try run(["-e", "help(lm.extract)"], env: env)
+        for f in ["number", "boxed", "choice", "answer"] {
+            XCTAssertTrue(module.out.contains("lm.extract.\(f)("), module.out)
+        }
+        let overview = try run(["-e", "help()"], env: env)
+        XCTAssertTrue(overview.out.contains("lm.stats ") && overview.out.contains("lm.progress("), overview.out)
+        let cwd = FileManager.default.temporaryDirectory.path
+        let p = Process()
+        p.executableURL = TestEnvironment.binary
+        p.arguments = ["-e", "print(lm.verify.numeric(lm.extract.number('#### 1,234'), 1234))"]
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        p.environment = env
+        let o = Pipe()
+        p.standardOutput = o
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "true\n")
+    }
+
+    /// lm.progress draws on a terminal (and test_harness.lua checks it is silent on a pipe).
+    func testProgressDrawsOnATerminal() throws {
+        let code = "local b = lm.progress(4, 'pty', {interval = 0}); for i = 1, 4 do b:tick() end; b:done(); print('end')"
+        let t = try TerminalSession(binary: TestEnvironment.binary.path, arguments: ["-e", code],
+                                    environment: ["REFRAIN_HOME": "/nonexistent", "TERM": "xterm"])
+        let drawn = t.expect("end") ?? ""
+        XCTAssertEqual(t.waitForExit(), 0)
+        XCTAssertTrue(drawn.contains("\rpty [======>                 ] 1/4  25%"), drawn.debugDescription)
+        XCTAssertTrue(drawn.contains("4/4 100%") && drawn.contains(" in 0s\u{1b}[K\r\n"), drawn.debugDescription)
+    }
 
     func testDashEAndStdinScripts() throws {
         let m = try cli.modelPath()

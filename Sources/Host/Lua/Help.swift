@@ -1,5 +1,7 @@
-// Help for every `lm` function and method, in one place: `help()` lists them, `help(lm.generate)`,
-// `help(m.generate)` and `help("generate")` show one; `lm.doc(x)` returns the text instead of printing it.
+// Help for every `lm` function and method: the Swift bindings' entries in one place here, and the entries Lua code
+// registers with `lm.document` (the harness modules in Lua/lm/ register theirs). `help()` lists them,
+// `help(lm.generate)`, `help(m.generate)`, `help(lm.stats.auc)` and `help("generate")` show one; `lm.doc(x)`
+// returns the text instead of printing it.
 import CLua
 
 /// One help entry: the key it is found by, how it is called, what it does, and an example.
@@ -32,6 +34,15 @@ enum Help {
         HelpEntry(key: "lm.doc", usage: "lm.doc(function_or_name) -> string",
                   text: "The help text help() prints, as a string (nil when there is none).",
                   example: "print(lm.doc(\"score\"))"),
+        HelpEntry(key: "lm.document", usage: "lm.document(value, {name=, usage=, text=, example=}) -> value",
+                  text: "Registers help for a function or table written in Lua, so that help(value) and help(name) show it; a name inside a documented table (lm.stats.auc in lm.stats) is listed by help of that table. The harness modules (lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress) document themselves this way.",
+                  example: "local function twice(x) return 2 * x end\nlm.document(twice, {name = \"twice\", usage = \"twice(x) -> number\", text = \"Doubles x.\"})\nhelp(twice)"),
+        HelpEntry(key: "lm.clock", usage: "lm.clock() -> seconds",
+                  text: "A monotonic clock in seconds (with fractions), for timing: differences between two readings are wall time, not CPU time as os.clock gives.",
+                  example: "local t = lm.clock()\nlm.generate(\"Hi\", {max_tokens = 8})\nprint(lm.clock() - t)"),
+        HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
+                  text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
+                  example: "print(lm.isatty(io.stderr))"),
         HelpEntry(key: "info", usage: "m.info",
                   text: "A table describing the model: path, name, arch, layers, heads, kv_heads, head_dim, embedding, feed_forward, context, vocab, file_bytes, types (tensor type -> count), chat_template, bos, eos, and sha256 (computed the first time it is read).",
                   example: "=m.info.vocab, m.info.context"),
@@ -82,54 +93,114 @@ enum Help {
                   example: "=st:ids()"),
     ]
 
-    /// The entry for a name as a user writes it: "generate", "lm.generate", "m:generate", "st:fork", "fork".
-    static func entry(named raw: String) -> HelpEntry? {
-        if let e = entries.first(where: { $0.key == raw }) { return e }
+    /// The entry for a name as a user writes it: "generate", "lm.generate", "m:generate", "st:fork", "fork",
+    /// "lm.stats.auc", "auc", among the built-in entries and then `documented` (registered from Lua).
+    static func entry(named raw: String, documented: [HelpEntry] = []) -> HelpEntry? {
+        let all = entries + documented
+        if let e = all.first(where: { $0.key == raw }) { return e }
         let last = String(raw.split(whereSeparator: { $0 == "." || $0 == ":" }).last ?? "")
         let stateLike = raw.hasPrefix("st") && raw.contains(where: { $0 == ":" || $0 == "." })
         if stateLike, let e = entries.first(where: { $0.key == "st:" + last }) { return e }
-        return entries.first(where: { $0.key == last || $0.key == "lm." + last || $0.key == "st:" + last })
+        return all.first(where: { $0.key == last || $0.key == "lm." + last || $0.key == "st:" + last })
+            ?? documented.first(where: { $0.key.hasSuffix("." + last) })
     }
 
-    static func render(_ e: HelpEntry) -> String {
+    /// The text `help` prints: usage, description, example; for a module (an entry other entries sit under, as
+    /// `lm.stats` holds `lm.stats.auc`), the list of what it holds.
+    static func render(_ e: HelpEntry, documented: [HelpEntry] = []) -> String {
         var usage = e.usage
         if ["tokenize", "detokenize", "token", "template", "generate", "sample", "score", "choose", "state"].contains(e.key) {
             usage += "\n" + e.usage.replacingOccurrences(of: "m:", with: "lm.") + "   (on lm.model)"
         }
-        let example = e.example.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
-        return "\(usage)\n\n\(wrap(e.text))\n\nexample:\n\(example)"
-    }
-
-    static var overview: String {
-        var lines = ["refrain's Lua API (help(x) for one of these; :help for the REPL's commands)", ""]
-        for e in entries {
-            lines.append("  " + e.usage.padding(toLength: max(e.usage.count, 44), withPad: " ", startingAt: 0) + "  " + e.summary)
+        var text = "\(usage)\n\n\(wrap(e.text))"
+        let members = documented.filter { $0.key.hasPrefix(e.key + ".") }.sorted { $0.key < $1.key }
+        if !members.isEmpty { text += "\n\n" + list(members) }
+        if !e.example.isEmpty {
+            text += "\n\nexample:\n" + e.example.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
         }
-        return lines.joined(separator: "\n")
+        return text
     }
 
-    /// Wraps a paragraph at 100 columns.
+    /// Usage and summary, one entry a line.
+    static func list(_ entries: [HelpEntry]) -> String {
+        entries.map { e in
+            e.usage.count <= 44 ? "  " + e.usage.padding(toLength: 44, withPad: " ", startingAt: 0) + "  " + e.summary
+                : "  " + e.usage + "\n" + String(repeating: " ", count: 48) + e.summary
+        }.joined(separator: "\n")
+    }
+
+    /// The built-in entries, then the registered ones that are not inside another (so `lm.stats` is listed and
+    /// `lm.stats.auc` is left to `help(lm.stats)`).
+    static func overview(documented: [HelpEntry] = []) -> String {
+        let top = documented.filter { e in !documented.contains { e.key.hasPrefix($0.key + ".") } }
+        return "refrain's Lua API (help(x) for one of these; :help for the REPL's commands)\n\n" + list(entries + top)
+    }
+
+    /// Wraps each paragraph (line) at 100 columns.
     static func wrap(_ s: String, width: Int = 100) -> String {
-        var lines: [String] = [], line = ""
-        for w in s.split(separator: " ") {
-            if !line.isEmpty && line.count + 1 + w.count > width { lines.append(line); line = "" }
-            line += (line.isEmpty ? "" : " ") + w
-        }
-        if !line.isEmpty { lines.append(line) }
-        return lines.joined(separator: "\n")
+        s.split(separator: "\n", omittingEmptySubsequences: false).map { paragraph in
+            var lines: [String] = [], line = ""
+            for w in paragraph.split(separator: " ") {
+                if !line.isEmpty && line.count + 1 + w.count > width { lines.append(line); line = "" }
+                line += (line.isEmpty ? "" : " ") + w
+            }
+            if !line.isEmpty { lines.append(line) }
+            return lines.joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 }
 
 extension LuaHost {
     /// The help text for the value at `i`: a name, or a function `lm` or a model or state has.
     func helpText(_ a: Arguments, _ i: Int32) -> String? {
-        if a.lua.isNoneOrNil(i) { return Help.overview }
-        if let s = a.lua.string(i) { return Help.entry(named: s).map(Help.render) }
+        if a.lua.isNoneOrNil(i) { return Help.overview(documented: documented) }
+        let render = { [documented] (e: HelpEntry) in Help.render(e, documented: documented) }
+        if let s = a.lua.string(i) { return Help.entry(named: s, documented: documented).map(render) }
         lua_rawgeti(L, luaRegistry, lua_Integer(helpNamesRef))
         a.lua.pushValue(i)
         lua_rawget(L, -2)
         defer { a.lua.pop(2) }
-        return a.lua.string(-1).flatMap { Help.entry(named: $0) }.map(Help.render)
+        return a.lua.string(-1).flatMap { Help.entry(named: $0, documented: documented) }.map(render)
+    }
+
+    /// `lm.document(value, {name=, usage=, text=, example=})`: registers help for a value written in Lua (a
+    /// function or a module table), found by `help(value)` and by its name; a later entry of the same name
+    /// replaces the earlier. Returns the value.
+    func document(_ lua: Lua) throws -> Int32 {
+        let a = Arguments(lua: lua, function: "document")
+        try a.table(2)
+        func field(_ key: String, required: Bool) throws -> String? {
+            lua.rawGet(2, key)
+            defer { lua.pop() }
+            if lua.isNoneOrNil(-1) && !required { return nil }
+            guard let s = lua.string(-1) else {
+                throw LuaError.argument(2, "field '\(key)' must be a string, got \(lua.typeName(-1))")
+            }
+            return s
+        }
+        lua.pushNil()
+        while lua_next(L, 2) != 0 {
+            lua.pop()
+            let k = lua.string(-1) ?? lua.describe(-1)
+            guard ["name", "usage", "text", "example"].contains(k) else {
+                lua.pop()
+                throw LuaError.argument(2, "unknown field '\(k)' (name, usage, text, example)")
+            }
+        }
+        let name = try field("name", required: true)!
+        let entry = HelpEntry(key: name, usage: try field("usage", required: false) ?? name,
+                              text: try field("text", required: true)!, example: try field("example", required: false) ?? "")
+        documented.removeAll { $0.key == name }
+        documented.append(entry)
+        if !lua.isNoneOrNil(1) {
+            lua_rawgeti(L, luaRegistry, lua_Integer(helpNamesRef))
+            lua.pushValue(1)
+            lua.push(name)
+            lua_rawset(L, -3)
+            lua.pop()
+        }
+        lua_settop(L, 1)
+        return 1
     }
 
     /// `help` and `lm.doc`, and the function -> name table they look functions up in (`lm` and the model
@@ -148,6 +219,8 @@ extension LuaHost {
             return 1
         }
         lua_setfield(L, lm, "doc")
+        pushFunction("document") { [unowned self] lua in try self.document(lua) }
+        lua_setfield(L, lm, "document")
 
         lua.newTable()
         let names = lua.absolute(-1)
@@ -157,7 +230,7 @@ extension LuaHost {
             lua_rawset(L, names)
         }
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "pretty"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty"] { name(lm, f, "lm." + f) }
         refrain_luaL_getmetatable(L, "lm.state")
         lua.rawGet(-1, "__index")
         let stateMethods = lua.absolute(-1)

@@ -1,5 +1,5 @@
 // Building the `lm` module in a fresh state: the pretty-printer, the state metatable, the model methods and their
-// `lm.*` forms, `lm.load`, `lm.defaults`, help, and `package.path`.
+// `lm.*` forms, `lm.load`, `lm.defaults`, help, `package.path`, and the harness modules written in Lua.
 import CLua
 import Engine
 import Foundation
@@ -50,6 +50,7 @@ extension LuaHost {
         lua.newTable()
         writeDefaults(GenerationOptions())
         lua_setfield(L, lm, "defaults")
+        installHarnessBindings(lm: lm)
         installHelp(lm: lm, methods: methods)
 
         lua.pushValue(lm)
@@ -61,5 +62,6 @@ extension LuaHost {
         lua.pushValue(lm)
         lua_setglobal(L, "lm")
         setPackagePath()
+        try installHarness()
     }
 }

@@ -38,6 +38,8 @@ public final class LuaHost {
     var prettyRef: Int32 = LUA_NOREF
     var modelMethodsRef: Int32 = LUA_NOREF
     var helpNamesRef: Int32 = LUA_NOREF
+    /// Help entries registered from Lua with `lm.document` (the harness modules' among them).
+    var documented: [HelpEntry] = []
 
     /// Where streamed generation text goes in the REPL; when set, generation streams unless `stream=false`.
     public var streamSink: ((String) -> Void)?

@@ -1,0 +1,80 @@
+// The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random and lm.progress,
+// written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change), plus the two things Lua cannot
+// do alone that they need: a monotonic clock and isatty.
+//
+// Where the Lua lives: SwiftPM's `embedInCode` copies each lm/*.lua file into the binary (`PackageResources`), and
+// the host puts them in `package.preload`, so `require "lm.stats"` finds the same code under `swift run`, under
+// the tests (whose REFRAIN_SCRIPTS points at Tests/lua/scripts) and in a binary copied anywhere, with no search
+// path to get wrong. They are loaded when the host starts, not lazily on first use, so that Tab completes
+// `lm.stats.` and `help(lm.stats.auc)` works before anything touched lm.stats; all of them together take about a
+// millisecond to compile.
+import CLua
+import Foundation
+
+extension LuaHost {
+    /// The harness modules in load order, with their embedded sources: `lm.<name>` is `require "lm.<name>"`.
+    static let harnessModules: [(name: String, source: [UInt8])] = [
+        ("random", PackageResources.random_lua), ("json", PackageResources.json_lua),
+        ("extract", PackageResources.extract_lua), ("verify", PackageResources.verify_lua),
+        ("data", PackageResources.data_lua), ("tasks", PackageResources.tasks_lua),
+        ("stats", PackageResources.stats_lua), ("progress", PackageResources.progress_lua),
+    ]
+
+    /// `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.
+    func installHarnessBindings(lm: Int32) {
+        pushFunction("clock") { lua in
+            var t = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &t)
+            lua.push(Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9)
+            return 1
+        }
+        lua_setfield(L, lm, "clock")
+        pushFunction("isatty") { lua in
+            let a = Arguments(lua: lua, function: "isatty")
+            let fd: Int32
+            if let n = lua.integer(1) {
+                fd = Int32(clamping: n)
+            } else if let p = luaL_testudata(lua.L, 1, "FILE*") {
+                let stream = p.assumingMemoryBound(to: luaL_Stream.self).pointee
+                guard stream.closef != nil, let f = stream.f else { lua.push(false); return 1 }
+                fd = fileno(f)
+            } else {
+                throw a.typeError(1, "file or file descriptor")
+            }
+            lua.push(isatty(fd) == 1)
+            return 1
+        }
+        lua_setfield(L, lm, "isatty")
+    }
+
+    /// Puts each harness module in `package.preload` and sets `lm.<name>` to what it returns. Runs after the
+    /// global `lm` and `package.loaded.lm` exist (the modules `require "lm"`).
+    func installHarness() throws {
+        let base = lua.top
+        defer { lua_settop(L, base) }
+        lua_getglobal(L, "package")
+        lua.rawGet(-1, "preload")
+        let preload = lua.absolute(-1)
+        for (name, source) in LuaHost.harnessModules {
+            let status = source.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) {
+                    refrain_luaL_loadbufferx(L, $0.baseAddress, $0.count, "@lm/\(name).lua", "t")
+                }
+            }
+            guard status == LUA_OK else {
+                throw HostError(description: "the harness module lm.\(name) does not compile: \(lua.string(-1) ?? "?")")
+            }
+            lua_setfield(L, preload, "lm." + name)
+        }
+        lua_rawgeti(L, luaRegistry, lua_Integer(lmRef))
+        let lm = lua.absolute(-1)
+        for (name, _) in LuaHost.harnessModules {
+            lua_getglobal(L, "require")
+            lua.push("lm." + name)
+            if let err = lua.pcall(1, 1, traceback: true) {
+                throw HostError(description: "the harness module lm.\(name) does not load: \(err)")
+            }
+            lua_setfield(L, lm, name)
+        }
+    }
+}
