@@ -68,6 +68,14 @@ T.test("baselines: same split or same budget, and what each injects", function()
   T.err(function() echo.echoic(m, ITEM, {b1 = 20, budget = 20, extract = extract}) end, "0 < b1 < budget")
 end)
 
+T.test("without opts.extract / opts.verify: lm.extract.number and lm.verify.numeric", function()
+  local r = echo.single(m, ITEM, {budget = 20})
+  T.eq(r.answer, lm.extract.number(r.continuation))
+  T.eq(r.correct, r.answer ~= nil and lm.verify.numeric(r.answer, "19"))
+  local g = echo.likelihood_gap(m, ITEM, {trace = "Adding, 12 + 7 = 19.0 apples"})
+  T.eq(g.answer, 19); T.eq(g.correct, true)
+end)
+
 T.test("phrases from a table and from a file", function()
   local r = echo.echoic(m, ITEM, {b1 = 4, budget = 6, extract = extract, verify = verify,
                                   phrases = {reminder = "Re-read:", cue = "So"}})

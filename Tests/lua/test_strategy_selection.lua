@@ -86,6 +86,12 @@ T.test("self-consistency: one batched call, the majority of its answers", functi
   T.eq(r.tokens.completion, completion)
 end)
 
+T.test("without opts.extract / opts.verify: lm.extract.number and lm.verify.numeric", function()
+  local r = sel.self_consistency(m, ITEM, {n = 4, max_tokens = 20, seed = 3})
+  for i, d in ipairs(direct) do T.eq(r.answers[i], lm.extract.number(d.text), "answer " .. i) end
+  T.eq(r.correct, r.answer ~= nil and lm.verify.numeric(r.answer, "19"))
+end)
+
 T.test("best-of-N: every read-out from the same samples", function()
   local r = sel.best_of_n(m, ITEM, SAMPLE)
   T.eq(#r.calls, 1)
@@ -126,7 +132,7 @@ end)
 
 local WRONG = {id = "w", question = Q, answer = "-1"}
 local function retry(mitigation, extra)
-  local o = {rounds = 3, k = 2, max_tokens = 12, seed = 1, mitigation = mitigation, extract = extract, verify = verify}
+  local o = {rounds = 3, k = 2, max_tokens = 8, seed = 1, mitigation = mitigation, extract = extract, verify = verify}
   for k, v in pairs(extra or {}) do o[k] = v end
   return sel.retry(m, WRONG, o)
 end
