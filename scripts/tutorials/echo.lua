@@ -2,13 +2,16 @@
 --   1. echoic prompting against its three baselines at the same generated-token budget;
 --   2. the causal variant on the items whose greedy trace failed (same cut, same seeds, with and without reminder);
 --   3. the echo likelihood gap ΔL of the greedy traces, grouped by correct and wrong.
--- Run: refrain run scripts/tutorials/echo.lua [items=10] [budget=96] [b1=32] [samples=4]
+-- Run: refrain run scripts/tutorials/echo.lua [items=10] [budget=96] [b1=32] [samples=4] [steps=1]
+-- (steps: 1 for one-operation problems, where SmolLM2-135M is above its floor; 2 or mixed for harder ones)
 local echo = require "strategies.echo"
 local m = lm.model
 local n, budget, b1, samples = tonumber(arg[1]) or 10, tonumber(arg[2]) or 96, tonumber(arg[3]) or 32, tonumber(arg[4]) or 4
-local items = lm.tasks.arithmetic({n = n, seed = 1})
+local steps = tonumber(arg[5]) or arg[5] or 1
+local items = lm.tasks.arithmetic({n = n, seed = 1, steps = steps})
 
-print(("%d items, budget %d tokens, first chunk %d, model %s\n"):format(n, budget, b1, m.info.name or m.info.arch))
+print(("%d items (%s-step arithmetic, seed 1), budget %d tokens, first chunk %d, model %s\n")
+  :format(n, steps, budget, b1, m.info.name or m.info.arch))
 
 -- 1. Echoic prompting and its baselines, paired by item.
 local conditions = {"single", "continuation", "filler", "echoic"}

@@ -3,12 +3,15 @@
 --      highest and lowest mean log-probability, the first sample), plus the surprisal picks among correct ones;
 --   2. feedback-friction retries: no mitigation, rising temperature, rejecting answers already tried (same draws);
 --   3. early rejection: τ tokens of N candidates, the best N/M finished; tokens saved, how partial scores rank.
--- Run: refrain run scripts/tutorials/selection.lua [items=10] [N=8] [max_tokens=96]
+-- Run: refrain run scripts/tutorials/selection.lua [items=10] [N=8] [max_tokens=96] [steps=1]
+-- (steps: 1 for one-operation problems, where SmolLM2-135M is above its floor; 2 or mixed for harder ones)
 local sel = require "strategies.selection"
 local m = lm.model
 local n, N, max_tokens = tonumber(arg[1]) or 10, tonumber(arg[2]) or 8, tonumber(arg[3]) or 96
-local items = lm.tasks.arithmetic({n = n, seed = 1})
-print(("%d items, N = %d samples of up to %d tokens at T = 0.7, model %s\n"):format(n, N, max_tokens, m.info.name or m.info.arch))
+local steps = tonumber(arg[4]) or arg[4] or 1
+local items = lm.tasks.arithmetic({n = n, seed = 1, steps = steps})
+print(("%d items (%s-step arithmetic, seed 1), N = %d samples of up to %d tokens at T = 0.7, model %s\n")
+  :format(n, steps, N, max_tokens, m.info.name or m.info.arch))
 
 -- 1. Best-of-N read-outs from one sample set per item.
 local names = {"first", "majority", "max_logprob", "min_logprob", "pass"}
