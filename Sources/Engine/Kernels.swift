@@ -1093,6 +1093,13 @@ public enum VecOps {
         while i < n { x[i] *= s; i += 1 }
     }
 
+    /// out = x * s.
+    public static func scaleCopy(_ x: UnsafePointer<Float>, _ s: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n { st(out, i, ld(x, i) * s); i += 8 }
+        while i < n { out[i] = x[i] * s; i += 1 }
+    }
+
     /// out = a + b.
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0

@@ -24,7 +24,10 @@ public final class Transformer: @unchecked Sendable {
     public var precision: Precision = .quantized
     /// Largest batch evaluated in one pass; longer inputs go in chunks.
     public let maxBatch: Int
-    private var scratch = Scratch()
+    var scratch = Scratch()
+    let attentionScratch = AttentionScratch()
+    /// The attention implementation of the quantized path (the exact path always runs the reference).
+    var attentionKernel = AttentionKernel.blocked
 
     public init(weights: ModelWeights, threads: Int, maxBatch: Int = 256) {
         self.weights = weights
@@ -32,11 +35,12 @@ public final class Transformer: @unchecked Sendable {
         self.maxBatch = maxBatch
     }
 
-    /// A fresh cache for this model (up to `maxPositions`, default the model's context length).
+    /// A fresh cache for this model (up to `maxPositions`, default the model's context length): f16 on the quantized
+    /// path, as llama.cpp keeps it, f32 on the exact path.
     public func makeCache(maxPositions: Int? = nil) -> KVCache {
         let c = config
-        return KVCache(layerCount: c.layerCount, kvDim: c.kvHeadCount * c.headDim,
-                       valueKVDim: c.kvHeadCount * c.valueDim, maxPositions: maxPositions ?? c.contextLength)
+        return KVCache(layerCount: c.layerCount, kvHeads: c.kvHeadCount, headDim: c.headDim, valueDim: c.valueDim,
+                       maxPositions: maxPositions ?? c.contextLength, half: precision == .quantized)
     }
 
     /// Evaluates `tokens` at the cache's next positions and appends them to it.
@@ -158,9 +162,7 @@ public final class Transformer: @unchecked Sendable {
             }
             // Append each segment's keys and values to its cache.
             for g in segments {
-                let p0 = g.cache.count
-                (g.cache.keys[il] + p0 * kd).update(from: s.k + g.row * kd, count: g.count * kd)
-                (g.cache.values[il] + p0 * vd).update(from: s.v + g.row * vd, count: g.count * vd)
+                g.cache.store(layer: il, at: g.cache.count, count: g.count, k: s.k + g.row * kd, v: s.v + g.row * vd)
             }
             rowSegment.withUnsafeBufferPointer { seg in
                 rowPos.withUnsafeBufferPointer { pos in
@@ -231,48 +233,6 @@ public final class Transformer: @unchecked Sendable {
         pool.parallelFor(w.rows) { rows in
             matmulTile(w.type, w: w.data, rowBytes: w.rowBytes, rows: rows, x: xq, xBytes: xBytes, nx: T,
                        count: n, out: out, outStride: w.rows)
-        }
-    }
-
-    /// Causal (optionally sliding-window) attention of the batch's queries over the cache.
-    private func attention(layer il: Int, segments: [Segment], rowSegment: UnsafeBufferPointer<Int>,
-                           rowPos: UnsafeBufferPointer<Int>, T: Int, window: Int) {
-        let c = config, s = scratch
-        let hd = c.headDim, vdh = c.valueDim, nh = c.headCount, nkv = c.kvHeadCount
-        let group = nh / nkv
-        let kd = nkv * hd, vd = nkv * vdh
-        let scale = c.attentionScale
-        pool.run { tid in
-            let nt = pool.threadCount
-            let scores = s.scores[tid]
-            var item = tid
-            while item < T * nh {
-                defer { item += nt }
-                let t = item / nh, h = item % nh
-                let pos = rowPos[t]
-                let cache = segments[rowSegment[t]].cache
-                let K = cache.keys[il], V = cache.values[il]
-                let first = window > 0 ? max(0, pos - window + 1) : 0
-                let q = s.q + t * nh * hd + h * hd
-                let kh = (h / group) * hd
-                var mx = -Float.infinity
-                for j in first...pos {
-                    let sc = VecOps.dot(q, K + j * kd + kh, hd) * scale
-                    scores[j] = sc
-                    mx = max(mx, sc)
-                }
-                var sum = 0.0
-                for j in first...pos {
-                    let e = expf(scores[j] - mx)
-                    scores[j] = e
-                    sum += Double(e)
-                }
-                let inv = Float(1 / sum)
-                let o = s.attn + t * nh * vdh + h * vdh
-                o.initialize(repeating: 0, count: vdh)
-                let vh = (h / group) * vdh
-                for j in first...pos { VecOps.axpy(scores[j] * inv, V + j * vd + vh, o, vdh) }
-            }
         }
     }
 
