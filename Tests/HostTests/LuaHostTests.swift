@@ -87,6 +87,8 @@ final class LuaHostTests: XCTestCase {
         XCTAssertFalse(h.completions(for: "m:").contains("m:info"), "after ':' only methods")
         XCTAssertEqual(h.completions(for: "nosuch.x"), [])
         XCTAssertEqual(h.completions(for: "1.5"), [])
+        XCTAssertEqual(h.completions(for: "lm.stats.boo"), ["lm.stats.bootstrap_ci"], "the harness is loaded at start")
+        XCTAssertEqual(h.completions(for: "lm.extract.b"), ["lm.extract.boxed"])
     }
 
     func testSetChangesDefaults() throws {
