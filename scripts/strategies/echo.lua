@@ -20,9 +20,9 @@ local record = require "strategies.record"
 
 local M = {}
 
--- The project's own phrasings. `reminder` and `cue` play the roles of the paper's "Let me reconsider the original
--- question." / "So now I know that" (Echoes as Anchors, echoic prompting); `filler` plays its "thinking token"
--- baseline. `ask` frames the question for every condition alike. opts.phrases (a table or a Lua file returning
+-- The project's own phrasings. `reminder` and `cue` play the roles of the paper's reminder and continuation cue
+-- (Echoes as Anchors, echoic prompting; its strings are in the repository's EP_IMPLEMENTATION_DETAILS.md);
+-- `filler` plays its "thinking token" baseline. `ask` frames the question for every condition alike. opts.phrases (a table or a Lua file returning
 -- one) replaces any of them: the paper's exact strings are one option away.
 M.phrases = {
   ask = "{question}",
@@ -33,7 +33,7 @@ M.phrases = {
 
 local DEFAULTS = {b1 = 64, budget = 256, temperature = 0, threshold = 0.6, samples = 1, seed = 1}
 
--- Options with the defaults filled in, the phrases resolved, and the answer checker chosen.
+-- Options with the defaults filled in and the phrases resolved.
 local function settings(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
@@ -51,19 +51,12 @@ local function ask(model, rec, question, o)
   return model:template({{role = "user", content = text}})
 end
 
--- The answer in a text and whether it matches the gold one, with lm.extract / lm.verify unless opts give others.
+-- The answer in a text (lm.extract.number unless opts.extract) and whether it matches the gold one
+-- (lm.verify.numeric unless opts.verify); correct is nil without a gold answer.
 local function grade(o, text, gold)
-  local extract = o.extract or function(t)
-    if not (lm.extract and lm.extract.number) then error("echo: lm.extract.number is missing: pass opts.extract", 3) end
-    return lm.extract.number(t)
-  end
-  local verify = o.verify or function(p, g)
-    if not (lm.verify and lm.verify.numeric) then error("echo: lm.verify.numeric is missing: pass opts.verify", 3) end
-    return lm.verify.numeric(p, g)
-  end
-  local answer = extract(text)
+  local answer = (o.extract or lm.extract.number)(text)
   if gold == nil then return answer, nil end
-  return answer, answer ~= nil and verify(answer, gold) == true
+  return answer, answer ~= nil and (o.verify or lm.verify.numeric)(answer, gold) == true
 end
 
 -- Generation options for `n` tokens: greedy unless opts say otherwise.

@@ -55,21 +55,12 @@ end
 -- Whether an answer matches the gold one (lm.verify.numeric unless opts.verify); nil without a gold answer.
 local function check(o, answer, gold)
   if gold == nil then return nil end
-  if answer == nil then return false end
-  local verify = o.verify or function(p, g)
-    if not (lm.verify and lm.verify.numeric) then error("selection: lm.verify.numeric is missing: pass opts.verify", 4) end
-    return lm.verify.numeric(p, g)
-  end
-  return verify(answer, gold) == true
+  return answer ~= nil and (o.verify or lm.verify.numeric)(answer, gold) == true
 end
 
 -- The answer in a text (lm.extract.number unless opts.extract) and whether it matches the gold one.
 local function grade(o, text, gold)
-  local extract = o.extract or function(t)
-    if not (lm.extract and lm.extract.number) then error("selection: lm.extract.number is missing: pass opts.extract", 3) end
-    return lm.extract.number(t)
-  end
-  local answer = extract(text)
+  local answer = (o.extract or lm.extract.number)(text)
   return answer, check(o, answer, gold)
 end
 
