@@ -2,7 +2,6 @@
 -- the baselines' equal budget, phrase overrides, and the oracle metrics on hand-made results.
 local here = arg[0]:match("(.*/)") or "./"
 local T = dofile(here .. "check.lua")
-package.path = here .. "../../scripts/?.lua;" .. package.path   -- the project's strategies, not the test stand-ins
 local heart = require "strategies.heart"
 local m = lm.model
 

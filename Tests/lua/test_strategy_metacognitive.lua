@@ -3,7 +3,6 @@
 -- self-improvement against critique-and-revise at equal budget.
 local here = arg[0]:match("(.*/)") or "./"
 local T = dofile(here .. "check.lua")
-package.path = here .. "../../scripts/?.lua;" .. package.path   -- the project's strategies, not the test stand-ins
 local mc = require "strategies.metacognitive"
 local m = lm.model
 

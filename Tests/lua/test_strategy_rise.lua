@@ -2,7 +2,6 @@
 -- of 5 first turns, 4 sequential turns), its demonstration, the retry turn after every attempt and the window.
 local here = arg[0]:match("(.*/)") or "./"
 local T = dofile(here .. "check.lua")
-package.path = here .. "../../scripts/?.lua;" .. package.path   -- the project's strategies, not the test stand-ins
 local rise = require "strategies.rise"
 local m = lm.model
 

@@ -2,7 +2,6 @@
 -- stimulus goes, the matched neutral controls, and label scoring against scores computed here.
 local here = arg[0]:match("(.*/)") or "./"
 local T = dofile(here .. "check.lua")
-package.path = here .. "../../scripts/?.lua;" .. package.path   -- the project's strategies, not the test stand-ins
 local stimuli = require "strategies.stimuli"
 local m = lm.model
 
