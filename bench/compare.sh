@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # refrain against llama.cpp on the same GGUF files and thread counts, in one run: prints both engines'
-# pp/tg tokens per second (medians) and the ratios refrain / llama.cpp.
+# pp128, pp512 and tg128 tokens per second (medians) and the ratios refrain / llama.cpp.
 #   bench/compare.sh [--runs N] [--threads 1,2] [MODEL.gguf ...]   (default: the three models in the cache)
 # Needs `./setup.sh --all --llama-cpp` first.
 set -euo pipefail
@@ -25,15 +25,21 @@ swift build -c release --product refrain >/dev/null
 bin="$(swift build -c release --show-bin-path)/refrain"
 for m in "${models[@]}"; do
   ours="$("$bin" bench --model "$m" --threads "$threads" --runs "$runs" --json)"
+  ours512="$("$bin" bench --model "$m" --threads "$threads" --runs "$runs" --pp 512 --tg 0 --json)"
   theirs="$("$py" bench/llama_cpp_bench.py --model "$m" --threads "$threads" --runs "$runs")"
-  python3 - "$ours" "$theirs" <<'PY'
+  theirs512="$("$py" bench/llama_cpp_bench.py --model "$m" --threads "$threads" --runs "$runs" --pp 512 --tg 0)"
+  python3 - "$ours" "$theirs" "$ours512" "$theirs512" <<'PY'
 import json, os, sys
-o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"{os.path.basename(o['model'])}  (median of {o['runs']} runs; peak RSS {o['peak_rss_bytes']/2**20:.0f} MiB, "
+o, t, o5, t5 = (json.loads(a) for a in sys.argv[1:5])
+peak = max(o['peak_rss_bytes'], o5['peak_rss_bytes'])
+print(f"{os.path.basename(o['model'])}  (median of {o['runs']} runs; peak RSS {peak/2**20:.0f} MiB "
+      f"(pp128/tg128 run {o['peak_rss_bytes']/2**20:.0f}, pp512 run {o5['peak_rss_bytes']/2**20:.0f}), "
       f"RSS after load {o['rss_after_load_bytes']/2**20:.0f} MiB, file {o['file_bytes']/2**20:.0f} MiB)")
-print(f"  {'threads':>7}  {'refrain pp':>10}  {'llama.cpp pp':>12}  {'ratio':>5}  {'refrain tg':>10}  {'llama.cpp tg':>12}  {'ratio':>5}")
-for a, b in zip(o["results"], t["results"]):
-    print(f"  {a['threads']:>7}  {a['pp_tps']:>10.1f}  {b['pp_tps']:>12.1f}  {a['pp_tps']/b['pp_tps']:>5.2f}"
-          f"  {a['tg_tps']:>10.1f}  {b['tg_tps']:>12.1f}  {a['tg_tps']/b['tg_tps']:>5.2f}")
+print(f"  {'threads':>7}  {'refrain pp128':>13}  {'llama.cpp':>9}  {'ratio':>5}  {'refrain pp512':>13}  {'llama.cpp':>9}  {'ratio':>5}"
+      f"  {'refrain tg128':>13}  {'llama.cpp':>9}  {'ratio':>5}")
+for a, b, a5, b5 in zip(o["results"], t["results"], o5["results"], t5["results"]):
+    print(f"  {a['threads']:>7}  {a['pp_tps']:>13.1f}  {b['pp_tps']:>9.1f}  {a['pp_tps']/b['pp_tps']:>5.2f}"
+          f"  {a5['pp_tps']:>13.1f}  {b5['pp_tps']:>9.1f}  {a5['pp_tps']/b5['pp_tps']:>5.2f}"
+          f"  {a['tg_tps']:>13.1f}  {b['tg_tps']:>9.1f}  {a['tg_tps']/b['tg_tps']:>5.2f}")
 PY
 done

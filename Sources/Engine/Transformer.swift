@@ -28,6 +28,8 @@ public final class Transformer: @unchecked Sendable {
     let attentionScratch = AttentionScratch()
     /// The attention implementation of the quantized path (the exact path always runs the reference).
     var attentionKernel = AttentionKernel.blocked
+    /// When set, the forward pass keeps attention probabilities and hidden rows in it (`LanguageModel.inspect`).
+    var capture: ForwardCapture?
 
     public init(weights: ModelWeights, threads: Int, maxBatch: Int = 256) {
         self.weights = weights
@@ -126,9 +128,7 @@ public final class Transformer: @unchecked Sendable {
         let qd = nh * hd, kd = nkv * hd, vd = nkv * vdh, od = nh * vdh
         let ff = c.feedForwardLength
         let s = scratch
-        let positions = segments.map { $0.cache.count + $0.count }.max() ?? 0
-        s.ensure(T: T, d: d, qd: qd, kd: kd, vd: vd, od: od, ff: ff, threads: pool.threadCount,
-                 positions: positions, maxColumns: max(d, ff, od))
+        ensureScratch(T: T, positions: segments.map { $0.cache.count + $0.count }.max() ?? 0)
         // Per row: its segment and its position.
         var rowSegment = [Int](repeating: 0, count: T), rowPos = [Int](repeating: 0, count: T)
         for (i, g) in segments.enumerated() {
@@ -168,6 +168,11 @@ public final class Transformer: @unchecked Sendable {
                 rowPos.withUnsafeBufferPointer { pos in
                     attention(layer: il, segments: segments, rowSegment: seg, rowPos: pos, T: T,
                               window: local ? c.slidingWindow : 0)
+                    if let cap = capture, cap.attentionLayers.contains(il), segments.count == 1 {
+                        captureAttention(cap, layer: il, cache: segments[0].cache, rowPos: pos, T: T,
+                                         window: local ? c.slidingWindow : 0)
+                        if cap.keepOutputs { cap.outputs[il, default: []] += UnsafeBufferPointer(start: s.attn, count: T * od) }
+                    }
                 }
             }
             matmul(L.wo, s.attn, T, s.tmp)
@@ -188,6 +193,9 @@ public final class Transformer: @unchecked Sendable {
             matmul(L.wDown, s.gate, T, s.tmp)
             if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
             for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
+            if let cap = capture, cap.hiddenLayers.contains(il) {
+                cap.hidden[il, default: []] += UnsafeBufferPointer(start: s.x, count: T * d)
+            }
         }
         for g in segments { g.cache.advance(g.count) }
 
@@ -203,6 +211,35 @@ public final class Transformer: @unchecked Sendable {
     }
 
     // MARK: - Pieces
+
+    /// Grows the scratch buffers for a batch of `T` rows over caches of up to `positions` positions.
+    func ensureScratch(T: Int, positions: Int) {
+        let c = config
+        let d = c.embeddingLength, nh = c.headCount, nkv = c.kvHeadCount, ff = c.feedForwardLength
+        let od = nh * c.valueDim
+        scratch.ensure(T: T, d: d, qd: nh * c.headDim, kd: nkv * c.headDim, vd: nkv * c.valueDim, od: od, ff: ff,
+                       threads: pool.threadCount, positions: positions, maxColumns: max(d, ff, od))
+    }
+
+    /// Residual-stream rows (`rows × embedding`) through the final norm and the unembedding: `rows × vocab` logits,
+    /// computed exactly as a forward pass computes its last rows.
+    func unembed(_ hidden: [Float], rows: Int) -> [Float] {
+        let d = config.embeddingLength, V = config.vocabularySize
+        precondition(hidden.count == rows * d, "unembed: \(hidden.count) values for \(rows) rows of \(d)")
+        var out = [Float](repeating: 0, count: rows * V)
+        var r0 = 0
+        while r0 < rows {
+            let n = min(maxBatch, rows - r0)
+            ensureScratch(T: n, positions: 1)
+            let s = scratch
+            hidden.withUnsafeBufferPointer { h in
+                rmsNorm(UnsafeMutablePointer(mutating: h.baseAddress! + r0 * d), weights.outputNorm, rows: n, n: d, out: s.xn)
+            }
+            out.withUnsafeMutableBufferPointer { o in matmul(weights.output, s.xn, n, o.baseAddress! + r0 * V) }
+            r0 += n
+        }
+        return out
+    }
 
     /// out = W · x for each of `T` rows of x (`T × columns` → `T × rows`).
     func matmul(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ T: Int, _ out: UnsafeMutablePointer<Float>) {

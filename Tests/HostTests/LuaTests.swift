@@ -37,6 +37,10 @@ final class LuaTests: XCTestCase {
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
     func testEchoStrategies() throws { try runLuaFile("test_strategy_echo.lua", scripts: projectScripts) }
     func testSelectionStrategies() throws { try runLuaFile("test_strategy_selection.lua", scripts: projectScripts) }
+    func testStrategyHeart() throws { try runLuaFile("test_strategy_heart.lua", scripts: projectScripts) }
+    func testStrategyStimuli() throws { try runLuaFile("test_strategy_stimuli.lua", scripts: projectScripts) }
+    func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua", scripts: projectScripts) }
+    func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua", scripts: projectScripts) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
 
     /// help() prints the entries the Lua-written harness registers, as it does the Swift ones; the harness
