@@ -227,7 +227,7 @@ private func tileVecs4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
 
 /// A block kernel that can also work from a decoded "panel": each weight block unpacked once into
 /// `panelBytes` bytes (bytes ready for the integer dot, broadcast scale vectors, f32 scales), and
-/// each activation block's f16 scales converted once. `panelDot` must perform exactly
+/// each activation block's f16 scales converted once. `panelDot` plus `panelScalar` must perform exactly
 /// `dot(load(w), loadX(x))`'s arithmetic (the same integer lanes, the same float products and FMAs,
 /// in the same order), so that a panel tile's results stay bit-identical to `vecDot`.
 protocol PanelDot: BlockDot {
@@ -240,8 +240,18 @@ protocol PanelDot: BlockDot {
     /// Unpacks weight block `w` into `p`.
     static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer)
     static func xScales(_ x: UnsafeRawPointer) -> XS
-    /// acc += dot(decoded block p, activation block x), given x's `xScales`.
+    /// acc += dot(decoded block p, activation block x), given x's `xScales` (the vector part only).
     static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: XS, _ acc: inout DotAcc)
+    /// Whether the type also has a scalar term per block (Q4_1's m·s), added by `panelScalar` in a second pass:
+    /// kept out of the main loop so its accumulators do not push the vector ones out of registers.
+    static var hasScalarPart: Bool { get }
+    /// The scalar term of decoded block p against an activation block with scales xs.
+    static func panelScalar(_ p: UnsafeRawPointer, _ xs: XS) -> Float
+}
+
+extension PanelDot {
+    static var hasScalarPart: Bool { false }
+    @inline(__always) static func panelScalar(_ p: UnsafeRawPointer, _ xs: XS) -> Float { 0 }
 }
 
 /// Rows decoded together into one panel (each group of four vectors' blocks is then read once per chunk),
@@ -307,6 +317,24 @@ private func tilePanel<K: PanelDot>(_: K.Type, _ a: TileArgs) {
                             b += 2
                         }
                         if b < nb { dot4(b, pr + b * pb, &c00, &c10, &c20, &c30) }
+                        if K.hasScalarPart {
+                            // The scalar terms, in the same even/odd block order as `rowDot`.
+                            @inline(__always) func xsAt(_ b: Int, _ k: Int) -> K.XS {
+                                K.usesXScales ? xst[b * span + k] : K.xScales(a.x + (t + k) * a.xBytes + b * xb)
+                            }
+                            @inline(__always) func scalar4(_ b: Int, _ s0: inout Float, _ s1: inout Float, _ s2: inout Float, _ s3: inout Float) {
+                                let p = pr + b * pb
+                                s0 += K.panelScalar(p, xsAt(b, 0)); s1 += K.panelScalar(p, xsAt(b, 1))
+                                s2 += K.panelScalar(p, xsAt(b, 2)); s3 += K.panelScalar(p, xsAt(b, 3))
+                            }
+                            b = 0
+                            while b + 2 <= nb {
+                                scalar4(b, &c00.s, &c10.s, &c20.s, &c30.s)
+                                scalar4(b + 1, &c01.s, &c11.s, &c21.s, &c31.s)
+                                b += 2
+                            }
+                            if b < nb { scalar4(b, &c00.s, &c10.s, &c20.s, &c30.s) }
+                        }
                         a.out[t * a.outStride + r] = finish(c00, c01)
                         a.out[(t + 1) * a.outStride + r] = finish(c10, c11)
                         a.out[(t + 2) * a.outStride + r] = finish(c20, c21)
@@ -666,9 +694,13 @@ extension Q4_1Dot: PanelDot {
     }
     @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> SIMD2<Float> { SIMD2(f16(x), f16(x, 2)) }
     @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: SIMD2<Float>, _ acc: inout DotAcc) {
-        let dm = p.load(fromByteOffset: 32, as: SIMD2<Float>.self) * xs   // [d·dx, m·s]
-        acc.v = _mm256_fmadd_ps(_mm256_set1_ps(dm[0]), _mm256_cvtepi32_ps(dotU8I8(ldA(p, 0), ld256(x, 4))), acc.v)
-        acc.s += dm[1]
+        let d = p.load(fromByteOffset: 32, as: Float.self) * xs[0]        // d·dx
+        acc.v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dotU8I8(ldA(p, 0), ld256(x, 4))), acc.v)
+    }
+    static var hasScalarPart: Bool { true }
+    /// m·s (s: the activation block's scaled sum).
+    @inline(__always) static func panelScalar(_ p: UnsafeRawPointer, _ xs: SIMD2<Float>) -> Float {
+        p.load(fromByteOffset: 36, as: Float.self) * xs[1]
     }
 }
 
