@@ -42,6 +42,12 @@ final class LuaTests: XCTestCase {
     func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua", scripts: projectScripts) }
     func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua", scripts: projectScripts) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
+    func testPlot() throws { try runLuaFile("test_plot.lua") }
+
+    /// The experiment runner, run by the test file as child `refrain run` processes (this binary, this model).
+    func testExperimentRunner() throws {
+        try runLuaFile("test_runner.lua", args: [TestEnvironment.binary.path, try cli.modelPath()])
+    }
 
     /// help() prints the entries the Lua-written harness registers, as it does the Swift ones; the harness
     /// loads with no model and with REFRAIN_SCRIPTS pointing nowhere (it is compiled into the binary).

@@ -35,7 +35,7 @@ enum Help {
                   text: "The help text help() prints, as a string (nil when there is none).",
                   example: "print(lm.doc(\"score\"))"),
         HelpEntry(key: "lm.document", usage: "lm.document(value, {name=, usage=, text=, example=}) -> value",
-                  text: "Registers help for a function or table written in Lua, so that help(value) and help(name) show it; a name inside a documented table (lm.stats.auc in lm.stats) is listed by help of that table. The harness modules (lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress) document themselves this way.",
+                  text: "Registers help for a function or table written in Lua, so that help(value) and help(name) show it; a name inside a documented table (lm.stats.auc in lm.stats) is listed by help of that table. The harness modules (lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress, lm.plot) document themselves this way.",
                   example: "local function twice(x) return 2 * x end\nlm.document(twice, {name = \"twice\", usage = \"twice(x) -> number\", text = \"Doubles x.\"})\nhelp(twice)"),
         HelpEntry(key: "lm.clock", usage: "lm.clock() -> seconds",
                   text: "A monotonic clock in seconds (with fractions), for timing: differences between two readings are wall time, not CPU time as os.clock gives.",

@@ -1,4 +1,4 @@
-// The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random and lm.progress,
+// The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress and lm.plot,
 // written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change), plus the two things Lua cannot
 // do alone that they need: a monotonic clock and isatty.
 //
@@ -18,6 +18,7 @@ extension LuaHost {
         ("extract", PackageResources.extract_lua), ("verify", PackageResources.verify_lua),
         ("data", PackageResources.data_lua), ("tasks", PackageResources.tasks_lua),
         ("stats", PackageResources.stats_lua), ("progress", PackageResources.progress_lua),
+        ("plot", PackageResources.plot_lua),
     ]
 
     /// `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.

@@ -1,0 +1,252 @@
+-- The experiment runner (scripts/experiments/run.lua), run as users run it: `refrain run` in a child process, on
+-- the default model, with two cheap strategies (Tests/lua/scripts/strategies/tiny.lua) and three items. Checks the
+-- files it writes, the report's numbers against the result lines, resuming after a cut-off file and after a kill,
+-- --report alone, and its errors. Arguments: the refrain binary and the model file.
+local here = arg[0]:match("(.*/)") or "./"
+local T = dofile(here .. "check.lua")
+local BIN, MODEL = assert(arg[1], "arg 1: the refrain binary"), assert(arg[2], "arg 2: the model file")
+local RUNNER = here .. "../../scripts/experiments/run.lua"
+local TMP = os.tmpname()
+os.remove(TMP)
+os.execute("mkdir -p " .. TMP)
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs a shell command; -> exit code, standard output and error together.
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
+end
+
+local STRATEGIES = "g=tiny.greedy{max_tokens=8},s=tiny.sampled{n=2,max_tokens=8}"
+local function runner(args, env)
+  return sh((env or "") .. " " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER) .. " " .. args)
+end
+local function experiment(dir, extra)
+  return runner("--data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(dir) .. " " .. (extra or ""))
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function lines_of(path)
+  local out = {}
+  for line in (read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+
+local function results(dir)
+  local out = {}
+  for i, l in ipairs(lines_of(dir .. "/results.jsonl")) do out[i] = lm.json.decode(l) end
+  return out
+end
+
+-- The report's table rows without the seconds column (which depends on the machine's load).
+local function table_rows(dir)
+  local rows = {}
+  for line in (read(dir .. "/results.md") or ""):gmatch("[^\n]+") do
+    if line:match("^| [gs] |") then rows[#rows + 1] = line:gsub("| [^|]* |$", "|") end
+  end
+  return table.concat(rows, "\n")
+end
+
+local function near(got, want, msg)
+  if type(got) ~= "number" or math.abs(got - want) > 1e-9 then
+    error((msg or "") .. ": expected " .. tostring(want) .. ", got " .. tostring(got), 2)
+  end
+end
+
+local A = TMP .. "/a"
+local code, out = experiment(A)
+
+T.test("a run writes one line per (item, strategy) and the report files", function()
+  T.eq(code, 0, out)
+  T.ok(out:find("3 items × 2 strategies on ", 1, true) and out:find("6 to run, 0 skipped", 1, true), out)
+  for _, f in ipairs({"results.jsonl", "results.md", "results.csv", "summary.json", "accuracy.svg", "run.json"}) do
+    T.ok(read(A .. "/" .. f), "missing " .. f)
+  end
+  local rs = results(A)
+  T.eq(#rs, 6)
+  local seen = {}
+  for _, r in ipairs(rs) do
+    T.ok(r.strategy == "g" or r.strategy == "s", r.strategy)
+    seen[r.item .. r.strategy] = true
+    T.eq(r.seed, 1000000 + 1000 * r.index, "the item's seed")
+    T.eq(r.extra.seed_seen, r.seed, "the strategy got the item's seed")
+    T.eq(type(r.correct), "boolean")
+    T.eq(r.graded_by, r.strategy == "g" and "runner" or "strategy")
+    T.eq(r.injected[1].label, "ask")
+    T.ok(r.injected[1].text:find("Answer with a number.", 1, true))
+    T.eq(r.tokens.calls, 1); T.eq(#r.calls, 1)
+    local c = r.calls[1]
+    T.eq(c.kind, r.strategy == "g" and "generate" or "sample")
+    T.eq(#c.outputs, r.strategy == "g" and 1 or 2)
+    T.eq(r.tokens.completion, r.strategy == "g" and 8 or 16)
+    T.eq(type(c.outputs[1].text), "string")
+    T.eq(c.outputs[1].ids, nil, "token ids are left out"); T.eq(c.outputs[1].logprobs, nil)
+    T.ok(c.prompt:find(r.injected[1].text, 1, true), "the prompt is kept")
+    if r.strategy == "s" then T.eq(r.dropped[1], "blob", "a large field is dropped and named") end
+    T.eq(r.model, MODEL:match("([^/]+)$"))
+  end
+  T.eq(rs[1].item, "arith-mixed-s1-1"); T.eq(rs[1].strategy, "g"); T.eq(rs[2].strategy, "s")
+  T.eq(rs[1].seed, rs[2].seed, "both strategies get the same seed for an item")
+  local n = 0
+  for _ in pairs(seen) do n = n + 1 end
+  T.eq(n, 6, "no pair twice")
+end)
+
+T.test("the report's numbers are the result lines'", function()
+  local rs = results(A)
+  local by = {g = {}, s = {}}
+  for _, r in ipairs(rs) do by[r.strategy][r.index] = r end
+  local summary = lm.json.decode(read(A .. "/summary.json"))
+  T.eq(summary.baseline, "g"); T.eq(summary.n, 3); T.eq(#summary.strategies, 2)
+  local md = read(A .. "/results.md")
+  T.ok(md:find("--strategies '" .. STRATEGIES .. "'", 1, true), "the exact command is at the top:\n" .. md)
+  for k, name in ipairs({"g", "s"}) do
+    local correct, completion, calls = {}, 0, 0
+    for i = 1, 3 do
+      correct[i] = by[name][i].correct
+      completion = completion + by[name][i].tokens.completion
+      calls = calls + by[name][i].tokens.calls
+    end
+    local e = summary.strategies[k]
+    T.eq(e.name, name); T.eq(e.items, 3)
+    local lo, hi, acc = lm.stats.bootstrap_ci(correct)
+    near(e.accuracy, acc, name .. " accuracy"); near(e.ci[1], lo, name .. " lo"); near(e.ci[2], hi, name .. " hi")
+    near(e.tokens.completion, completion / 3, name .. " tokens"); near(e.calls, calls / 3, name .. " calls")
+    local row = ("| %s | 3 | %.3f [%.3f, %.3f] | "):format(name, acc, lo, hi)
+    T.ok(md:find(row, 1, true), "row " .. row .. " in\n" .. md)
+    T.ok(md:find((" | %.1f | %.2f | "):format(completion / 3, calls / 3), 1, true), "tokens and calls of " .. name)
+    if name == "s" then
+      local base = {}
+      for i = 1, 3 do base[i] = by.g[i].correct end
+      local d, t = lm.stats.paired(correct, base), lm.stats.mcnemar(correct, base)
+      near(e.paired.diff, d.diff, "diff"); near(e.paired.ci[1], d.lo, "diff lo"); near(e.paired.ci[2], d.hi, "diff hi")
+      near(e.mcnemar.p, t.p, "McNemar p"); T.eq(e.mcnemar.b10, t.b10); T.eq(e.mcnemar.b01, t.b01)
+      T.ok(md:find(("| %+.3f [%+.3f, %+.3f] | %.3f | %d / %d |"):format(d.diff, d.lo, d.hi, t.p, t.b10, t.b01), 1, true), md)
+    end
+  end
+  local csv = lines_of(A .. "/results.csv")
+  T.eq(#csv, 3)
+  T.ok(csv[1]:find("^strategy,call,items,correct,accuracy,accuracy_lo,accuracy_hi,"), csv[1])
+  T.ok(csv[2]:find('^g,"tiny.greedy{""max_tokens"":8}",3,'), csv[2])
+  local svg = read(A .. "/accuracy.svg")
+  local bars = 0
+  for _ in svg:gmatch('<rect class="bar"') do bars = bars + 1 end
+  T.eq(bars, 2); T.ok(svg:find(">g</text>", 1, true) and svg:find(">s</text>", 1, true), "the strategies label the bars")
+end)
+
+T.test("--report alone rewrites the same report, and --baseline changes the comparison", function()
+  local before = read(A .. "/results.md")
+  local c, o = runner("--report --out " .. q(A))
+  T.eq(c, 0, o)
+  T.eq(read(A .. "/results.md"), before)
+  c, o = runner("--report --baseline s --out " .. q(A))
+  T.eq(c, 0, o)
+  T.ok(read(A .. "/results.md"):find("Δ vs s", 1, true))
+  T.ok(read(A .. "/results.md"):find("| s | 3 | [^|]* | %(baseline%) |"))
+  runner("--report --out " .. q(A))
+end)
+
+T.test("a cut-off file resumes: pairs already there are skipped, an unfinished last line is dropped", function()
+  local B = TMP .. "/b"
+  os.execute("mkdir -p " .. q(B))
+  local kept = lines_of(A .. "/results.jsonl")
+  local f = io.open(B .. "/results.jsonl", "w")
+  f:write(kept[1], "\n", kept[2], "\n", kept[3]:sub(1, 40))     -- as if killed while writing the third line
+  f:close()
+  -- --report reads around the unfinished line and leaves the file alone (a run may be writing it).
+  os.execute("cp " .. q(A .. "/run.json") .. " " .. q(B .. "/run.json"))
+  local cut = read(B .. "/results.jsonl")
+  local c, o = runner("--report --out " .. q(B))
+  T.eq(c, 0, o)
+  T.ok(o:find("| g | 1 |", 1, true), o)
+  T.eq(read(B .. "/results.jsonl"), cut)
+  c, o = experiment(B)
+  T.eq(c, 0, o)
+  T.ok(o:find("dropping an unfinished last line", 1, true), o)
+  T.ok(o:find("4 to run, 2 skipped", 1, true), o)
+  T.eq(#lines_of(B .. "/results.jsonl"), 6)
+  T.eq(table_rows(B), table_rows(A))
+  c, o = experiment(B)
+  T.eq(c, 0, o)
+  T.ok(o:find("0 to run, 6 skipped", 1, true), o)
+  T.eq(#lines_of(B .. "/results.jsonl"), 6)
+end)
+
+T.test("a killed run resumes to the same table", function()
+  local C = TMP .. "/c"
+  -- Each strategy call sleeps 1 s, so the run is still going when its first line is written.
+  local p = io.popen("REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
+    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(C)
+    .. " > " .. q(TMP .. "/c.log") .. " 2>&1 & echo $!")
+  local pid = p:read("l")
+  p:close()
+  T.ok(pid and pid:match("^%d+$"), "a child pid")
+  local waited = 0
+  while #lines_of(C .. "/results.jsonl") < 2 and waited < 300 do os.execute("sleep 0.1"); waited = waited + 1 end
+  os.execute("kill -9 " .. pid)
+  os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.1; done")
+  local had = #lines_of(C .. "/results.jsonl")
+  T.ok(had >= 2 and had < 6, "killed midway, with " .. had .. " lines")
+  T.eq(read(C .. "/results.md"), nil, "no report from the killed run")
+  local c, o = experiment(C)
+  T.eq(c, 0, o)
+  T.ok(o:find(("%d to run, %d skipped"):format(6 - had, had), 1, true), o)
+  T.eq(table_rows(C), table_rows(A))
+  local ra, rc = results(A), results(C)
+  local key = function(r) return r.item .. "/" .. r.strategy end
+  local want = {}
+  for _, r in ipairs(ra) do want[key(r)] = r end
+  for _, r in ipairs(rc) do
+    T.eq(r.calls[1].outputs[1].text, want[key(r)].calls[1].outputs[1].text, key(r) .. ": the same text")
+  end
+end)
+
+T.test("GSM8K from a path; a clear error without one", function()
+  local D = TMP .. "/d"
+  local c, o = runner("--data gsm8k:" .. q(here .. "fixtures/gsm8k_sample.jsonl") .. " --n 2 --strategy 'g=tiny.greedy{max_tokens=4}' --out " .. q(D))
+  T.eq(c, 0, o)
+  local rs = results(D)
+  T.eq(#rs, 2); T.eq(rs[1].item, "gsm8k-1"); T.eq(rs[1].gold, 12); T.eq(rs[2].item, "gsm8k-2")
+  c, o = runner("--data gsm8k --n 2 --strategy g=tiny.greedy --out " .. q(D), "env -u REFRAIN_GSM8K")
+  T.eq(c, 1); T.ok(o:find("--data gsm8k needs the GSM8K test set: --data gsm8k:PATH/test.jsonl, or set REFRAIN_GSM8K=PATH", 1, true), o)
+  c, o = runner("--data gsm8k --n 2 --strategy g=tiny.greedy --out " .. q(D), "REFRAIN_GSM8K=/nonexistent/test.jsonl")
+  T.eq(c, 1); T.ok(o:find("no file at /nonexistent/test.jsonl", 1, true), o)
+end)
+
+T.test("errors name the problem", function()
+  local E = TMP .. "/e"
+  local c, o = runner("--data arithmetic --strategies 'g=tiny' --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("expected NAME=MODULE.FUNCTION{OPTIONS}", 1, true), o)
+  c, o = runner("--data arithmetic --strategies 'g=tiny.nope' --out " .. q(E))
+  T.eq(c, 1); T.ok(o:find("strategies.tiny has no function 'nope' (it has: fails, greedy, sampled)", 1, true), o)
+  c, o = runner("--data arithmetic --strategies 'g=tiny.greedy{seed=3}' --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("sets seed", 1, true), o)
+  c, o = runner("--data arithmetic --strategies 'g=tiny.greedy{max_tokens=}' --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("bad options for", 1, true), o)
+  c, o = runner("--data arithmetic --strategies 'g=tiny.greedy,g=tiny.sampled' --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("two strategies are named 'g'", 1, true), o)
+  c, o = runner("--data arithmetic --strategies g=tiny.greedy --baseline x --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("--baseline x is not one of the strategies", 1, true), o)
+  c, o = runner("--data arithmetic --strategies g=tiny.greedy --frobnicate --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("unknown argument '--frobnicate'", 1, true), o)
+  -- The same name with other options cannot resume into the same folder.
+  c, o = runner("--data arithmetic --n 3 --strategies 'g=tiny.greedy{max_tokens=9}' --out " .. q(A))
+  T.eq(c, 1); T.ok(o:find("use another --out", 1, true), o)
+  -- A failing strategy stops the run and records nothing for it.
+  c, o = runner("--data arithmetic --n 1 --strategies g=tiny.fails --out " .. q(E))
+  T.eq(c, 1); T.ok(o:find("strategy 'g' failed on item arith-mixed-s1-1", 1, true) and o:find("on purpose", 1, true), o)
+  T.eq(#lines_of(E .. "/results.jsonl"), 0)
+end)
+
+os.execute("rm -rf " .. q(TMP))
+T.done()

@@ -1,0 +1,610 @@
+-- The experiment runner: strategies × items → one JSON line per (item, strategy) in DIR/results.jsonl, written as
+-- each finishes, then a report (results.md, results.csv, summary.json, accuracy.svg) comparing every strategy with
+-- the baseline on the same items. A run that stops (Ctrl-C, kill, a crash) resumes: the pairs already in the file
+-- are skipped. Every strategy gets the same seed for an item, so the comparison is paired.
+--
+--   refrain run scripts/experiments/run.lua --data arithmetic --n 200 --seed 1 \
+--     --model qwen2.5-coder-0.5b-instruct-q4_k_m \
+--     --strategies 'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}' \
+--     --out /tmp/sc-vs-greedy
+--   refrain run scripts/experiments/run.lua --report --out /tmp/sc-vs-greedy     -- the report again, no model
+--
+-- A strategy is NAME=MODULE.FUNCTION{OPTIONS}: `require("strategies." .. MODULE)[FUNCTION]`, called as
+-- fn(model, item, options) with the item's seed added to the options (a copy per call).
+local USAGE = [[
+usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --out DIR [options]
+       refrain run scripts/experiments/run.lua --report --out DIR [--baseline NAME] [--n N]
+
+  --data SPEC        arithmetic[:STEPS]  seeded word problems (lm.tasks.arithmetic; STEPS 1, 2 or mixed)
+                     gsm8k[:PATH]        GSM8K JSON Lines (PATH, else $REFRAIN_GSM8K)
+                     jsonl:PATH          any JSON Lines with question and answer (and id) fields
+  --n N              number of items (default 200, or all of a file)
+  --offset K         skip the first K items of a file (default 0)
+  --seed S           the task's seed and the per-item seeds: item i gets seed S*1000000 + i*1000 (default 1)
+  --model NAME       a GGUF path or a name under $REFRAIN_HOME/models (default: the model refrain loaded)
+  --threads N        threads for --model (default: refrain's)
+  --strategies LIST  comma-separated NAME=MODULE.FUNCTION{OPTIONS}; OPTIONS is a Lua table constructor, e.g.
+                     'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}'
+                     (quote it: the shell expands braces with commas). NAME= may be left out (the name is then
+                     MODULE.FUNCTION). --strategy SPEC adds one more and may be repeated.
+  --baseline NAME    the strategy the others are compared to (default: the first)
+  --out DIR          where results.jsonl and the report go (made if missing; a run there resumes)
+  --report           only write the report from DIR/results.jsonl and DIR/run.json (no model calls)
+  --help             this text
+]]
+
+local SCRIPT = arg and arg[0] or "run.lua"
+
+-- Strategies are found next to this script (scripts/strategies), as well as on refrain's own path.
+do
+  local here = SCRIPT:match("^(.*)/[^/]*$") or "."
+  package.path = package.path .. ";" .. here .. "/../?.lua;" .. here .. "/../?/init.lua"
+end
+
+-- A problem with what the user asked for: the message and exit status 2 (1 for a problem found while running).
+local function die(msg, status)
+  io.stderr:write("run.lua: ", msg, "\n")
+  os.exit(status or 2)
+end
+
+-- Command line -----------------------------------------------------------------------------------------------
+
+-- Splits a list on commas that are not inside braces, brackets, parentheses or quotes.
+local function split_top(text)
+  local parts, depth, quote, start = {}, 0, nil, 1
+  for i = 1, #text do
+    local c = text:sub(i, i)
+    if quote then
+      if c == quote and text:sub(i - 1, i - 1) ~= "\\" then quote = nil end
+    elseif c == '"' or c == "'" then quote = c
+    elseif c == "{" or c == "[" or c == "(" then depth = depth + 1
+    elseif c == "}" or c == "]" or c == ")" then depth = depth - 1
+    elseif c == "," and depth == 0 then
+      parts[#parts + 1] = text:sub(start, i - 1); start = i + 1
+    end
+  end
+  parts[#parts + 1] = text:sub(start)
+  local out = {}
+  for _, p in ipairs(parts) do
+    p = p:match("^%s*(.-)%s*$")
+    if p ~= "" then out[#out + 1] = p end
+  end
+  return out
+end
+
+-- A copy of v that JSON can hold: functions and userdata dropped, NaN and infinities as strings, nesting cut at
+-- a depth of 12.
+local function plain(v, depth)
+  depth = depth or 0
+  local t = type(v)
+  if t == "number" then
+    if v ~= v then return "nan" elseif v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
+    return v
+  elseif t == "string" or t == "boolean" then return v
+  elseif t == "table" then
+    if depth > 12 then return "..." end
+    local out = {}
+    for k, x in pairs(v) do
+      local key = (type(k) == "string" or math.type(k) == "integer") and k or tostring(k)
+      out[key] = plain(x, depth + 1)
+    end
+    return out
+  end
+  return nil
+end
+
+-- NAME=MODULE.FUNCTION{OPTIONS} -> {name=, module=, fn=, options=, call=} (call: the canonical text compared on
+-- resume: the function and its options as sorted JSON).
+local function parse_strategy(text)
+  local name, rest = text:match("^([%w_%-%.@]+)=(.+)$")
+  rest = rest or text
+  local path, body = rest:match("^([%w_%.]+)%s*(%b{})$")
+  path = path or rest:match("^([%w_%.]+)$")
+  local module, fn = (path or ""):match("^([%w_%.]+)%.([%w_]+)$")
+  if not module then
+    die(("bad strategy '%s': expected NAME=MODULE.FUNCTION{OPTIONS}, e.g. sc=selection.self_consistency{n=8}"):format(text))
+  end
+  local options = {}
+  if body then
+    local chunk, err = load("return " .. body, "=options of " .. (name or path), "t", {})
+    if not chunk then die(("bad options for '%s': %s"):format(text, err)) end
+    local ok, t = pcall(chunk)
+    if not ok or type(t) ~= "table" then die(("bad options for '%s': %s"):format(text, tostring(t))) end
+    options = t
+  end
+  if options.seed ~= nil then
+    die(("strategy '%s' sets seed: the runner gives every item its own seed (use --seed)"):format(text))
+  end
+  local ok, json = pcall(lm.json.encode, options)
+  if not ok then die(("options for '%s' must be plain data (%s)"):format(text, json)) end
+  return {name = name or path, module = module, fn = fn, options = options, spec = rest,
+          call = module .. "." .. fn .. json}
+end
+
+-- The arguments as a table of settings.
+local function parse_args(args)
+  local o = {specs = {}, seed = 1, offset = 0}
+  local i = 1
+  local function value(flag)
+    i = i + 1
+    if args[i] == nil then die(flag .. " needs a value") end
+    return args[i]
+  end
+  local function integer(flag, text, min)
+    local n = math.tointeger(tonumber(text))
+    if not n or n < min then die(("%s expects an integer >= %d, got '%s'"):format(flag, min, text)) end
+    return n
+  end
+  while i <= #args do
+    local a = args[i]
+    local flag, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
+    if flag then a = flag; table.insert(args, i + 1, inline) end
+    if a == "--help" or a == "-h" then io.write(USAGE); os.exit(0)
+    elseif a == "--data" then o.data = value(a)
+    elseif a == "--n" then o.n = integer(a, value(a), 1)
+    elseif a == "--offset" then o.offset = integer(a, value(a), 0)
+    elseif a == "--seed" then o.seed = integer(a, value(a), 0)
+    elseif a == "--model" then o.model = value(a)
+    elseif a == "--threads" then o.threads = integer(a, value(a), 1)
+    elseif a == "--strategies" then
+      for _, s in ipairs(split_top(value(a))) do o.specs[#o.specs + 1] = s end
+    elseif a == "--strategy" then o.specs[#o.specs + 1] = value(a)
+    elseif a == "--baseline" then o.baseline = value(a)
+    elseif a == "--out" then o.out = value(a)
+    elseif a == "--report" then o.report = true
+    else die(("unknown argument '%s'\n%s"):format(a, USAGE)) end
+    i = i + 1
+  end
+  if not o.out then die("--out DIR is required\n" .. USAGE) end
+  o.out = o.out:gsub("/+$", "")
+  if not o.report then
+    if not o.data then die("--data is required (arithmetic, gsm8k:PATH or jsonl:PATH)") end
+    if #o.specs == 0 then die("--strategies is required, e.g. --strategies 'greedy=selection.self_consistency{n=1,temperature=0}'") end
+  end
+  o.strategies = {}
+  local seen = {}
+  for _, text in ipairs(o.specs) do
+    local s = parse_strategy(text)
+    if seen[s.name] then die(("two strategies are named '%s'"):format(s.name)) end
+    seen[s.name] = true
+    o.strategies[#o.strategies + 1] = s
+  end
+  return o
+end
+
+-- A word as the shell would read it back.
+local function shell_quote(s)
+  if s:match("^[%w%-%._/=:@+]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function command_line(args)
+  local words = {"refrain", "run", shell_quote(SCRIPT)}
+  for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+  return table.concat(words, " ")
+end
+
+-- Files -----------------------------------------------------------------------------------------------------
+
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() return true end
+  return false
+end
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f, err = io.open(path, "w")
+  if not f then die("cannot write " .. tostring(err), 1) end
+  f:write(text)
+  f:close()
+end
+
+-- Reads DIR/results.jsonl. A last line cut short (the process was killed while writing it) is ignored, and with
+-- `repair` (a run about to append) removed from the file; --report leaves the file alone, since a run may be
+-- writing that line right now. A bad line anywhere else is an error. -> lines (decoded)
+local function read_results(path, repair)
+  local text = read_all(path)
+  if not text or text == "" then return {} end
+  local lines, rows = {}, {}
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local tail = text:match("([^\n]*)$")
+  local cut = tail ~= "" and tail or nil
+  for i, line in ipairs(lines) do
+    if line ~= "" then
+      local v, err = lm.json.try_decode(line)
+      if v == nil or type(v) ~= "table" then
+        if i == #lines and not cut then cut = line
+        else die(("%s:%d: not a result line (%s): move the file away or fix it"):format(path, i, tostring(err)), 1) end
+      else
+        rows[#rows + 1] = v
+      end
+    end
+  end
+  if cut and repair then
+    io.stderr:write(("run.lua: %s: dropping an unfinished last line (%d bytes)\n"):format(path, #cut))
+    local keep = {}
+    for _, r in ipairs(rows) do keep[#keep + 1] = lm.json.encode(r) .. "\n" end
+    write_file(path, table.concat(keep))
+  end
+  return rows
+end
+
+-- Data -------------------------------------------------------------------------------------------------------
+
+-- The items for --data, with their position (index) in this run.
+local function load_items(o)
+  local kind, rest = o.data:match("^(%w+):?(.*)$")
+  local items
+  if kind == "arithmetic" then
+    local steps = rest == "" and "mixed" or (math.tointeger(tonumber(rest)) or rest)
+    if steps ~= 1 and steps ~= 2 and steps ~= "mixed" then die("--data arithmetic:STEPS takes 1, 2 or mixed, got '" .. rest .. "'") end
+    items = lm.tasks.arithmetic({n = (o.n or 200) + o.offset, seed = o.seed, steps = steps})
+    items = table.move(items, o.offset + 1, #items, 1, {})
+  elseif kind == "gsm8k" or kind == "jsonl" then
+    local path = rest ~= "" and rest or (kind == "gsm8k" and os.getenv("REFRAIN_GSM8K")) or nil
+    if not path then
+      die(kind == "gsm8k"
+        and "--data gsm8k needs the GSM8K test set: --data gsm8k:PATH/test.jsonl, or set REFRAIN_GSM8K=PATH"
+        or "--data jsonl:PATH needs a path", 1)
+    end
+    if not exists(path) then die(("--data %s: no file at %s"):format(kind, path), 1) end
+    if kind == "gsm8k" then
+      items = lm.data.gsm8k(path, {n = o.n, offset = o.offset})
+    else
+      items = {}
+      local base = path:match("([^/]+)$"):gsub("%.jsonl$", "")
+      for i, v in ipairs(lm.data.jsonl(path, {n = o.n, offset = o.offset})) do
+        if type(v) ~= "table" or v.question == nil then die(("%s: item %d has no question field"):format(path, i), 1) end
+        v.id = v.id ~= nil and tostring(v.id) or ("%s-%d"):format(base, o.offset + i)
+        items[i] = v
+      end
+    end
+  else
+    die(("unknown --data '%s' (arithmetic[:STEPS], gsm8k[:PATH], jsonl:PATH)"):format(o.data))
+  end
+  if #items == 0 then die("--data " .. o.data .. " gave no items", 1) end
+  return items
+end
+
+-- Running ----------------------------------------------------------------------------------------------------
+
+-- The strategy function for a parsed spec.
+local function resolve(s)
+  local ok, mod = pcall(require, "strategies." .. s.module)
+  if not ok then die(("strategy '%s': cannot load strategies.%s:\n%s"):format(s.name, s.module, mod), 1) end
+  local fn = type(mod) == "table" and mod[s.fn]
+  if type(fn) ~= "function" then
+    local names = {}
+    if type(mod) == "table" then for k, v in pairs(mod) do if type(v) == "function" then names[#names + 1] = k end end end
+    table.sort(names)
+    die(("strategy '%s': strategies.%s has no function '%s' (it has: %s)"):format(s.name, s.module, s.fn,
+      table.concat(names, ", ")), 1)
+  end
+  return fn
+end
+
+-- A model call as the result line keeps it: what was asked and what came back, without token ids and
+-- log-probabilities.
+local function call_summary(c)
+  local s = {kind = c.kind, index = c.index, n = c.n, opts = plain(c.opts), prompt = plain(c.prompt),
+             continuation = c.continuation, options = plain(c.options), chosen = c.chosen, outputs = {}}
+  for i, out in ipairs(c.outputs or {}) do
+    s.outputs[i] = {text = out.text, finish = out.finish, usage = plain(out.usage), sum = plain(out.sum),
+                    mean = plain(out.mean), option = out.option, score = plain(out.score),
+                    tokens = out.ids and #out.ids or nil}
+  end
+  return s
+end
+
+local CORE = {answer = true, correct = true, calls = true, injected = true, tokens = true, seconds = true,
+              strategy = true, item = true}
+local EXTRA_LIMIT = 2000   -- bytes of JSON: a strategy's own fields larger than this (sample lists) are dropped
+
+-- Whether any call of a result was cut off by an interrupt (such a result is not kept).
+local function cancelled(r)
+  for _, c in ipairs(r.calls or {}) do
+    for _, out in ipairs(c.outputs or {}) do if out.finish == "cancelled" then return true end end
+  end
+  return false
+end
+
+-- The line for one (item, strategy) result.
+local function result_line(o, s, item, index, seed, r, wall, model_name)
+  local line = {item = item.id, index = index, strategy = s.name, call = s.call, data = o.data, seed = seed,
+                model = model_name, gold = plain(item.answer), answer = plain(r.answer), seconds = wall,
+                strategy_seconds = plain(r.seconds), injected = plain(r.injected or {}), calls = {}}
+  local t = r.tokens or {}
+  line.tokens = {prompt = t.prompt or 0, completion = t.completion or 0, cached = t.cached or 0,
+                 scored = t.scored or 0, calls = t.calls or #(r.calls or {})}
+  for i, c in ipairs(r.calls or {}) do line.calls[i] = call_summary(c) end
+  if type(r.correct) == "boolean" then
+    line.correct, line.graded_by = r.correct, "strategy"
+  else
+    local gold = item.answer
+    if type(gold) == "number" or tonumber(gold) then
+      line.correct = lm.verify.numeric(type(r.answer) == "string" and lm.extract.number(r.answer) or r.answer, gold)
+    else
+      line.correct = lm.verify.normalized(r.answer, gold)
+    end
+    line.graded_by = "runner"
+  end
+  local extra, dropped = {}, {}
+  for k, v in pairs(r) do
+    if not CORE[k] then
+      local p = plain(v)
+      local ok, enc = pcall(lm.json.encode, p)
+      if ok and #enc <= EXTRA_LIMIT then extra[k] = p else dropped[#dropped + 1] = tostring(k) end
+    end
+  end
+  table.sort(dropped)
+  if next(extra) then line.extra = extra end
+  if #dropped > 0 then line.dropped = dropped end
+  return line
+end
+
+local function basename(path) return (tostring(path):match("([^/]+)$") or path) end
+
+-- Checks that a line already in the file belongs to this experiment.
+local function check_line(path, k, line, o, byname, model_name)
+  local function differ(what, had, now)
+    die(("%s line %d was run with %s %s, this run has %s: use another --out (or another strategy name)")
+      :format(path, k, what, tostring(had), tostring(now)), 1)
+  end
+  if line.data ~= o.data then differ("--data", line.data, o.data) end
+  if line.model ~= model_name then differ("model", line.model, model_name) end
+  local s = byname[line.strategy]
+  if s and line.call ~= s.call then differ("strategy " .. line.strategy .. " =", line.call, s.call) end
+end
+
+-- Report -----------------------------------------------------------------------------------------------------
+
+local function mean_of(rows, get)
+  if #rows == 0 then return nil end
+  local s = 0
+  for _, r in ipairs(rows) do s = s + (get(r) or 0) end
+  return s / #rows
+end
+
+-- The numbers of the report, from result lines: one entry per strategy, in order.
+local function summarize(lines, names, baseline, n)
+  local by = {}
+  for _, name in ipairs(names) do by[name] = {} end
+  for _, l in ipairs(lines) do
+    if by[l.strategy] and (not n or l.index <= n) and not by[l.strategy][l.index] then by[l.strategy][l.index] = l end
+  end
+  local out = {}
+  for _, name in ipairs(names) do
+    local rows, idx = {}, {}
+    for i in pairs(by[name]) do idx[#idx + 1] = i end
+    table.sort(idx)
+    for _, i in ipairs(idx) do rows[#rows + 1] = by[name][i] end
+    local e = {name = name, n = #rows, call = rows[1] and rows[1].call}
+    if #rows > 0 then
+      local correct = {}
+      for i, r in ipairs(rows) do correct[i] = r.correct == true end
+      local lo, hi, acc = lm.stats.bootstrap_ci(correct)
+      e.accuracy, e.ci = acc, {lo, hi}
+      e.correct = 0
+      for _, c in ipairs(correct) do if c then e.correct = e.correct + 1 end end
+      e.tokens = {
+        prompt = mean_of(rows, function(r) return r.tokens.prompt end),
+        completion = mean_of(rows, function(r) return r.tokens.completion end),
+        cached = mean_of(rows, function(r) return r.tokens.cached end),
+        scored = mean_of(rows, function(r) return r.tokens.scored end),
+      }
+      e.calls = mean_of(rows, function(r) return r.tokens.calls end)
+      e.seconds = mean_of(rows, function(r) return r.seconds end)
+    end
+    if name ~= baseline and by[baseline] then
+      local a, b = {}, {}
+      for _, i in ipairs(idx) do
+        local base = by[baseline][i]
+        if base then a[#a + 1] = by[name][i].correct == true; b[#b + 1] = base.correct == true end
+      end
+      if #a > 0 then
+        local d, t = lm.stats.paired(a, b), lm.stats.mcnemar(a, b)
+        e.paired = {n = d.n, diff = d.diff, ci = {d.lo, d.hi}, wins = d.wins, losses = d.losses}
+        e.mcnemar = {p = t.p, b10 = t.b10, b01 = t.b01, method = t.method}
+      end
+    end
+    out[#out + 1] = e
+  end
+  return out
+end
+
+local function f3(x) return x and ("%.3f"):format(x) or "" end
+local function signed(x) return ("%+.3f"):format(x) end
+local function pval(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
+local function f1(x) return x and ("%.1f"):format(x) or "" end
+local function f2(x) return x and ("%.2f"):format(x) or "" end
+
+-- The Markdown table (what results.md and the end of a run show).
+local function markdown_table(rows, baseline)
+  local t = {
+    ("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | tokens gen./item | calls/item | s/item |")
+      :format(baseline),
+    "|---|--:|---|---|--:|--:|--:|--:|--:|",
+  }
+  for _, e in ipairs(rows) do
+    local acc = e.accuracy and ("%s [%s, %s]"):format(f3(e.accuracy), f3(e.ci[1]), f3(e.ci[2])) or "—"
+    local diff, p, wl = "—", "—", "—"
+    if e.name == baseline then diff = "(baseline)"
+    elseif e.paired then
+      diff = ("%s [%s, %s]"):format(signed(e.paired.diff), signed(e.paired.ci[1]), signed(e.paired.ci[2]))
+      p = pval(e.mcnemar.p)
+      wl = ("%d / %d"):format(e.mcnemar.b10, e.mcnemar.b01)
+    end
+    t[#t + 1] = ("| %s | %d | %s | %s | %s | %s | %s | %s | %s |"):format(e.name, e.n, acc, diff, p, wl,
+      f1(e.tokens and e.tokens.completion), f2(e.calls), f1(e.seconds))
+  end
+  return table.concat(t, "\n")
+end
+
+local function csv_field(v)
+  if v == nil then return "" end
+  v = type(v) == "number" and (math.type(v) == "integer" and tostring(v) or ("%.6g"):format(v)) or tostring(v)
+  if v:find('[,"\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
+  return v
+end
+
+local function write_csv(path, rows)
+  local head = {"strategy", "call", "items", "correct", "accuracy", "accuracy_lo", "accuracy_hi", "paired_items",
+                "diff", "diff_lo", "diff_hi", "mcnemar_p", "mcnemar_b10", "mcnemar_b01", "prompt_tokens_per_item",
+                "completion_tokens_per_item", "cached_tokens_per_item", "scored_tokens_per_item", "calls_per_item",
+                "seconds_per_item"}
+  local out = {table.concat(head, ",")}
+  for _, e in ipairs(rows) do
+    local p, m, t = e.paired or {ci = {}}, e.mcnemar or {}, e.tokens or {}
+    local v = {e.name, e.call, e.n, e.correct, e.accuracy, e.ci and e.ci[1], e.ci and e.ci[2], p.n, p.diff, p.ci[1],
+               p.ci[2], m.p, m.b10, m.b01, t.prompt, t.completion, t.cached, t.scored, e.calls, e.seconds}
+    local fields = {}
+    for i = 1, #head do fields[i] = csv_field(v[i]) end
+    out[#out + 1] = table.concat(fields, ",")
+  end
+  write_file(path, table.concat(out, "\n") .. "\n")
+end
+
+-- Writes results.md, results.csv, summary.json and accuracy.svg into the out folder; returns the table.
+local function write_report(dir, meta, lines, baseline, n)
+  local names = {}
+  for _, s in ipairs(meta.strategies) do names[#names + 1] = s.name end
+  local rows = summarize(lines, names, baseline, n)
+  local tbl = markdown_table(rows, baseline)
+  local total = 0
+  for _, e in ipairs(rows) do total = math.max(total, e.n) end
+  local md = {
+    ("# %s: %s"):format(meta.data, table.concat(names, " vs ")), "",
+    "```sh", meta.command, "```", "",
+    ("- data: `%s`, %d items (asked for %d), seed %d%s"):format(meta.data, total, n or meta.n,
+      meta.seed, meta.offset > 0 and (", from item %d"):format(meta.offset + 1) or ""),
+    ("- model: `%s` (%s)"):format(meta.model, meta.model_name or "?"),
+    ("- baseline: `%s`; every strategy gets the same seed for an item (%d·10⁶ + 1000·i)"):format(baseline, meta.seed),
+    "", tbl, "", "Strategies:", "",
+  }
+  for _, s in ipairs(meta.strategies) do md[#md + 1] = ("- `%s` = `%s`"):format(s.name, s.spec) end
+  local short = {}
+  for _, e in ipairs(rows) do
+    if e.n < total then short[#short + 1] = ("%s has %d of %d items"):format(e.name, e.n, total) end
+  end
+  if #short > 0 then md[#md + 1] = ""; md[#md + 1] = "**Incomplete:** " .. table.concat(short, "; ") .. "." end
+  md[#md + 1] = ""
+  md[#md + 1] = "Accuracy: the share of items answered correctly, with a 95% percentile bootstrap interval over items "
+    .. "(lm.stats.bootstrap_ci, 2000 resamples, seed 1). Δ: the paired difference in accuracy to the baseline on the "
+    .. "items both have, with a paired bootstrap interval (lm.stats.paired); McNemar's test on the same pairs "
+    .. "(exact binomial under 25 discordant items); won / lost: items right here and wrong in the baseline, and the "
+    .. "reverse. Tokens gen.: completion tokens generated per item (prompt, cached and scored tokens are in "
+    .. "results.csv); calls: model calls per item; s: wall seconds per item on the machine that ran it."
+  write_file(dir .. "/results.md", table.concat(md, "\n") .. "\n")
+  write_csv(dir .. "/results.csv", rows)
+  local summary = {command = meta.command, data = meta.data, seed = meta.seed, offset = meta.offset, n = n or meta.n,
+                   model = meta.model, model_name = meta.model_name, baseline = baseline, strategies = {}}
+  for i, e in ipairs(rows) do
+    summary.strategies[i] = {name = e.name, call = e.call, spec = meta.strategies[i].spec, items = e.n,
+                             correct = e.correct, accuracy = e.accuracy, ci = e.ci, paired = e.paired,
+                             mcnemar = e.mcnemar, tokens = e.tokens, calls = e.calls, seconds = e.seconds}
+  end
+  write_file(dir .. "/summary.json", lm.json.encode(plain(summary)) .. "\n")
+  local groups = {}
+  for _, e in ipairs(rows) do
+    if e.accuracy then groups[#groups + 1] = {label = e.name, value = e.accuracy, lo = e.ci[1], hi = e.ci[2]} end
+  end
+  if #groups > 0 then
+    lm.plot.bars(groups, {file = dir .. "/accuracy.svg", ymin = 0, ymax = 1, ylabel = "accuracy (95% bootstrap CI)",
+                          title = ("%s, %d items, %s"):format(meta.data, total, meta.model_name or meta.model)})
+  end
+  return tbl
+end
+
+-- Main -------------------------------------------------------------------------------------------------------
+
+local args = {}
+for i = 1, #arg do args[i] = arg[i] end
+local o = parse_args(table.move(args, 1, #args, 1, {}))
+os.execute("mkdir -p " .. shell_quote(o.out))
+local results_path, meta_path = o.out .. "/results.jsonl", o.out .. "/run.json"
+
+if o.report then
+  local meta = lm.json.decode(read_all(meta_path) or die("no " .. meta_path .. ": run the experiment first", 1))
+  local baseline = o.baseline or meta.baseline
+  local lines = read_results(results_path)
+  print(write_report(o.out, meta, lines, baseline, o.n or meta.n))
+  print(("wrote %s/results.md, results.csv, summary.json, accuracy.svg"):format(o.out))
+  os.exit(0)
+end
+
+local baseline = o.baseline or o.strategies[1].name
+local byname = {}
+for _, s in ipairs(o.strategies) do byname[s.name] = s end
+if not byname[baseline] then die(("--baseline %s is not one of the strategies"):format(baseline)) end
+local fns = {}
+for _, s in ipairs(o.strategies) do fns[s.name] = resolve(s) end
+
+local model = lm.model
+if o.model then
+  local ok, m = pcall(lm.load, o.model, o.threads and {threads = o.threads} or nil)
+  if not ok then die(tostring(m), 1) end
+  model = m
+end
+if model == nil then die("no model: give --model NAME, or start refrain with a model", 1) end
+local model_name = basename(model.info.path)
+
+local items = load_items(o)
+local meta = {command = command_line(args), data = o.data, seed = o.seed, offset = o.offset, n = #items,
+              model = model_name, model_name = model.info.name, baseline = baseline, strategies = {}}
+for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
+
+-- What is there already.
+local lines = read_results(results_path, true)
+local done = {}
+for k, l in ipairs(lines) do
+  check_line(results_path, k, l, o, byname, model_name)
+  if l.seed_base and l.seed_base ~= o.seed then die(("%s line %d has --seed %s"):format(results_path, k, l.seed_base), 1) end
+  done[tostring(l.item) .. "\t" .. tostring(l.strategy)] = true
+end
+write_file(meta_path, lm.json.encode(meta) .. "\n")
+local todo, skipped = {}, 0
+for i, item in ipairs(items) do
+  for _, s in ipairs(o.strategies) do
+    if done[tostring(item.id) .. "\t" .. s.name] then skipped = skipped + 1 else todo[#todo + 1] = {i, item, s} end
+  end
+end
+print(("%d items × %d strategies on %s: %d to run, %d skipped (already in %s)"):format(#items, #o.strategies,
+  model_name, #todo, skipped, results_path))
+io.stdout:flush()
+
+local out = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
+local bar = lm.progress(#todo, o.data:match("^[^:]*"))
+for _, job in ipairs(todo) do
+  local i, item, s = job[1], job[2], job[3]
+  local seed = o.seed * 1000000 + (o.offset + i) * 1000
+  local opts = {}
+  for k, v in pairs(s.options) do opts[k] = v end
+  opts.seed = seed
+  local t0 = lm.clock()
+  local ok, r = xpcall(fns[s.name], debug.traceback, model, item, opts)
+  local wall = lm.clock() - t0
+  if not ok then
+    out:close()
+    die(("strategy '%s' failed on item %s (nothing recorded for it):\n%s"):format(s.name, tostring(item.id), r), 1)
+  end
+  if type(r) ~= "table" then die(("strategy '%s' returned a %s, not a result table"):format(s.name, type(r)), 1) end
+  if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
+  local line = result_line(o, s, item, i, seed, r, wall, model_name)
+  line.seed_base = o.seed
+  out:write(lm.json.encode(line), "\n")
+  out:flush()
+  lines[#lines + 1] = line
+  bar:tick()
+end
+out:close()
+bar:done()
+print(write_report(o.out, meta, lines, baseline, #items))
+print(("wrote %s/results.jsonl, results.md, results.csv, summary.json, accuracy.svg"):format(o.out))
