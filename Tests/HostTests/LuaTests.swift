@@ -15,11 +15,18 @@ final class LuaTests: XCTestCase {
         try TestEnvironment.run(args, env: env, stdin: stdin)
     }
 
-    /// Runs one Lua test file against the default test model; its cases report failures on stderr.
-    func runLuaFile(_ name: String, args: [String] = []) throws {
+    /// The project's own scripts/ folder, for tests of the real strategies (the others get Tests/lua/scripts,
+    /// whose stand-ins test `require` itself).
+    var projectScripts: URL {
+        luaDir.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts")
+    }
+
+    /// Runs one Lua test file against the default test model, with `scripts` as REFRAIN_SCRIPTS (Tests/lua/scripts
+    /// unless given); its cases report failures on stderr.
+    func runLuaFile(_ name: String, args: [String] = [], scripts: URL? = nil) throws {
         let m = try cli.modelPath()
         let r = try run(["run", "--model", m, luaDir.appendingPathComponent(name).path] + args,
-                        env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path])
+                        env: ["REFRAIN_SCRIPTS": (scripts ?? luaDir.appendingPathComponent("scripts")).path])
         XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)")
         XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out)
     }
@@ -28,6 +35,12 @@ final class LuaTests: XCTestCase {
     func testGenerateAndSample() throws { try runLuaFile("test_generate.lua") }
     func testScoreChooseAndStates() throws { try runLuaFile("test_score_state.lua") }
     func testHelpPrettyAndRequire() throws { try runLuaFile("test_host.lua", args: ["one", "two"]) }
+    func testEchoStrategies() throws { try runLuaFile("test_strategy_echo.lua", scripts: projectScripts) }
+    func testSelectionStrategies() throws { try runLuaFile("test_strategy_selection.lua", scripts: projectScripts) }
+    func testStrategyHeart() throws { try runLuaFile("test_strategy_heart.lua", scripts: projectScripts) }
+    func testStrategyStimuli() throws { try runLuaFile("test_strategy_stimuli.lua", scripts: projectScripts) }
+    func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua", scripts: projectScripts) }
+    func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua", scripts: projectScripts) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
     func testPlot() throws { try runLuaFile("test_plot.lua") }
     func testInspectAnalysisAndViews() throws { try runLuaFile("test_inspect.lua") }

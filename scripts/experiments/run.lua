@@ -207,9 +207,10 @@ local function write_file(path, text)
   f:close()
 end
 
--- Reads DIR/results.jsonl. A last line cut short (the process was killed while writing it) is dropped from the
--- file; a bad line anywhere else is an error. -> lines (decoded)
-local function read_results(path)
+-- Reads DIR/results.jsonl. A last line cut short (the process was killed while writing it) is ignored, and with
+-- `repair` (a run about to append) removed from the file; --report leaves the file alone, since a run may be
+-- writing that line right now. A bad line anywhere else is an error. -> lines (decoded)
+local function read_results(path, repair)
   local text = read_all(path)
   if not text or text == "" then return {} end
   local lines, rows = {}, {}
@@ -227,7 +228,7 @@ local function read_results(path)
       end
     end
   end
-  if cut then
+  if cut and repair then
     io.stderr:write(("run.lua: %s: dropping an unfinished last line (%d bytes)\n"):format(path, #cut))
     local keep = {}
     for _, r in ipairs(rows) do keep[#keep + 1] = lm.json.encode(r) .. "\n" end
@@ -561,7 +562,7 @@ local meta = {command = command_line(args), data = o.data, seed = o.seed, offset
 for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
 
 -- What is there already.
-local lines = read_results(results_path)
+local lines = read_results(results_path, true)
 local done = {}
 for k, l in ipairs(lines) do
   check_line(results_path, k, l, o, byname, model_name)

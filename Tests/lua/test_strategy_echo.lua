@@ -1,0 +1,179 @@
+-- strategies.echo on the default model (greedy, small budgets): the calls each condition makes and their budgets,
+-- the strings it injects, echo detection and the two removers on hand-written traces, and ΔL against scores
+-- computed here. Run as: refrain run test_strategy_echo.lua (REFRAIN_SCRIPTS, if set, must be the real scripts/).
+local T = dofile((arg[0]:match("(.*/)") or "./") .. "check.lua")
+local echo = require "strategies.echo"
+local m = lm.model
+
+-- A checker of our own, so that these tests do not depend on lm.extract's rules: the last integer in the text.
+local function extract(text)
+  local last
+  for n in text:gmatch("%-?%d+") do last = n end
+  return last and tonumber(last)
+end
+local function verify(pred, gold) return tonumber(pred) == tonumber(gold) end
+
+local Q = "Tom has 12 apples and buys 7 more. How many apples does he have now?"
+local ITEM = {id = "tom", question = Q, answer = "19"}
+local PROMPT = m:template({{role = "user", content = Q}})
+local P = echo.phrases
+local OPTS = {b1 = 8, budget = 20, extract = extract, verify = verify}
+
+local function labels(r)
+  local out = {}
+  for i, x in ipairs(r.injected) do out[i] = x.label .. "@" .. x.call end
+  return table.concat(out, " ")
+end
+
+local function budget_of(r)
+  local n = 0
+  for _, c in ipairs(r.calls) do n = n + c.opts.max_tokens end
+  return n
+end
+
+T.test("echoic: first chunk, then reminder + question + cue, then the rest of the budget", function()
+  local r = echo.echoic(m, ITEM, OPTS)
+  T.eq(r.strategy, "echo.echoic"); T.eq(r.item, "tom"); T.eq(r.condition, "echoic")
+  T.eq(#r.calls, 2); T.eq(r.tokens.calls, 2)
+  T.eq(r.calls[1].kind, "generate"); T.eq(r.calls[2].kind, "generate")
+  T.eq(r.calls[1].prompt, PROMPT)
+  T.eq(r.calls[1].opts.max_tokens, 8); T.eq(r.calls[2].opts.max_tokens, 12); T.eq(r.calls[1].opts.temperature, 0)
+  local greedy = m:generate(PROMPT, {max_tokens = 8, temperature = 0}).text
+  T.eq(r.first, greedy, "the first chunk is the greedy one")
+  T.eq(r.calls[2].prompt, PROMPT .. greedy .. "\n" .. P.reminder .. " " .. Q .. "\n" .. P.cue)
+  T.eq(labels(r), "ask@1 reminder@2 question@2 cue@2")
+  T.eq(r.injected[2].text, P.reminder); T.eq(r.injected[3].text, Q); T.eq(r.injected[4].text, P.cue)
+  T.eq(r.continuation, r.calls[2].outputs[1].text)
+  T.eq(r.generated, r.tokens.completion); T.ok(r.generated <= 20 and r.generated > 8, tostring(r.generated))
+  local want = extract(r.continuation) or extract(r.first)
+  T.eq(r.answer, want, "the answer is read from the continuation first")
+  T.eq(r.correct, want ~= nil and want == 19)
+end)
+
+T.test("baselines: same split or same budget, and what each injects", function()
+  local cont = echo.continuation(m, ITEM, OPTS)
+  T.eq(#cont.calls, 2); T.eq(labels(cont), "ask@1")
+  T.eq(cont.calls[2].prompt, PROMPT .. cont.first)
+  local fill = echo.filler(m, ITEM, OPTS)
+  T.eq(labels(fill), "ask@1 filler@2"); T.eq(fill.injected[2].text, "Hmm,")
+  T.eq(fill.calls[2].prompt, PROMPT .. fill.first .. "\nHmm,")
+  local one = echo.single(m, ITEM, OPTS)
+  T.eq(#one.calls, 1); T.eq(one.calls[1].opts.max_tokens, 20); T.eq(labels(one), "ask@1")
+  T.eq(one.continuation, m:generate(PROMPT, {max_tokens = 20, temperature = 0}).text)
+  for _, r in ipairs({cont, fill, one}) do
+    T.eq(budget_of(r), 20, r.condition .. " has the echoic budget")
+    T.ok(r.tokens.completion <= 20, r.condition)
+  end
+  T.eq(cont.first, fill.first, "the conditions share their first chunk")
+  T.err(function() echo.echoic(m, ITEM, {b1 = 20, budget = 20, extract = extract}) end, "0 < b1 < budget")
+end)
+
+T.test("without opts.extract / opts.verify: lm.extract.number and lm.verify.numeric", function()
+  local r = echo.single(m, ITEM, {budget = 20})
+  T.eq(r.answer, lm.extract.number(r.continuation))
+  T.eq(r.correct, r.answer ~= nil and lm.verify.numeric(r.answer, "19"))
+  local g = echo.likelihood_gap(m, ITEM, {trace = "Adding, 12 + 7 = 19.0 apples"})
+  T.eq(g.answer, 19); T.eq(g.correct, true)
+end)
+
+T.test("phrases from a table and from a file", function()
+  local r = echo.echoic(m, ITEM, {b1 = 4, budget = 6, extract = extract, verify = verify,
+                                  phrases = {reminder = "Re-read:", cue = "So"}})
+  T.eq(r.injected[2].text, "Re-read:"); T.eq(r.injected[4].text, "So")
+  T.ok(r.calls[2].prompt:find("\nRe-read: " .. Q .. "\nSo", 1, true))
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w")); f:write('return {filler = "So,"}'); f:close()
+  local s = echo.filler(m, ITEM, {b1 = 4, budget = 6, extract = extract, verify = verify, phrases = path})
+  os.remove(path)
+  T.eq(s.injected[2].text, "So,")
+  T.err(function() echo.single(m, ITEM, {phrases = {remindr = "x"}}) end, "unknown key 'remindr'")
+end)
+
+T.test("causal: a failed trace cut at half, continued with and without the reminder on the same seeds", function()
+  local wrong = {id = "w", question = Q, answer = "-1"}
+  local o = {budget = 16, samples = 2, seed = 5, extract = extract, verify = verify}
+  local a = echo.causal(m, wrong, o)
+  local trace = m:generate(PROMPT, {max_tokens = 16, temperature = 0})
+  T.eq(a.trace, trace.text); T.eq(a.cut, #trace.ids // 2)
+  T.eq(#a.calls, 2); T.eq(a.calls[2].kind, "sample"); T.eq(a.calls[2].n, 2)
+  local so = a.calls[2].opts
+  T.eq(so.temperature, 0.7); T.eq(so.top_p, 0.9); T.eq(so.seed, 5); T.eq(so.max_tokens, 16 - a.cut)
+  local half = m:detokenize(table.move(trace.ids, 1, a.cut, 1, {}))
+  T.eq(a.calls[2].prompt, PROMPT .. half .. "\n" .. P.reminder .. " " .. Q .. "\n" .. P.cue)
+  T.eq(#a.calls[2].outputs, 2); T.eq(a.accuracy, 0); T.eq(a.correct, false)
+  for i = 1, 2 do T.eq(a.answers[i], extract(a.calls[2].outputs[i].text)) end
+  local b = echo.causal(m, wrong, {budget = 16, samples = 2, seed = 5, reminder = false, extract = extract, verify = verify})
+  T.eq(b.strategy, "echo.causal_plain"); T.eq(b.calls[2].prompt, PROMPT .. half)
+  T.eq(labels(b), "ask@1"); T.eq(b.calls[2].opts.seed, 5)
+  local direct = m:sample(PROMPT .. half, 2, {max_tokens = 16 - a.cut, temperature = 0.7, top_p = 0.9, seed = 5})
+  T.eq(b.answers[2], extract(direct[2].text))
+  local ok = echo.causal(m, wrong, {budget = 16, extract = extract, verify = function() return true end})
+  T.eq(ok.skipped, true); T.eq(#ok.calls, 1); T.eq(ok.correct, nil)
+end)
+
+T.test("echo detection on hand-written traces", function()
+  T.eq(echo.overlap(Q, "Tom buys more pears today."), 0.6)   -- tom, buys, more of 5 words
+  T.eq(echo.overlap(Q, "Tom buys pears today."), 0.5)
+  T.eq(echo.overlap(Q, "..."), 0)
+  local d = echo.detect(Q, "Tom has 12 apples and buys 7 more apples. Tom buys more pears today. Adding gives 19.")
+  T.eq(d.echo, true); T.eq(d.count, 2); T.eq(#d.sentences, 3)
+  T.eq(d.sentences[1].overlap, 1); T.eq(d.sentences[3].echo, false)
+  local late = echo.detect(Q, "First add the numbers. Tom has 12 apples and buys 7 more.")
+  T.eq(late.echo, false, "an echo must open the trace"); T.eq(late.count, 0)
+  T.eq(echo.detect(Q, "Tom buys pears today. Tom has 12 apples.").echo, false, "0.5 is below the threshold")
+  T.eq(echo.detect(Q, "Tom buys pears today.", {threshold = 0.5}).echo, true)
+  local dec = echo.detect(Q, "He pays 3.5 dollars for 7 apples. Then more.")
+  T.eq(#dec.sentences, 2, "3.5 does not end a sentence"); T.eq(dec.sentences[1].text, "He pays 3.5 dollars for 7 apples.")
+end)
+
+T.test("the two removers", function()
+  local y = "Tom has 12 apples and buys 7 more.\nWe add 12 and 7 to get 19 in all. Tom has 19 apples now. All is done."
+  T.eq(echo.trim_prefix(Q, y), "We add 12 and 7 to get 19 in all. Tom has 19 apples now. All is done.")
+  T.eq(echo.trim_heavy(Q, y), "We add 12 and 7 to get 19 in all. ", "every echo sentence and every short one goes")
+  T.eq(echo.trim_prefix(Q, "No echo here at all. Tom has 12 apples."), "No echo here at all. Tom has 12 apples.")
+end)
+
+T.test("likelihood gap: ΔL and its variants equal what two m:score calls give", function()
+  local y = "Tom has 12 apples and buys 7 more. Adding gives 12 + 7 = 19.\nTom has 19 apples now."
+  local r = echo.likelihood_gap(m, ITEM, {trace = y, extract = extract, verify = verify})
+  T.eq(r.echo, true); T.eq(r.echo_sentences, 1); T.eq(r.answer, 19); T.eq(r.correct, true)
+  local y_trim = "Adding gives 12 + 7 = 19.\nTom has 19 apples now."
+  T.eq(r.prefix.trimmed, y_trim)
+  local full, trim = m:score(PROMPT, y), m:score(PROMPT, y_trim)
+  T.ok(math.abs(r.prefix.delta - (full.mean - trim.mean)) < 1e-9, "delta")
+  T.ok(math.abs(r.prefix.sum - (full.sum - trim.sum)) < 1e-9, "sum")
+  T.eq(r.prefix.removed, #full.ids - #trim.ids)
+  T.ok(math.abs(r.prefix.per_removed - (full.sum - trim.sum) / (#full.ids - #trim.ids)) < 1e-9, "per removed token")
+  -- the suffix-only gap, computed here: the longest common token suffix, then the two means over it
+  local k = 0
+  while full.ids[#full.ids - k] == trim.ids[#trim.ids - k] and k < #trim.ids do k = k + 1 end
+  local a, b = 0, 0
+  for i = 1, k do a = a + full.logprobs[#full.logprobs - i + 1]; b = b + trim.logprobs[#trim.logprobs - i + 1] end
+  T.eq(r.prefix.suffix_tokens, k); T.ok(k > 5 and k < #trim.ids + 1, tostring(k))
+  T.ok(math.abs(r.prefix.suffix - (a / k - b / k)) < 1e-9, "suffix")
+  T.eq(r.heavy and r.heavy.trimmed, "Adding gives 12 + 7 = 19.\n", "the heavier remover is scored too")
+  local kinds = {}
+  for _, c in ipairs(r.calls) do kinds[#kinds + 1] = c.kind end
+  T.eq(table.concat(kinds, ","), "score,score,score,score", "no generation when the trace is given")
+  T.eq(r.tokens.scored, 2 * #full.ids + #trim.ids + #m:tokenize(r.heavy.trimmed, {bos = false}))
+  local none = echo.likelihood_gap(m, ITEM, {trace = "We add 12 and 7 to get 19 in all.", extract = extract, verify = verify})
+  T.eq(none.echo, false); T.eq(none.prefix, nil); T.eq(#none.calls, 0)
+end)
+
+T.test("likelihood gap on a generated trace, and the summary by correct/wrong", function()
+  local r = echo.likelihood_gap(m, ITEM, {budget = 24, extract = extract, verify = verify})
+  T.eq(r.calls[1].kind, "generate"); T.eq(r.calls[1].opts.max_tokens, 24)
+  T.eq(r.trace, m:generate(PROMPT, {max_tokens = 24, temperature = 0}).text)
+  T.eq(r.echo, echo.detect(Q, r.trace).echo)
+  local s = echo.gap_summary({
+    {correct = true, echo = true, prefix = {delta = 1, sum = 4, per_removed = 0.5, suffix = -1}},
+    {correct = true, echo = true, prefix = {delta = 3, sum = 2, per_removed = 1.5, suffix = 1}},
+    {correct = true, echo = false},
+    {correct = false, echo = true, prefix = {delta = -2, sum = 6, per_removed = 2}},
+  })
+  T.eq(s.correct.n, 3); T.eq(s.correct.gaps, 2); T.eq(s.correct.delta, 2); T.eq(s.correct.sum, 3)
+  T.eq(s.correct.per_removed, 1); T.eq(s.correct.suffix, 0); T.ok(math.abs(s.correct.echo_rate - 2 / 3) < 1e-12)
+  T.eq(s.wrong.n, 1); T.eq(s.wrong.delta, -2); T.eq(s.wrong.suffix, nil); T.eq(s.wrong.echo_rate, 1)
+end)
+
+T.done()

@@ -1,0 +1,222 @@
+-- strategies.selection: the vote, the read-outs, surprisal picks and rank correlation on hand-made sample sets,
+-- then each strategy on the default model (seeded, small budgets): its calls, budgets, seeds and injected
+-- strings, and its figures against m:sample run here. Run as: refrain run test_strategy_selection.lua
+-- (REFRAIN_SCRIPTS, if set, must be the real scripts/).
+local T = dofile((arg[0]:match("(.*/)") or "./") .. "check.lua")
+local sel = require "strategies.selection"
+local m = lm.model
+
+-- A checker of our own, so that these tests do not depend on lm.extract's rules: the last integer in the text.
+local function extract(text)
+  local last
+  for n in text:gmatch("%-?%d+") do last = n end
+  return last and tonumber(last)
+end
+local function verify(pred, gold) return tonumber(pred) == tonumber(gold) end
+
+local Q = "Tom has 12 apples and buys 7 more. How many apples does he have now?"
+local ITEM = {id = "tom", question = Q, answer = "19"}
+local PROMPT = m:template({{role = "user", content = Q}})
+local function near(a, b) return math.abs(a - b) < 1e-9 end
+
+T.test("vote", function()
+  local w, n, counts = sel.vote({3, "3", 3.0, 5, 5, nil, "x"})
+  T.eq(w, 3); T.eq(n, 3); T.eq(counts["5"], 2); T.eq(counts["x"], 1)
+  T.eq((sel.vote({5, 3, 3, 5})), 5, "a tie goes to the answer seen first")
+  T.eq((sel.vote({nil, 3, 3, 5, 5, 5})), 5)
+  local none, zero = sel.vote({nil, nil})
+  T.eq(none, nil); T.eq(zero, 0)
+  T.eq(sel.key(" Paris "), "paris"); T.eq(sel.key("19.0"), sel.key(19))
+end)
+
+-- Six hand-made samples: answers, correctness against 7, mean and total log-probabilities.
+local SET = {
+  {answer = 5, correct = false, mean = -0.9, sum = -9},
+  {answer = 7, correct = true, mean = -0.3, sum = -12},
+  {answer = 5, correct = false, mean = -0.1, sum = -2},
+  {answer = 7, correct = true, mean = -0.8, sum = -4},
+  {answer = 5, correct = false, mean = -1.5, sum = -30},
+  {answer = 7, correct = true, mean = -0.5, sum = -20},
+}
+
+T.test("read-outs of one sample set", function()
+  local r = sel.readouts(SET, function(a) return a == 7 end)
+  T.eq(r.pass.correct, true); T.eq(r.pass.index, 2)
+  T.eq(r.majority.answer, 5); T.eq(r.majority.votes, 3); T.eq(r.majority.correct, false, "tie 3-3: 5 came first")
+  T.eq(r.max_logprob.index, 3); T.eq(r.max_logprob.correct, false)
+  T.eq(r.min_logprob.index, 5); T.eq(r.first.answer, 5)
+  local wrong = sel.readouts({SET[1], SET[3]}, function(a) return a == 7 end)
+  T.eq(wrong.pass.correct, false); T.eq(wrong.pass.index, nil)
+end)
+
+T.test("surprisal picks", function()
+  local p = sel.surprisal_pick(SET)
+  T.eq(p.least, 4, "highest per-token surprisal among the correct")
+  T.eq(p.least_total, 6, "highest total surprisal among the correct")
+  T.eq(p.most, 2); T.eq(table.concat(p.top, ","), "4,6,2"); T.eq(p.best, nil)
+  local q = sel.surprisal_pick(SET, {keep = 2, quality = function(s) return s.sum end})
+  T.eq(table.concat(q.top, ","), "4,6"); T.eq(q.best, 4, "of the top two, the better quality")
+  T.eq(#sel.surprisal_pick({SET[1], SET[3]}).top, 0); T.eq(sel.surprisal_pick({SET[1]}).least, nil)
+end)
+
+T.test("rank correlation", function()
+  T.eq(sel.rank_correlation({1, 2, 3, 4}, {10, 20, 30, 40}), 1)
+  T.eq(sel.rank_correlation({1, 2, 3, 4}, {4, 3, 2, 1}), -1)
+  T.ok(near(sel.rank_correlation({1, 2, 3, 4, 5}, {2, 1, 4, 3, 5}), 0.8))   -- 1 - 6*4/(5*24)
+  T.ok(near(sel.rank_correlation({1, 2, 2, 3}, {1, 2, 3, 4}), 0.9486832980505138))   -- ties: average ranks
+  T.eq(sel.rank_correlation({1, 1, 1}, {1, 2, 3}), nil)
+end)
+
+local SAMPLE = {n = 4, max_tokens = 20, seed = 3, extract = extract, verify = verify}
+
+-- The same four samples, drawn here.
+local direct = m:sample(PROMPT, 4, {max_tokens = 20, temperature = 0.7, seed = 3})
+
+T.test("self-consistency: one batched call, the majority of its answers", function()
+  local r = sel.self_consistency(m, ITEM, SAMPLE)
+  T.eq(#r.calls, 1); T.eq(r.calls[1].kind, "sample"); T.eq(r.calls[1].n, 4)
+  T.eq(r.calls[1].opts.temperature, 0.7); T.eq(r.calls[1].opts.seed, 3); T.eq(r.calls[1].opts.max_tokens, 20)
+  T.eq(r.calls[1].prompt, PROMPT)
+  local answers = {}
+  for i, d in ipairs(direct) do answers[i] = extract(d.text); T.eq(r.answers[i], answers[i], "answer " .. i) end
+  local w, votes = sel.vote(answers)
+  T.eq(r.answer, w); T.eq(r.votes, votes); T.eq(r.correct, w == 19)
+  local completion = 0
+  for _, d in ipairs(direct) do completion = completion + d.usage.completion end
+  T.eq(r.tokens.completion, completion)
+end)
+
+T.test("without opts.extract / opts.verify: lm.extract.number and lm.verify.numeric", function()
+  local r = sel.self_consistency(m, ITEM, {n = 4, max_tokens = 20, seed = 3})
+  for i, d in ipairs(direct) do T.eq(r.answers[i], lm.extract.number(d.text), "answer " .. i) end
+  T.eq(r.correct, r.answer ~= nil and lm.verify.numeric(r.answer, "19"))
+end)
+
+T.test("best-of-N: every read-out from the same samples", function()
+  local r = sel.best_of_n(m, ITEM, SAMPLE)
+  T.eq(#r.calls, 1)
+  local hi, lo, any = 1, 1, false
+  local function mean(d) local s = 0; for _, x in ipairs(d.logprobs) do s = s + x end; return s / #d.logprobs end
+  for i, d in ipairs(direct) do
+    T.ok(near(r.samples[i].mean, mean(d)), "mean log-prob " .. i)
+    if mean(d) > mean(direct[hi]) then hi = i end
+    if mean(d) < mean(direct[lo]) then lo = i end
+    if extract(d.text) == 19 then any = true end
+  end
+  T.eq(r.readouts.max_logprob.index, hi); T.eq(r.readouts.min_logprob.index, lo)
+  T.eq(r.readouts.pass.correct, any)
+  T.eq(r.readout, "majority"); T.eq(r.answer, sel.self_consistency(m, ITEM, SAMPLE).answer)
+  local by = sel.best_of_n(m, ITEM, {n = 4, max_tokens = 20, seed = 3, extract = extract, verify = verify,
+                                     readout = "min_logprob"})
+  T.eq(by.answer, extract(direct[lo].text))
+  T.err(function() sel.best_of_n(m, ITEM, {n = 2, max_tokens = 2, extract = extract, readout = "best"}) end,
+        "unknown readout 'best'")
+end)
+
+T.test("surprisal: the least confident correct sample", function()
+  -- gold = the first sample's answer, so at least one sample is correct
+  local gold = extract(direct[1].text) or -1
+  local r = sel.surprisal(m, {id = "s", question = Q, answer = tostring(gold)},
+                          {n = 4, max_tokens = 20, seed = 3, extract = extract, verify = verify,
+                           quality = function(s) return -s.tokens end})
+  T.eq(#r.calls, 1)
+  local want = sel.surprisal_pick(r.samples, {quality = function(s) return -s.tokens end})
+  T.eq(r.picks.least, want.least); T.eq(r.picks.best, want.best)
+  T.ok(r.samples[r.picks.least].correct)
+  for _, s in ipairs(r.samples) do
+    if s.correct then T.ok(s.mean >= r.samples[r.picks.least].mean) end
+  end
+  T.eq(r.quality.best, -r.samples[r.picks.best].tokens)
+  T.eq(r.answer, r.samples[r.picks.best].answer); T.eq(r.correct, true)
+end)
+
+local WRONG = {id = "w", question = Q, answer = "-1"}
+local function retry(mitigation, extra)
+  local o = {rounds = 3, k = 2, max_tokens = 8, seed = 1, mitigation = mitigation, extract = extract, verify = verify}
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return sel.retry(m, WRONG, o)
+end
+
+T.test("retry: rounds, feedback, seeds and temperatures", function()
+  local r = retry("none")
+  T.eq(r.rounds, 3); T.eq(#r.calls, 3); T.eq(r.correct, false)
+  local labels = {}
+  for i, x in ipairs(r.injected) do labels[i] = x.label .. "@" .. x.call end
+  T.eq(table.concat(labels, " "), "ask@1 feedback@2 feedback@3")
+  for round = 1, 3 do
+    local c = r.calls[round]
+    T.eq(c.kind, "sample"); T.eq(c.n, 2); T.eq(c.opts.seed, 1 + (round - 1) * 2); T.eq(c.opts.temperature, 0.7)
+    T.eq(r.history[round].picked, 1)
+  end
+  local fb = "Your answer " .. tostring(r.history[1].answer or "(none)") .. " is not correct."
+  T.ok(r.injected[2].text:find(fb, 1, true), r.injected[2].text)
+  local third = m:template({{role = "user", content = Q},
+    {role = "assistant", content = r.calls[1].outputs[1].text}, {role = "user", content = r.injected[2].text},
+    {role = "assistant", content = r.calls[2].outputs[1].text}, {role = "user", content = r.injected[3].text}})
+  T.eq(r.calls[3].prompt, third, "the conversation so far")
+  local t = retry("temperature")
+  T.eq(t.history[1].temperature, 0.7); T.ok(near(t.history[2].temperature, 0.85)); T.ok(near(t.history[3].temperature, 1.0))
+  local capped = retry("temperature", {temperature = 1.4})
+  T.ok(near(capped.history[2].temperature, 1.5)); T.ok(near(capped.history[3].temperature, 1.5))
+  local first = retry("none", {verify = function() return true end})
+  T.eq(first.rounds, 1); T.eq(#first.calls, 1); T.eq(#first.injected, 1)
+  T.err(function() retry("louder") end, "mitigation must be none, temperature, reject or both")
+end)
+
+T.test("retry: rejecting answers already tried", function()
+  local r = retry("reject", {k = 3, rounds = 3})
+  local tried = {}
+  for round, h in ipairs(r.history) do
+    local new
+    for i, a in ipairs(h.answers) do
+      if a ~= nil and not tried[sel.key(a)] then new = i; break end
+    end
+    T.eq(h.picked, new or 1, "round " .. round .. " keeps the first new answer")
+    if h.answer ~= nil then tried[sel.key(h.answer)] = true end
+  end
+  local none = retry("none", {k = 3, rounds = 1})
+  T.eq(r.calls[1].outputs[1].text, none.calls[1].outputs[1].text, "the same draws in round one")
+  -- Scripted answers, one per draw in order, so that old answers come first.
+  local function scripted(list)
+    local n = 0
+    return function() n = n + 1; return list[n] end
+  end
+  local script = {1, 1, 2, 1, 2, 3, 1, 2, 4}
+  local rj = retry("reject", {k = 3, extract = scripted(script)})
+  local nn = retry("none", {k = 3, extract = scripted(script)})
+  local function picks(x) local t = {}; for i, h in ipairs(x.history) do t[i] = h.picked .. ":" .. h.answer end; return table.concat(t, " ") end
+  T.eq(picks(rj), "1:1 2:2 3:4"); T.eq(picks(nn), "1:1 1:1 1:1")
+end)
+
+T.test("early rejection: partial steps, the best N/M finished, tokens saved", function()
+  local r = sel.early_rejection(m, ITEM, {n = 4, m = 2, tau = 4, max_tokens = 12, seed = 2, compare = true,
+                                          extract = extract, verify = verify})
+  T.eq(r.calls[1].kind, "sample"); T.eq(r.calls[1].n, 4); T.eq(r.calls[1].opts.max_tokens, 4)
+  local partial = m:sample(PROMPT, 4, {max_tokens = 4, temperature = 0.7, seed = 2})
+  local order = {1, 2, 3, 4}
+  local function mean(d) local s = 0; for _, x in ipairs(d.logprobs) do s = s + x end; return s / #d.logprobs end
+  table.sort(order, function(a, b) return mean(partial[a]) > mean(partial[b]) end)
+  T.eq(table.concat(r.kept, ","), order[1] .. "," .. order[2], "the two best partial scores survive")
+  for i = 1, 4 do T.ok(near(r.partial_means[i], mean(partial[i])), "partial score " .. i) end
+  -- 1 sample call, 2 continuations for the survivors, then 2 more for the comparison
+  T.eq(#r.calls, 5)
+  local spent = 0
+  for _, d in ipairs(partial) do spent = spent + d.usage.completion end
+  for c = 2, 3 do
+    T.eq(r.calls[c].kind, "generate"); T.eq(r.calls[c].opts.max_tokens, 8)
+    T.eq(r.calls[c].prompt, PROMPT .. partial[r.kept[c - 1]].text)
+    spent = spent + r.calls[c].outputs[1].usage.completion
+  end
+  T.eq(r.generated, spent); T.eq(r.saved, 4 * 12 - spent)
+  T.eq(r.saved_exact, r.calls[4].outputs[1].usage.completion + r.calls[5].outputs[1].usage.completion)
+  T.eq(r.tokens.completion, spent + r.saved_exact)
+  T.eq(r.spearman, sel.rank_correlation(r.partial_means, r.full_means))
+  local best = 1
+  for i = 2, 4 do if r.full_means[i] > r.full_means[best] then best = i end end
+  T.eq(r.best_kept, best == r.kept[1] or best == r.kept[2])
+  local plain = sel.early_rejection(m, ITEM, {n = 4, m = 2, tau = 4, max_tokens = 12, seed = 2,
+                                              extract = extract, verify = verify})
+  T.eq(#plain.calls, 3); T.eq(plain.answer, r.answer); T.eq(plain.spearman, nil)
+end)
+
+T.done()
