@@ -34,13 +34,7 @@ M.phrases = {
 local DEFAULTS = {b1 = 64, budget = 256, temperature = 0, threshold = 0.6, samples = 1, seed = 1}
 
 -- Options with the defaults filled in and the phrases resolved.
-local function settings(opts)
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  o.phrases = record.phrases(M.phrases, opts and opts.phrases)
-  return o
-end
+local function settings(opts) return record.settings(DEFAULTS, M.phrases, opts) end
 
 local function fill(phrase, question) return (phrase:gsub("{question}", function() return question end)) end
 

@@ -111,6 +111,16 @@ function Recorder:result(fields)
   return r
 end
 
+--- A strategy's options: its `defaults`, then `opts` over them, with `opts.phrases` resolved against the
+--- module's own `phrases` (see below).
+function M.settings(defaults, phrases, opts)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.phrases = M.phrases(phrases, opts and opts.phrases)
+  return o
+end
+
 --- Phrases a strategy injects: its own defaults, replaced key by key from `override` (a table, or the path of a
 --- Lua file returning one), so that a paper's exact strings are one option away.
 function M.phrases(defaults, override)

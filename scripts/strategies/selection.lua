@@ -31,13 +31,8 @@ local DEFAULTS = {n = 8, temperature = 0.7, max_tokens = 128, seed = 1,
                   rounds = 10, step = 0.15, cap = 1.5, k = 1, mitigation = "none",
                   m = 4, tau = 64, keep = 3}
 
-local function settings(opts)
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  o.phrases = record.phrases(M.phrases, opts and opts.phrases)
-  return o
-end
+-- Options with the defaults filled in and the phrases resolved.
+local function settings(opts) return record.settings(DEFAULTS, M.phrases, opts) end
 
 local function fill(phrase, fields)
   return (phrase:gsub("{(%w+)}", function(k) return fields[k] ~= nil and tostring(fields[k]) or nil end))
