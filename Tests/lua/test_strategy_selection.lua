@@ -6,16 +6,8 @@ local T = dofile((arg[0]:match("(.*/)") or "./") .. "check.lua")
 local sel = require "strategies.selection"
 local m = lm.model
 
--- A checker of our own, so that these tests do not depend on lm.extract's rules: the last integer in the text.
-local function extract(text)
-  local last
-  for n in text:gmatch("%-?%d+") do last = n end
-  return last and tonumber(last)
-end
-local function verify(pred, gold) return tonumber(pred) == tonumber(gold) end
-
-local Q = "Tom has 12 apples and buys 7 more. How many apples does he have now?"
-local ITEM = {id = "tom", question = Q, answer = "19"}
+local extract, verify = T.last_integer, T.same_number
+local Q, ITEM = T.QUESTION, T.ITEM
 local PROMPT = m:template({{role = "user", content = Q}})
 local function near(a, b) return math.abs(a - b) < 1e-9 end
 
