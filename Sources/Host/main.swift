@@ -14,7 +14,10 @@ commands:
   score       log-probabilities of --continuation TEXT after --prefix TEXT (or --prefix-ids / --ids)
   bench       prompt processing and decode speed (tokens/s), median of --runs runs, and peak memory
   info        the model's architecture, sizes and metadata
-  run         run a Lua script: refrain run [--model PATH] [--threads N] FILE.lua [ARGS...] (ARGS in `arg`)
+  run         run a Lua script: refrain run [--model PATH] [--threads N] [--no-store] FILE.lua [ARGS...]
+              (ARGS in `arg`; every model call is recorded in the run store unless --no-store or REFRAIN_STORE=0)
+  log         the run store: runs, calls, --search TEXT, show CALL, export RUN (refrain log --help)
+  replay      run a recorded call again: refrain replay CALL (exit 0 when it reproduced token for token)
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
   --version   the program's version
 
@@ -249,11 +252,9 @@ func infoCommand(_ args: [String]) throws {
 
 // MARK: - Entry
 
-/// The program's version, printed by `refrain --version`.
-let version = "refrain 0.1.0 (engine: llama, qwen2, gemma3 GGUF on the CPU; \(String(cString: refrain_lua_release())))"
 
 var argv = Array(CommandLine.arguments.dropFirst())
-if argv == ["--version"] || argv == ["version"] { print(version); exit(0) }
+if argv == ["--version"] || argv == ["version"] { print(refrainVersion); exit(0) }
 requireCPUFeatures()
 
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
@@ -274,6 +275,8 @@ do {
     case "bench": try benchCommand(argv)
     case "info": try infoCommand(argv)
     case "run": exit(try runCommand(argv))
+    case "log": try logCommand(argv)
+    case "replay": exit(try replayCommand(argv))
     case "help": print(usage)
     default: throw UsageError(description: "unknown command '\(command!)' (try refrain --help)")
     }
