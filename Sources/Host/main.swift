@@ -282,6 +282,8 @@ do {
     }
 } catch let e as UsageError {
     fail(e.description + "\n" + "see: refrain --help", code: 2)
+} catch let e as StoreCommandError {
+    fail(e.description, code: 2)
 } catch {
     fail("\(error)")
 }

@@ -68,6 +68,26 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.db.query("PRAGMA journal_mode")[0][0].string, "wal")
     }
 
+    /// The model digest the store keys replays on: FIPS 180-4's examples, and a file against sha256sum.
+    func testSHA256KnownDigests() throws {
+        XCTAssertEqual(SHA256.hex(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        let bytes = Data((0..<100_003).map { UInt8(truncatingIfNeeded: $0 &* 7919 >> 3) })
+        let file = dir.appendingPathComponent("blob")
+        try bytes.write(to: file)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [file.path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(SHA256.hex(bytes), String(text.prefix(64)))
+    }
+
     func testLocalCallsAreRecordedWithLabelsAndFoundBySearch() throws {
         let out = try lua("""
             lm.store.label{experiment = "e1", item = 5, strategy = "plain", cond = true}
@@ -229,5 +249,6 @@ final class StoreTests: XCTestCase {
         let unknown = try refrain(["replay", "77"])
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.err.hasPrefix("refrain: error: no call 77 in "), unknown.err)
+        for r in [sha, unknown] { XCTAssertEqual(r.err.split(separator: "\n").count, 1, "one line: " + r.err) }
     }
 }

@@ -7,9 +7,11 @@ extension GenerationOptions {
     /// The options as the store keeps them: every engine option under its Lua name, the seed included.
     var recordFields: [String: Any] {
         let s = sampling
-        return ["max_tokens": maxTokens, "temperature": Double(s.temperature), "top_k": s.topK, "top_p": Double(s.topP),
-                "min_p": Double(s.minP), "repeat_penalty": Double(s.repetitionPenalty), "repeat_last_n": s.penaltyLastN,
-                "presence_penalty": Double(s.presencePenalty), "frequency_penalty": Double(s.frequencyPenalty),
+        // A Float as the shortest decimal that reads back as it (0.05, not 0.05000000074505806).
+        func d(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
+        return ["max_tokens": maxTokens, "temperature": d(s.temperature), "top_k": s.topK, "top_p": d(s.topP),
+                "min_p": d(s.minP), "repeat_penalty": d(s.repetitionPenalty), "repeat_last_n": s.penaltyLastN,
+                "presence_penalty": d(s.presencePenalty), "frequency_penalty": d(s.frequencyPenalty),
                 "seed": s.seed, "stop": stop, "logprobs": topLogprobs, "ignore_eos": ignoreEOS]
     }
 

@@ -3,12 +3,18 @@
 import Engine
 import Foundation
 
+/// A problem `refrain log` or `refrain replay` found (not a usage mistake): one line, exit status 2, so that
+/// replay's 1 keeps meaning "did not reproduce".
+struct StoreCommandError: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// The store a command reads: `--store PATH`, else REFRAIN_STORE / $REFRAIN_HOME/runs.sqlite; it must exist.
 func openStoreForReading(_ o: Options) throws -> RunStore {
     guard let path = o.value("store") ?? RunStore.defaultPath() else {
-        throw UsageError(description: "the run store is off (REFRAIN_STORE=0); give --store PATH")
+        throw StoreCommandError(description: "the run store is off (REFRAIN_STORE=0); give --store PATH")
     }
-    guard FileManager.default.fileExists(atPath: path) else { throw UsageError(description: "no run store at \(path)") }
+    guard FileManager.default.fileExists(atPath: path) else { throw StoreCommandError(description: "no run store at \(path)") }
     return try RunStore(path: path)
 }
 
@@ -81,7 +87,7 @@ func logCommand(_ args: [String]) throws {
         }
     case "show":
         let id = try callID(o.positional.dropFirst().first, "log show")
-        guard let c = try store.calls(CallFilter(id: id)).first else { throw UsageError(description: "no call \(id) in \(store.path)") }
+        guard let c = try store.calls(CallFilter(id: id)).first else { throw StoreCommandError(description: "no call \(id) in \(store.path)") }
         if o.has("json") { printJSON(c.jsonObject); return }
         printCall(c)
     case "export":
@@ -89,7 +95,7 @@ func logCommand(_ args: [String]) throws {
         if let r = o.positional.dropFirst().first { f.run = try callID(r, "log export") } else if let e = o.value("experiment") {
             f.experiment = e
         } else { throw UsageError(description: "log export needs a run id or --experiment NAME") }
-        if let r = f.run, try store.runs(id: r).isEmpty { throw UsageError(description: "no run \(r) in \(store.path)") }
+        if let r = f.run, try store.runs(id: r).isEmpty { throw StoreCommandError(description: "no run \(r) in \(store.path)") }
         let format = o.value("format") ?? "jsonl"
         let calls = try store.calls(f)
         let text: String
@@ -168,15 +174,15 @@ func replayCommand(_ args: [String]) throws -> Int32 {
     let o = try Options(args, valued: ["store", "threads"], flags: [])
     let id = try callID(o.positional.first, "replay")
     let store = try openStoreForReading(o)
-    guard let c = try store.calls(CallFilter(id: id)).first else { throw UsageError(description: "no call \(id) in \(store.path)") }
+    guard let c = try store.calls(CallFilter(id: id)).first else { throw StoreCommandError(description: "no call \(id) in \(store.path)") }
     let r = c.record
-    guard r.backend == "local" else { throw UsageError(description: "call \(id) ran on \(r.backend); replay runs local calls only") }
-    guard r.error == nil else { throw UsageError(description: "call \(id) ended in an error (\(r.error!)); there is nothing to compare") }
-    guard FileManager.default.fileExists(atPath: r.model) else { throw UsageError(description: "call \(id): the model file \(r.model) is gone") }
+    guard r.backend == "local" else { throw StoreCommandError(description: "call \(id) ran on \(r.backend); replay runs local calls only") }
+    guard r.error == nil else { throw StoreCommandError(description: "call \(id) ended in an error (\(r.error!)); there is nothing to compare") }
+    guard FileManager.default.fileExists(atPath: r.model) else { throw StoreCommandError(description: "call \(id): the model file \(r.model) is gone") }
     if let want = r.modelSHA256, let have = store.modelSHA256(path: r.model), want != have {
-        throw UsageError(description: "call \(id): model file changed: sha256 mismatch for \(r.model) (recorded \(want.prefix(12))…, now \(have.prefix(12))…)")
+        throw StoreCommandError(description: "call \(id): model file changed: sha256 mismatch for \(r.model) (recorded \(want.prefix(12))…, now \(have.prefix(12))…)")
     }
-    guard let prompt = r.promptIDs else { throw UsageError(description: "call \(id) has no prompt ids to replay") }
+    guard let prompt = r.promptIDs else { throw StoreCommandError(description: "call \(id) has no prompt ids to replay") }
     let fields = RunStore.decode(.text(r.options)) as? [String: Any] ?? [:]
     let m = try LanguageModel(path: r.model, threads: try o.int("threads", LanguageModel.defaultThreads, min: 1))
     let options = GenerationOptions(recordFields: fields)
@@ -206,7 +212,7 @@ func replayCommand(_ args: [String]) throws -> Int32 {
             replayed.append(s.ids); logprobs.append(s.logprobs.map(Double.init))
         }
     default:
-        throw UsageError(description: "call \(id) is a '\(r.kind)' call, which replay does not know how to run")
+        throw StoreCommandError(description: "call \(id) is a '\(r.kind)' call, which replay does not know how to run")
     }
     if let d = firstDifference(recorded: r.outputs, replayed: replayed, logprobs: logprobs, model: m) {
         print("call \(id) (\(r.kind)) did not reproduce: \(d)")
