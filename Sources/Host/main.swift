@@ -26,6 +26,8 @@ common options:
                   REFRAIN_HOME defaulting to ~/.cache/refrain)
   --threads N     threads (default: the number of cores)
   --json          machine-readable output
+  --no-store      (REPL, run, -e) record no model calls in the run store ($REFRAIN_HOME/runs.sqlite, or
+                  REFRAIN_STORE=PATH; REFRAIN_STORE=0 turns it off too)
   TEXT or -       the text, or '-' to read it from standard input
 
 generate options:

@@ -7,8 +7,7 @@ extension GenerationOptions {
     /// The options as the store keeps them: every engine option under its Lua name, the seed included.
     var recordFields: [String: Any] {
         let s = sampling
-        // A Float as the shortest decimal that reads back as it (0.05, not 0.05000000074505806).
-        func d(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
+        let d = shortest
         return ["max_tokens": maxTokens, "temperature": d(s.temperature), "top_k": s.topK, "top_p": d(s.topP),
                 "min_p": d(s.minP), "repeat_penalty": d(s.repetitionPenalty), "repeat_last_n": s.penaltyLastN,
                 "presence_penalty": d(s.presencePenalty), "frequency_penalty": d(s.frequencyPenalty),
@@ -34,6 +33,9 @@ extension GenerationOptions {
         if let v = f["ignore_eos"] as? Bool { ignoreEOS = v }
     }
 }
+
+/// A Float as the shortest decimal that reads back as it (0.05, not 0.05000000074505806), for JSON.
+func shortest(_ f: Float) -> Double { f.isFinite ? Double("\(f)") ?? Double(f) : Double(f) }
 
 extension LuaHost {
     /// Runs `body` (a local call) and records it: `outputs` turns its result into outputs and a result object.
@@ -65,15 +67,15 @@ extension LuaHost {
         var top: String? = nil
         if g.tokens.contains(where: { !$0.top.isEmpty }) {
             top = CallRecord.json(g.tokens.map { t in
-                t.top.map { ["id": Int($0.id), "piece": piece(m, $0.id), "logprob": Double($0.logprob)] as [String: Any] }
+                t.top.map { ["id": Int($0.id), "piece": piece(m, $0.id), "logprob": shortest($0.logprob)] as [String: Any] }
             })
         }
-        return CallOutput(text: g.text, ids: g.ids, finish: g.finish.rawValue, logprobs: g.tokens.map { Double($0.logprob) },
+        return CallOutput(text: g.text, ids: g.ids, finish: g.finish.rawValue, logprobs: g.tokens.map { shortest($0.logprob) },
                           top: top, usage: CallUsage(prompt: g.promptTokens, completion: g.ids.count, cached: g.cachedTokens))
     }
 
     /// A score as a call output (the continuation's text, ids and log-probabilities).
     func callOutput(_ s: Score, _ m: LanguageModel, text: String? = nil) -> CallOutput {
-        CallOutput(text: text ?? m.detokenize(s.ids, special: true), ids: s.ids, logprobs: s.logprobs.map(Double.init))
+        CallOutput(text: text ?? m.detokenize(s.ids, special: true), ids: s.ids, logprobs: s.logprobs.map(shortest))
     }
 }
