@@ -151,7 +151,7 @@ func render(_ m: LanguageModel, _ messages: [ChatMessage], template: ChatTemplat
 func generateCommand(_ args: [String]) throws {
     let o = try Options(args, valued: ["model", "threads", "max-tokens", "temperature", "top-k", "top-p", "min-p",
                                        "repeat-penalty", "repeat-last-n", "seed", "stop", "logprobs", "ids", "system", "template", "precision"],
-                        flags: ["json", "special", "chat", "ignore-eos"])
+                        flags: ["json", "special", "chat", "ignore-eos", "no-store"])
     let opts = try generationOptions(o)
     let m = try loadModel(o)
     try setPrecision(m, o)
@@ -171,10 +171,16 @@ func generateCommand(_ args: [String]) throws {
     }
     try m.validate(prompt)
     let json = o.has("json")
+    let started = Date()
     let r = try m.generate(prompt, options: opts) { tok in
         if !json { emit(tok.text) }
         return true
     }
+    recordCommandCall("generate", args: args, off: o.has("no-store"),
+                      CallRecord(kind: "generate", model: m.file.path, prompt: m.detokenize(prompt, special: true), promptIDs: prompt,
+                                 options: CallRecord.json(opts.recordFields.merging(["precision": m.transformer.precision.rawValue]) { $1 }),
+                                 outputs: [callOutput(r, m)], started: started,
+                                 seconds: Date().timeIntervalSince(started)))
     if json {
         let top: [[[String: Any]]] = r.tokens.map { tok in
             tok.top.map { alt -> [String: Any] in
@@ -203,7 +209,7 @@ func unstreamed(_ r: Generation) -> String {
 
 func scoreCommand(_ args: [String]) throws {
     let o = try Options(args, valued: ["model", "threads", "prefix", "continuation", "prefix-ids", "ids", "precision"],
-                        flags: ["json", "special"])
+                        flags: ["json", "special", "no-store"])
     let m = try loadModel(o)
     try setPrecision(m, o)
     let prefix: [Int32], cont: [Int32]
@@ -214,7 +220,13 @@ func scoreCommand(_ args: [String]) throws {
     if let c = try o.ids("ids") { cont = c } else if let c = contText {
         cont = m.tokenize(c, special: o.has("special"), addSpecial: false)
     } else { throw UsageError(description: "score needs --continuation TEXT or --ids IDS") }
+    let started = Date()
     let s = try m.score(prefix: prefix, continuation: cont)
+    recordCommandCall("score", args: args, off: o.has("no-store"),
+                      CallRecord(kind: "score", model: m.file.path, prompt: m.detokenize(prefix, special: true), promptIDs: prefix,
+                                 options: CallRecord.json(["precision": m.transformer.precision.rawValue]),
+                                 outputs: [callOutput(s, m)], result: CallRecord.json(["sum": s.sum, "mean": s.mean]),
+                                 started: started, seconds: Date().timeIntervalSince(started)))
     if o.has("json") {
         var out: [String: Any] = ["prefix_ids": prefix.map(Int.init), "ids": s.ids.map(Int.init)]
         out["pieces"] = pieces(m, s.ids)

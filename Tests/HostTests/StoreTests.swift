@@ -146,6 +146,28 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(none.err.hasPrefix("refrain: error: no call 999 in "), none.err)
     }
 
+    /// `refrain generate` and `refrain score` are runs of one call each, replayed like the others.
+    func testCommandLineCallsAreRecorded() throws {
+        let m = try TestEnvironment.modelPath()
+        let g = try refrain(["generate", "--model", m, "--max-tokens", "6", "--temperature", "0.7", "--seed", "5", "Hello there"])
+        XCTAssertEqual(g.status, 0, g.err)
+        let s = try refrain(["score", "--model", m, "--prefix", "The sky is", "--continuation", " blue", "--json"])
+        XCTAssertEqual(s.status, 0, s.err)
+        let off = try refrain(["score", "--model", m, "--prefix", "x", "--continuation", " y", "--no-store"])
+        XCTAssertEqual(off.status, 0, off.err)
+        let store = try RunStore(path: storePath)
+        XCTAssertEqual(try store.runs().map { $0.script ?? "" }, ["generate", "score"])
+        let calls = try store.calls(CallFilter())
+        XCTAssertEqual(calls.map(\.record.kind), ["generate", "score"])
+        XCTAssertEqual(calls[0].record.outputs[0].text + "\n", String(g.out), "the text printed is the text recorded")
+        let json = try JSONSerialization.jsonObject(with: Data(s.out.utf8)) as! [String: Any]
+        XCTAssertEqual(calls[1].record.outputs[0].logprobs?.count, (json["logprobs"] as! [Double]).count)
+        for id in ["1", "2"] {
+            let r = try refrain(["replay", id])
+            XCTAssertEqual(r.status, 0, r.out + r.err)
+        }
+    }
+
     func testTheStoreIsOffWithNoStoreOrZero() throws {
         let m = try TestEnvironment.modelPath()
         let code = "lm.generate('Hi', {max_tokens = 1}); print(lm.store.path(), lm.store.run(), lm.store.enabled())"

@@ -62,20 +62,30 @@ extension LuaHost {
         }
     }
 
-    /// A generation as a call output.
-    func callOutput(_ g: Generation, _ m: LanguageModel) -> CallOutput {
-        var top: String? = nil
-        if g.tokens.contains(where: { !$0.top.isEmpty }) {
-            top = CallRecord.json(g.tokens.map { t in
-                t.top.map { ["id": Int($0.id), "piece": piece(m, $0.id), "logprob": shortest($0.logprob)] as [String: Any] }
-            })
-        }
-        return CallOutput(text: g.text, ids: g.ids, finish: g.finish.rawValue, logprobs: g.tokens.map { shortest($0.logprob) },
-                          top: top, usage: CallUsage(prompt: g.promptTokens, completion: g.ids.count, cached: g.cachedTokens))
-    }
+}
 
-    /// A score as a call output (the continuation's text, ids and log-probabilities).
-    func callOutput(_ s: Score, _ m: LanguageModel, text: String? = nil) -> CallOutput {
-        CallOutput(text: text ?? m.detokenize(s.ids, special: true), ids: s.ids, logprobs: s.logprobs.map(shortest))
+/// A generation as a call output.
+func callOutput(_ g: Generation, _ m: LanguageModel) -> CallOutput {
+    var top: String? = nil
+    if g.tokens.contains(where: { !$0.top.isEmpty }) {
+        let piece = { (id: Int32) in String(decoding: m.tokenizer.piece(id, special: true), as: UTF8.self) }
+        top = CallRecord.json(g.tokens.map { t in
+            t.top.map { ["id": Int($0.id), "piece": piece($0.id), "logprob": shortest($0.logprob)] as [String: Any] }
+        })
     }
+    return CallOutput(text: g.text, ids: g.ids, finish: g.finish.rawValue, logprobs: g.tokens.map { shortest($0.logprob) },
+                      top: top, usage: CallUsage(prompt: g.promptTokens, completion: g.ids.count, cached: g.cachedTokens))
+}
+
+/// A score as a call output (the continuation's text, ids and log-probabilities).
+func callOutput(_ s: Score, _ m: LanguageModel, text: String? = nil) -> CallOutput {
+    CallOutput(text: text ?? m.detokenize(s.ids, special: true), ids: s.ids, logprobs: s.logprobs.map(shortest))
+}
+
+/// Records the call of a command-line command (`refrain generate`, `refrain score`) as a run of its own, with
+/// `args` as the run's arguments; nothing when `off` (--no-store) or REFRAIN_STORE=0.
+func recordCommandCall(_ command: String, args: [String], off: Bool, _ record: CallRecord) {
+    guard !off, let path = RunStore.defaultPath() else { return }
+    let session = StoreSession(path: path, info: RunStore.RunInfo(script: command, args: args, engine: refrainVersion))
+    _ = session.record(record, labels: CallLabels())
 }

@@ -186,6 +186,7 @@ func replayCommand(_ args: [String]) throws -> Int32 {
     let fields = RunStore.decode(.text(r.options)) as? [String: Any] ?? [:]
     let m = try LanguageModel(path: r.model, threads: try o.int("threads", LanguageModel.defaultThreads, min: 1))
     let options = GenerationOptions(recordFields: fields)
+    if let p = fields["precision"] as? String, let v = Precision(rawValue: p) { m.transformer.precision = v }   // refrain generate/score
     var replayed: [[Int32]] = []
     var logprobs: [[Double]] = []
     switch r.kind {
