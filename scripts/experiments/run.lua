@@ -165,8 +165,13 @@ local function parse_args(args)
   if not o.out then die("--out DIR is required\n" .. USAGE) end
   o.out = o.out:gsub("/+$", "")
   if o.out == "" then o.out = "/" end
+  if not o.experiment and o.out:sub(1, 1) == "/" then o.experiment = o.out end
   if not o.experiment then
-    o.experiment = o.out:sub(1, 1) == "/" and o.out or ((os.getenv("PWD") or ".") .. "/" .. o.out:gsub("^%./", ""))
+    -- The absolute folder, so that the same --out given from another directory is another experiment.
+    local p = io.popen("pwd")
+    local cwd = p and p:read("l") or os.getenv("PWD") or "."
+    if p then p:close() end
+    o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
   end
   if not o.report then
     if not o.data then die("--data is required (arithmetic, gsm8k:PATH or jsonl:PATH)") end
