@@ -98,6 +98,9 @@ final class StoreTests: XCTestCase {
               lm.choose("2+2=", {"4", "5"})
             end)
             local sid = lm.store.last()
+            local ok, err = pcall(lm.store.with, {strategy = "x"}, function() error({code = 7}) end)
+            assert(not ok and err.code == 7, "with raises f's error object as it is")
+            assert(lm.store.labels().strategy == "plain", "and restores the labels")
             local st = lm.model:state("Once upon a time")
             st:generate{max_tokens = 3, temperature = 0}
             lm.store.enabled(false)
