@@ -18,19 +18,20 @@ function M.verifier(opts, kind)
   return v
 end
 
---- The key two answers share when they are the same answer: numbers by value ("12.0" and "12"), text trimmed.
+--- The key two answers share when they are the same answer: numbers by value ("12.0", "12" and "1,2" with its
+--- thousands comma gone), other text trimmed and lowercased; nil, false and blank text have none.
 function M.key(a)
   if a == nil or a == false then return nil end
   local s = tostring(a):gsub("^%s+", ""):gsub("%s+$", "")
   local n = tonumber((s:gsub(",", "")))
   if n then return string.format("%.12g", n) end
   if s == "" then return nil end
-  return s
+  return s:lower()
 end
 
 --- The most frequent answer among the first `n` of `answers` (n defaults to answers.n or #answers; nils and
---- falses do not vote); a tie goes to the answer that came first. Returns the answer (as first seen), its count
---- and the number of votes cast.
+--- falses do not vote); a tie goes to the answer that came first. Returns the answer (as first seen), its count,
+--- the number of votes cast and the counts by key.
 function M.majority(answers, n)
   local counts, first, order, votes = {}, {}, {}, 0
   for i = 1, n or answers.n or #answers do
@@ -45,8 +46,8 @@ function M.majority(answers, n)
   for _, k in ipairs(order) do
     if best == nil or counts[k] > counts[best] then best = k end
   end
-  if best == nil then return nil, 0, 0 end
-  return first[best], counts[best], votes
+  if best == nil then return nil, 0, 0, counts end
+  return first[best], counts[best], votes, counts
 end
 
 return M

@@ -16,6 +16,7 @@
 -- and the pure pieces they read samples with (vote, readouts, surprisal_pick, rank_correlation), which work on
 -- hand-made sample sets as well.
 local record = require "strategies.record"
+local answers = require "strategies.answers"
 
 local M = {}
 
@@ -83,30 +84,15 @@ local function draw(model, item, o, label)
   return rec, samples
 end
 
---- The key answers are compared by: numbers by value (so 19, 19.0 and "19" agree), other text trimmed and
---- lowercased; nil stays nil.
-function M.key(answer)
-  if answer == nil then return nil end
-  local x = tonumber(answer)
-  if x then return string.format("%.10g", x) end
-  return (tostring(answer):lower():gsub("^%s+", ""):gsub("%s+$", ""))
-end
+--- The key answers are compared by (strategies.answers.key): numbers by value (so 19, 19.0 and "19" agree),
+--- other text trimmed and lowercased; nil stays nil.
+M.key = answers.key
 
---- Majority vote over a list of answers (nil ones do not vote; a tie goes to the answer seen first).
---- -> winner (as first given), its votes, counts by key
-function M.vote(answers)
-  local counts, first, order = {}, {}, {}
-  for i = 1, #answers do
-    local k = M.key(answers[i])
-    if k ~= nil then
-      if not counts[k] then counts[k], first[k] = 0, answers[i]; order[#order + 1] = k end
-      counts[k] = counts[k] + 1
-    end
-  end
-  local best
-  for _, k in ipairs(order) do if best == nil or counts[k] > counts[best] then best = k end end
-  if best == nil then return nil, 0, counts end
-  return first[best], counts[best], counts
+--- Majority vote over a list of answers (strategies.answers.majority: nil ones do not vote; a tie goes to the
+--- answer seen first). -> winner (as first given), its votes, counts by key
+function M.vote(list)
+  local winner, votes, _, counts = answers.majority(list)
+  return winner, votes, counts
 end
 
 --- Read-outs of one set of samples ({answer=, correct=, mean=}, ...): pass (any correct: the oracle), majority,

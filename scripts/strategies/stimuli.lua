@@ -145,7 +145,7 @@ function M.run(model, item, opts)
     out.answer = item.labels[index]
     out.scores = {}
     for i, s in ipairs(scores) do out.scores[i] = s.score end
-    out.correct = answers.key(out.answer):lower() == answers.key(item.answer):lower()
+    out.correct = out.answer ~= nil and answers.key(out.answer) == answers.key(item.answer)
   else
     local r = rec:generate(prefix, {max_tokens = opts.max_tokens or 32, temperature = opts.temperature or 0,
                                     seed = opts.seed or 1, stop = opts.stop})
