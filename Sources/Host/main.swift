@@ -1,5 +1,5 @@
 // refrain's command line: `refrain` (the Lua REPL on the default model, in REPL/), `refrain tokenize`,
-// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain run FILE.lua`, `refrain -e CODE`.
+// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain serve`, `refrain run FILE.lua`, `refrain -e CODE`.
 import CLua
 import Engine
 import Foundation
@@ -15,6 +15,9 @@ commands:
   bench       prompt processing and decode speed (tokens/s), median of --runs runs, and peak memory
   info        the model's architecture, sizes and metadata
   run         run a Lua script: refrain run [--model PATH] [--threads N] FILE.lua [ARGS...] (ARGS in `arg`)
+  serve       an OpenAI-compatible HTTP server over the model: refrain serve [--model PATH] [--host 127.0.0.1]
+              [--port 8080] [--threads N] [--name ID] (/v1/models, /v1/completions, /v1/chat/completions,
+              /tokenize, /detokenize, /apply-template; --port 0 picks a free port, printed on standard error)
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
   --version   the program's version
 
@@ -274,6 +277,7 @@ do {
     case "bench": try benchCommand(argv)
     case "info": try infoCommand(argv)
     case "run": exit(try runCommand(argv))
+    case "serve": try serveCommand(argv)
     case "help": print(usage)
     default: throw UsageError(description: "unknown command '\(command!)' (try refrain --help)")
     }
