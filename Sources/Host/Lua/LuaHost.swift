@@ -40,6 +40,10 @@ public final class LuaHost {
     var helpNamesRef: Int32 = LUA_NOREF
     /// Help entries registered from Lua with `lm.document` (the harness modules' among them).
     var documented: [HelpEntry] = []
+    /// Where model calls are recorded (the run store), or nil when recording is off.
+    var recorder: CallRecorder?
+    /// The labels `lm.store.label` attached to the calls that follow.
+    var labels = CallLabels()
 
     /// Where streamed generation text goes in the REPL; when set, generation streams unless `stream=false`.
     public var streamSink: ((String) -> Void)?
