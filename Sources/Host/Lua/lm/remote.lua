@@ -55,10 +55,9 @@ end
 local function sampling(self, o, seed)
   local b = {model = self.model, max_tokens = o.max_tokens or 128, temperature = o.temperature, top_p = o.top_p,
              top_k = o.top_k, min_p = o.min_p, seed = seed, return_token_ids = true}
-  local penalised = false
-  if o.repeat_penalty and o.repeat_penalty ~= 1 then
-    b.repetition_penalty, b.repeat_penalty, penalised = o.repeat_penalty, o.repeat_penalty, true
-  end
+  -- Always sent: llama.cpp's server penalises repeats by default (1.1), the local model does not.
+  b.repetition_penalty, b.repeat_penalty = o.repeat_penalty or 1, o.repeat_penalty or 1
+  local penalised = b.repeat_penalty ~= 1
   if (o.presence_penalty or 0) ~= 0 then b.presence_penalty, penalised = o.presence_penalty, true end
   if (o.frequency_penalty or 0) ~= 0 then b.frequency_penalty, penalised = o.frequency_penalty, true end
   if penalised and o.repeat_last_n then b.repeat_last_n = o.repeat_last_n end
