@@ -14,7 +14,10 @@ lm._record_call = nil
 local Remote = {}
 Remote.__index = Remote
 Remote.__name = "lm.remote"
-Remote.__tostring = function(self) return ("remote model: %s at %s"):format(self.model, self.url) end
+Remote.__tostring = function(self)
+  local more = #self.urls > 1 and (" (and %d more replicas)"):format(#self.urls - 1) or ""
+  return ("remote model: %s at %s%s"):format(self.model, self.url, more)
+end
 
 -- The options generate and sample take, as the local model checks them.
 local KINDS = {
@@ -102,18 +105,22 @@ function Remote:_generation(fname, prompt, o, seed)
     body.messages = messages(fname, prompt)
     body.logprobs = true
     if k > 0 then body.top_logprobs = k end
-    return {url = self.url .. "/chat/completions", body = body, chat = true, k = k}
+    return {path = "/chat/completions", body = body, chat = true, k = k}
   end
   body.prompt = prompt
   body.logprobs = k
-  return {url = self.url .. "/completions", body = body, chat = false, k = k}
+  return {path = "/completions", body = body, chat = false, k = k}
 end
 
--- Sends requests ({url=, body=}) together; returns the decoded bodies. HTTP errors and bad JSON raise, naming
--- the server's message.
+-- Sends requests ({path=, body=}) together, spread over the replicas in turn; returns the decoded bodies. HTTP
+-- errors and bad JSON raise, naming the server's message.
 function Remote:_send(fname, reqs, level)
   local calls = {}
-  for i, r in ipairs(reqs) do calls[i] = {url = r.url, method = "POST", body = json.encode(r.body)} end
+  for i, r in ipairs(reqs) do
+    local base = self.urls[self._turn % #self.urls + 1]
+    self._turn = self._turn + 1
+    calls[i] = {url = base .. r.path, method = "POST", body = json.encode(r.body)}
+  end
   local ok, res = pcall(http, calls, self.policy)
   if not ok then error(("%s: %s"):format(fname, tostring(res):gsub("^lm%.http: ", "")), level or 3) end
   local out = {}
@@ -343,7 +350,7 @@ function Remote:_score_request(fname, prefix, continuation, level)
       local prompt = {}
       for _, id in ipairs(p) do prompt[#prompt + 1] = id end
       for _, id in ipairs(c) do prompt[#prompt + 1] = id end
-      local req = {url = self.url .. "/completions",
+      local req = {path = "/completions",
                    body = {model = self.model, prompt = prompt, max_tokens = 1, temperature = 0, echo = true, logprobs = 0}}
       return req, function(data)
         local lp = data.choices and data.choices[1] and data.choices[1].logprobs
@@ -363,7 +370,7 @@ function Remote:_score_request(fname, prefix, continuation, level)
   end
   -- Text: the continuation's tokens are those whose offsets fall in it.
   local B, L = utf8.len(prefix), utf8.len(prefix .. continuation)
-  local req = {url = self.url .. "/completions",
+  local req = {path = "/completions",
                body = {model = self.model, prompt = prefix .. continuation, max_tokens = 1, temperature = 0, echo = true, logprobs = 0}}
   return req, function(data)
     local lp = data.choices and data.choices[1] and data.choices[1].logprobs
@@ -455,45 +462,64 @@ for name, what in pairs(NEEDS) do
   end
 end
 
-local SPEC = {url = "string", model = "string", api_key_env = "string", timeout = "number", retries = "integer",
+local SPEC = {url = "string or list", model = "string", api_key_env = "string", timeout = "number", retries = "integer",
               concurrency = "integer", backoff = "number"}
 
--- lm.remote{url=, model=, api_key_env=, timeout=, retries=, concurrency=}: asks the server for its models, and
--- returns the model object.
+-- The served models of one server, from GET /models.
+local function served(url, policy)
+  local ok, res = pcall(http, {url = url .. "/models", method = "GET"}, policy)
+  if not ok then error("lm.remote: " .. res, 3) end
+  local data = json.try_decode(res.body)
+  if res.status ~= 200 or type(data) ~= "table" or type(data.data) ~= "table" then
+    local msg = type(data) == "table" and type(data.error) == "table" and data.error.message or res.body:sub(1, 200)
+    error(("lm.remote: GET %s/models: HTTP %d: %s"):format(url, res.status, msg), 3)
+  end
+  return data.data
+end
+
+-- lm.remote{url=, model=, api_key_env=, timeout=, retries=, concurrency=}: asks the server (each replica, when url
+-- is a list) for its models, and returns the model object.
 local function new(spec)
   if type(spec) == "string" then spec = {url = spec} end
   if type(spec) ~= "table" then error("lm.remote: expected a table {url = ..., model = ...}, got " .. type(spec), 2) end
   for k, v in pairs(spec) do
     local kind = SPEC[k]
     if not kind then error(("lm.remote: unknown field '%s' (known: url, model, api_key_env, timeout, retries, concurrency, backoff)"):format(tostring(k)), 2) end
-    local ok = kind == "integer" and math.type(v) == "integer" or kind ~= "integer" and type(v) == kind
+    local ok = kind == "integer" and math.type(v) == "integer" or kind == "string or list" and (type(v) == "string" or type(v) == "table")
+      or type(v) == kind
     if not ok then error(("lm.remote: field '%s' must be a%s %s, got %s"):format(k, kind == "integer" and "n" or "", kind, type(v)), 2) end
   end
   if not spec.url then error("lm.remote: no url (for example url = \"http://127.0.0.1:8080/v1\")", 2) end
-  local url = spec.url:gsub("/+$", "")
-  if not url:match("^https?://") then error("lm.remote: url must start with http:// or https://, got " .. spec.url, 2) end
-  local self = setmetatable({url = url, root = url:gsub("/v1$", ""), _missing = {},
+  local urls = {}
+  for i, u in ipairs(type(spec.url) == "table" and spec.url or {spec.url}) do
+    if type(u) ~= "string" or not u:match("^https?://") then
+      error("lm.remote: url must start with http:// or https://, got " .. tostring(u), 2)
+    end
+    urls[i] = u:gsub("/+$", "")
+  end
+  if #urls == 0 then error("lm.remote: url is an empty list", 2) end
+  local url = urls[1]
+  local self = setmetatable({url = url, urls = urls, root = url:gsub("/v1$", ""), _missing = {}, _turn = 0,
     policy = {timeout = spec.timeout or 60, retries = spec.retries or 3, concurrency = spec.concurrency or 4,
               backoff = spec.backoff, api_key_env = spec.api_key_env}}, Remote)
-  local ok, res = pcall(http, {url = url .. "/models", method = "GET"}, self.policy)
-  if not ok then error("lm.remote: " .. res, 2) end
-  local data = json.try_decode(res.body)
-  if res.status ~= 200 or type(data) ~= "table" or type(data.data) ~= "table" then
-    local msg = type(data) == "table" and type(data.error) == "table" and data.error.message or res.body:sub(1, 200)
-    error(("lm.remote: GET %s/models: HTTP %d: %s"):format(url, res.status, msg), 2)
-  end
-  local entry
-  for _, e in ipairs(data.data) do
-    if spec.model == nil or e.id == spec.model then entry = e; break end
-  end
-  if not entry then
-    local ids = {}
-    for _, e in ipairs(data.data) do ids[#ids + 1] = tostring(e.id) end
-    error(("lm.remote: the server at %s does not serve '%s' (it serves: %s)"):format(url, tostring(spec.model), table.concat(ids, ", ")), 2)
+  -- The model: the one asked for, else the first server's first; every replica must serve it.
+  local want, entry = spec.model, nil
+  for _, u in ipairs(urls) do
+    local list, found = served(u, self.policy), nil
+    for _, e in ipairs(list) do
+      if want == nil or e.id == want then found = e; break end
+    end
+    if not found then
+      local ids = {}
+      for _, e in ipairs(list) do ids[#ids + 1] = tostring(e.id) end
+      error(("lm.remote: the server at %s does not serve '%s' (it serves: %s)"):format(u, tostring(want), table.concat(ids, ", ")), 2)
+    end
+    entry = entry or found
+    want = entry.id
   end
   self.model = entry.id
   local meta = type(entry.meta) == "table" and entry.meta or {}
-  self.info = {backend = "remote", url = url, name = entry.id, path = url .. "/models/" .. entry.id,
+  self.info = {backend = "remote", url = url, urls = urls, name = entry.id, path = url .. "/models/" .. entry.id,
                context = entry.context_length or entry.max_model_len or meta.n_ctx_train,
                vocab = entry.vocab or meta.n_vocab, bos = entry.bos, eos = entry.eos}
   return self
@@ -507,7 +533,8 @@ local M = setmetatable({new = new, Remote = Remote}, {__call = function(_, spec)
 doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3, concurrency=4} -> model",
   "A model served by an OpenAI-compatible server (vLLM, llama.cpp's server, SGLang, refrain serve) that works like "
   .. "a local one: m:generate, m:sample, m:score, m:choose, m:template, m:tokenize, m:detokenize, m:token, and m.info "
-  .. "(backend = \"remote\"). url is the API's base (ending in /v1); model defaults to the first one the server lists. "
+  .. "(backend = \"remote\"). url is the API's base (ending in /v1), or a list of them (replicas serving the same model: "
+  .. "requests go to them in turn); model defaults to the first one the server lists. "
   .. "The API key is read from the environment variable named by api_key_env and sent as Authorization: Bearer; it is "
   .. "never stored or printed. timeout is per request (seconds); a lost connection, a time-out, 429 or 5xx is retried "
   .. "up to retries times with exponential backoff (0.5 s, 1 s, 2 s..., or what Retry-After says); sample and choose "
