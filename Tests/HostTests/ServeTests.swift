@@ -102,10 +102,25 @@ final class ServeTests: XCTestCase {
     /// lm.remote against refrain serve on the same model: text, ids, log-probabilities, scores, samples, choices,
     /// chat, tokenize; bad requests as 400 JSON errors; streaming.
     func testRemoteAgainstRefrainServe() throws {
-        let server = try Server(cli.binary, ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "2"],
+        let server = try Server(cli.binary, ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"],
                                 portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
         defer { server.stop() }
         try runLua("test_remote.lua", server)
+    }
+
+    /// The experiment runner with `--backend` twice (two replicas) gives what it gives on the local model.
+    func testRunnerOnReplicas() throws {
+        let args = ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"]
+        let a = try Server(cli.binary, args, portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { a.stop() }
+        let b = try Server(cli.binary, args, portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { b.stop() }
+        let r = try cli.run(["run", luaDir.appendingPathComponent("test_remote_runner.lua").path, cli.binary.path,
+                             try cli.modelPath(), a.url, b.url],
+                            env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path], timeout: 240)
+        print(r.out)
+        XCTAssertEqual(r.status, 0, "\(r.out)\n\(r.err)")
+        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
     }
 
     /// `refrain serve` refuses what it cannot do before it listens.
@@ -147,7 +162,7 @@ final class ServeTests: XCTestCase {
         let port = ServeTests.freePort()
         let server = try Server(URL(fileURLWithPath: python),
                                 ["-m", "llama_cpp.server", "--model", try cli.modelPath(), "--host", "127.0.0.1",
-                                 "--port", String(port), "--n_ctx", "2048", "--n_threads", "2"],
+                                 "--port", String(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1"],
                                 portPattern: nil, port: port, timeout: 120)
         defer { server.stop() }
         try runLua("test_remote_llamacpp.lua", server)
