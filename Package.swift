@@ -25,9 +25,11 @@ let package = Package(
                        providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CEdit", path: "Sources/CEdit", pkgConfig: "libedit",
                        providers: [.apt(["libedit-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Engine", path: "Sources/Engine", swiftSettings: engineFlags),
         // Lua/lm/*.lua, the harness modules written in Lua, are compiled into the binary (see LmHarness.swift).
-        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit"], path: "Sources/Host",
+        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit", "CSQLite"], path: "Sources/Host",
                           resources: [.embedInCode("Lua/lm")],
                           swiftSettings: portable ? [.define("REFRAIN_PORTABLE")] : []),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",

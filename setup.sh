@@ -31,7 +31,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages ---------------------------------------------------------------------------------------
 need_pkgs=()
-for p in libedit-dev liblua5.4-dev pkg-config; do
+for p in libedit-dev liblua5.4-dev libsqlite3-dev pkg-config; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

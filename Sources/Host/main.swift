@@ -14,7 +14,10 @@ commands:
   score       log-probabilities of --continuation TEXT after --prefix TEXT (or --prefix-ids / --ids)
   bench       prompt processing and decode speed (tokens/s), median of --runs runs, and peak memory
   info        the model's architecture, sizes and metadata
-  run         run a Lua script: refrain run [--model PATH] [--threads N] FILE.lua [ARGS...] (ARGS in `arg`)
+  run         run a Lua script: refrain run [--model PATH] [--threads N] [--no-store] FILE.lua [ARGS...]
+              (ARGS in `arg`; every model call is recorded in the run store unless --no-store or REFRAIN_STORE=0)
+  log         the run store: runs, calls, --search TEXT, show CALL, export RUN (refrain log --help)
+  replay      run a recorded call again: refrain replay CALL (exit 0 when it reproduced token for token)
   serve       an OpenAI-compatible HTTP server over the model: refrain serve [--model PATH] [--host 127.0.0.1]
               [--port 8080] [--threads N] [--name ID] (/v1/models, /v1/completions, /v1/chat/completions,
               /tokenize, /detokenize, /apply-template; --port 0 picks a free port, printed on standard error)
@@ -26,6 +29,8 @@ common options:
                   REFRAIN_HOME defaulting to ~/.cache/refrain)
   --threads N     threads (default: the number of cores)
   --json          machine-readable output
+  --no-store      (REPL, run, -e) record no model calls in the run store ($REFRAIN_HOME/runs.sqlite, or
+                  REFRAIN_STORE=PATH; REFRAIN_STORE=0 turns it off too)
   TEXT or -       the text, or '-' to read it from standard input
 
 generate options:
@@ -252,11 +257,9 @@ func infoCommand(_ args: [String]) throws {
 
 // MARK: - Entry
 
-/// The program's version, printed by `refrain --version`.
-let version = "refrain 0.1.0 (engine: llama, qwen2, gemma3 GGUF on the CPU; \(String(cString: refrain_lua_release())))"
 
 var argv = Array(CommandLine.arguments.dropFirst())
-if argv == ["--version"] || argv == ["version"] { print(version); exit(0) }
+if argv == ["--version"] || argv == ["version"] { print(refrainVersion); exit(0) }
 requireCPUFeatures()
 
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
@@ -278,11 +281,15 @@ do {
     case "info": try infoCommand(argv)
     case "run": exit(try runCommand(argv))
     case "serve": try serveCommand(argv)
+    case "log": try logCommand(argv)
+    case "replay": exit(try replayCommand(argv))
     case "help": print(usage)
     default: throw UsageError(description: "unknown command '\(command!)' (try refrain --help)")
     }
 } catch let e as UsageError {
     fail(e.description + "\n" + "see: refrain --help", code: 2)
+} catch let e as StoreCommandError {
+    fail(e.description, code: 2)
 } catch {
     fail("\(error)")
 }

@@ -31,6 +31,10 @@ enum TestEnvironment {
 
     struct MissingModel: Error, CustomStringConvertible { let description: String }
 
+    /// The run store the tests' refrain processes record into (unless a test names another): a file in the
+    /// temporary folder, never the user's $REFRAIN_HOME/runs.sqlite.
+    static let testStore = NSTemporaryDirectory() + "refrain-tests-\(getpid()).sqlite"
+
     /// Runs refrain with `args`, extra environment variables and standard input; a run past `timeout` seconds is
     /// killed and fails the test (a hung process must not hang the suite).
     static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil,
@@ -38,7 +42,7 @@ enum TestEnvironment {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["REFRAIN_STORE": testStore]) { $1 }.merging(env) { $1 }
         let o = Pipe(), e = Pipe(), i = Pipe()
         p.standardOutput = o; p.standardError = e; p.standardInput = i
         let outBox = Box(), errBox = Box(), group = DispatchGroup()

@@ -190,6 +190,24 @@ T.test("echo gives the prompt's log-probabilities in OpenAI's legacy shape", fun
   T.eq(n, 2)
 end)
 
+T.test("remote calls are in the run store: backend, model, prompt, options, outputs, errors", function()
+  if not (lm.store and lm.store.run()) then error("the run store is off for this test process") end
+  local run = lm.store.run()
+  local r = m:generate(P, {max_tokens = 5, temperature = 0, seed = 3})
+  local c = lm.store.calls{id = lm.store.last()}[1]
+  T.eq(c.run, run); T.eq(c.kind, "generate"); T.eq(c.backend, url); T.eq(c.model, "SmolLM2-135M-Instruct.Q4_1")
+  T.eq(c.prompt, P); T.eq(c.options.seed, 3); T.eq(c.options.max_tokens, 5)
+  T.eq(c.outputs[1].text, r.text); T.eq(#c.outputs[1].ids, 5); T.eq(c.outputs[1].finish, "length")
+  m:sample(P, 3, {max_tokens = 2, seed = 1})
+  T.eq(#lm.store.calls{id = lm.store.last()}[1].outputs, 3)
+  local s = m:score(P, " Paris")
+  local sc = lm.store.calls{id = lm.store.last()}[1]
+  T.eq(sc.kind, "score"); T.ok(math.abs(sc.result.sum - s.sum) < 1e-9)
+  pcall(m.generate, m, P, {max_tokens = 9000})
+  local e = lm.store.calls{id = lm.store.last()}[1]
+  T.ok(e.error and e.error:find("exceed the model's context", 1, true), "the failed call is recorded with its error")
+end)
+
 T.test("the strategy record works on a remote model", function()
   local record = require "strategies.record"
   local rec = record.new(m, {strategy = "t"})

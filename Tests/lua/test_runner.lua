@@ -211,6 +211,35 @@ T.test("a killed run resumes to the same table", function()
   end
 end)
 
+T.test("a killed run whose results.jsonl is lost resumes from the run store to the same table", function()
+  local K = TMP .. "/k"
+  local p = io.popen("REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
+    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(K)
+    .. " > " .. q(TMP .. "/k.log") .. " 2>&1 & echo $!")
+  local pid = p:read("l")
+  p:close()
+  T.ok(pid and pid:match("^%d+$"), "a child pid")
+  local waited = 0
+  while #lines_of(K .. "/results.jsonl") < 3 and waited < 300 do os.execute("sleep 0.1"); waited = waited + 1 end
+  os.execute("kill -9 " .. pid)
+  os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.1; done")
+  local had = #lines_of(K .. "/results.jsonl")
+  T.ok(had >= 3 and had < 6, "killed midway, with " .. had .. " lines")
+  os.remove(K .. "/results.jsonl")
+  local c, o = experiment(K)
+  T.eq(c, 0, o)
+  -- The store keeps a result just after its line is written: a kill between the two loses at most that one.
+  local restored = tonumber(o:match("restored (%d+) results from the run store"))
+  T.ok(restored and restored >= had - 1 and restored <= had, "restored from the store:\n" .. o)
+  T.ok(o:find(("%d to run, %d skipped"):format(6 - restored, restored), 1, true), o)
+  T.eq(#lines_of(K .. "/results.jsonl"), 6)
+  T.eq(table_rows(K), table_rows(A))
+  -- Every call the experiment made is in the store with its labels.
+  c, o = sh(q(BIN) .. " log calls --experiment " .. q(K) .. " --limit 100")
+  T.eq(c, 0, o)
+  T.ok(o:find("arith%-mixed%-s1%-1/g") and o:find("arith%-mixed%-s1%-3/s"), o)
+end)
+
 T.test("GSM8K from a path; a clear error without one", function()
   local D = TMP .. "/d"
   local c, o = runner("--data gsm8k:" .. q(here .. "fixtures/gsm8k_sample.jsonl") .. " --n 2 --strategy 'g=tiny.greedy{max_tokens=4}' --out " .. q(D))

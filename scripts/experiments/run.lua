@@ -3,6 +3,10 @@
 -- the baseline on the same items. A run that stops (Ctrl-C, kill, a crash) resumes: the pairs already in the file
 -- are skipped. Every strategy gets the same seed for an item, so the comparison is paired.
 --
+-- The run store (lm.store, `refrain log`) records every model call labelled with the experiment (--experiment NAME,
+-- else the absolute --out folder), the item, the strategy and the strings the strategy injected; each finished
+-- result line is kept there too, so a lost or truncated results.jsonl is rebuilt from the store on resume.
+--
 --   refrain run scripts/experiments/run.lua --data arithmetic --n 200 --seed 1 \
 --     --model qwen2.5-coder-0.5b-instruct-q4_k_m \
 --     --strategies 'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}' \
@@ -35,6 +39,8 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
                      MODULE.FUNCTION). --strategy SPEC adds one more and may be repeated.
   --baseline NAME    the strategy the others are compared to (default: the first)
   --out DIR          where results.jsonl and the report go (made if missing; a run there resumes)
+  --experiment NAME  the experiment's name in the run store (default: the absolute --out folder); results
+                     the store holds for it and results.jsonl lacks are restored before running
   --report           only write the report from DIR/results.jsonl and DIR/run.json (no model calls)
   --help             this text
 ]]
@@ -161,12 +167,17 @@ local function parse_args(args)
     elseif a == "--strategy" then o.specs[#o.specs + 1] = value(a)
     elseif a == "--baseline" then o.baseline = value(a)
     elseif a == "--out" then o.out = value(a)
+    elseif a == "--experiment" then o.experiment = value(a)
     elseif a == "--report" then o.report = true
     else die(("unknown argument '%s'\n%s"):format(a, USAGE)) end
     i = i + 1
   end
   if not o.out then die("--out DIR is required\n" .. USAGE) end
   o.out = o.out:gsub("/+$", "")
+  if o.out == "" then o.out = "/" end
+  if not o.experiment then
+    o.experiment = o.out:sub(1, 1) == "/" and o.out or ((os.getenv("PWD") or ".") .. "/" .. o.out:gsub("^%./", ""))
+  end
   if not o.report then
     if not o.data then die("--data is required (arithmetic, gsm8k:PATH or jsonl:PATH)") end
     if #o.specs == 0 then die("--strategies is required, e.g. --strategies 'greedy=selection.self_consistency{n=1,temperature=0}'") end
@@ -579,13 +590,36 @@ local meta = {command = command_line(args), data = o.data, seed = o.seed, offset
 for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
 if #o.backends > 0 then meta.backends, meta.backend_model = o.backends, model.model end
 
--- What is there already.
+-- What is there already: results.jsonl, then what the run store kept for this experiment that the file lacks (the
+-- file was lost, or cut short by a crash), appended to the file.
 local lines = read_results(results_path, true)
 local done = {}
-for k, l in ipairs(lines) do
+local function check(k, l)
   check_line(results_path, k, l, o, byname, model_name)
   if l.seed_base and l.seed_base ~= o.seed then die(("%s line %d has --seed %s"):format(results_path, k, l.seed_base), 1) end
+end
+for k, l in ipairs(lines) do
+  check(k, l)
   done[tostring(l.item) .. "\t" .. tostring(l.strategy)] = true
+end
+if lm.store.path() then
+  local restored = {}
+  for _, r in ipairs(lm.store.results{experiment = o.experiment}) do
+    local key = r.item .. "\t" .. r.strategy
+    if not done[key] then
+      local l = lm.json.decode(r.data)
+      check(#lines + 1, l)
+      lines[#lines + 1] = l
+      restored[#restored + 1] = r.data .. "\n"
+      done[key] = true
+    end
+  end
+  if #restored > 0 then
+    local f = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
+    f:write(table.concat(restored))
+    f:close()
+    print(("restored %d results from the run store (experiment %s)"):format(#restored, o.experiment))
+  end
 end
 write_file(meta_path, lm.json.encode(meta) .. "\n")
 local todo, skipped = {}, 0
@@ -607,7 +641,8 @@ for _, job in ipairs(todo) do
   for k, v in pairs(s.options) do opts[k] = v end
   opts.seed = seed
   local t0 = lm.clock()
-  local ok, r = xpcall(fns[s.name], debug.traceback, model, item, opts)
+  local labels = {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
+  local ok, r = xpcall(lm.store.with, debug.traceback, labels, fns[s.name], model, item, opts)
   local wall = lm.clock() - t0
   if not ok then
     out:close()
@@ -617,8 +652,10 @@ for _, job in ipairs(todo) do
   if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
   local line = result_line(o, s, item, i, seed, r, wall, model_name)
   line.seed_base = o.seed
-  out:write(lm.json.encode(line), "\n")
+  local text = lm.json.encode(line)
+  out:write(text, "\n")
   out:flush()
+  lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = s.name, data = text}
   lines[#lines + 1] = line
   bar:tick()
 end

@@ -27,7 +27,7 @@ end
 function M.new(model, labels)
   if model == nil then error("record.new: no model (load one with lm.load, or start refrain with a model)", 2) end
   return setmetatable({
-    model = model, labels = labels or {}, calls = {}, injected = {},
+    model = model, labels = labels or {}, calls = {}, injected = {}, pending = {},
     tokens = {prompt = 0, completion = 0, cached = 0, scored = 0}, seconds = 0,
   }, Recorder)
 end
@@ -48,20 +48,29 @@ function Recorder:_add(call, results)
   return call
 end
 
+-- Calls f(...) with the strings injected since the last call attached to it in the run store (lm.store's
+-- `injected` label), so that `refrain log` shows which call carried which injected text.
+function Recorder:_call(f, ...)
+  if #self.pending == 0 or not (lm and lm.store) then return f(...) end
+  local pending = self.pending
+  self.pending = {}
+  return lm.store.with({injected = pending}, f, ...)
+end
+
 local function output(r)
   return {text = r.text, ids = r.ids, finish = r.finish, usage = r.usage, logprobs = r.logprobs}
 end
 
 --- `model:generate` through the record.
 function Recorder:generate(prompt, opts)
-  local r = self.model:generate(prompt, opts)
+  local r = self:_call(self.model.generate, self.model, prompt, opts)
   self:_add({kind = "generate", prompt = prompt, opts = plain(opts), outputs = {output(r)}}, {r})
   return r
 end
 
 --- `model:sample` through the record (n results, prompt evaluated once).
 function Recorder:sample(prompt, n, opts)
-  local rs = self.model:sample(prompt, n, opts)
+  local rs = self:_call(self.model.sample, self.model, prompt, n, opts)
   local outs = {}
   for i, r in ipairs(rs) do outs[i] = output(r) end
   -- The prompt is evaluated once: count its tokens once, not n times.
@@ -76,8 +85,8 @@ end
 
 --- `model:score` through the record; scored tokens are counted apart from generated ones.
 function Recorder:score(prefix, continuation)
-  local s = self.model:score(prefix, continuation)
-  self.tokens.scored = self.tokens.scored + #(s.ids or s.logprobs)   -- a remote score by text has no ids
+  local s = self:_call(self.model.score, self.model, prefix, continuation)
+  self.tokens.scored = self.tokens.scored + #(s.ids or s.logprobs)
   self:_add({kind = "score", prompt = prefix, continuation = continuation,
              outputs = {{sum = s.sum, mean = s.mean, ids = s.ids, logprobs = s.logprobs}}}, {})
   return s
@@ -85,7 +94,7 @@ end
 
 --- `model:choose` through the record.
 function Recorder:choose(prefix, options, opts)
-  local best, scores, index = self.model:choose(prefix, options, opts)
+  local best, scores, index = self:_call(self.model.choose, self.model, prefix, options, opts)
   for _, s in ipairs(scores) do self.tokens.scored = self.tokens.scored + #(s.ids or s.logprobs) end
   local outs = {}
   for i, s in ipairs(scores) do outs[i] = {option = s.option, score = s.score, sum = s.sum, mean = s.mean} end
@@ -97,6 +106,7 @@ end
 --- Notes a string the strategy put into a prompt (a reminder, a stimulus, feedback) and returns it unchanged.
 function Recorder:inject(label, text)
   self.injected[#self.injected + 1] = {label = label, text = text, call = #self.calls + 1}
+  self.pending[#self.pending + 1] = text
   return text
 end
 

@@ -46,6 +46,39 @@ enum Help {
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
+        HelpEntry(key: "lm.store", usage: "lm.store",
+                  text: "The run store: every model call (generate, sample, score, choose, st:generate, remote calls) is recorded in an SQLite database with its prompt, options, seed, outputs, log-probabilities, timings, model sha256, and the labels set here. The database is $REFRAIN_HOME/runs.sqlite, or REFRAIN_STORE=PATH; REFRAIN_STORE=0 or --no-store turns it off. Functions: lm.store.path, run, enabled, label, labels, with, calls, last, put_result, results. On the command line: refrain log, refrain replay CALL.",
+                  example: "lm.store.label{experiment = \"demo\", item = 1, strategy = \"plain\"}\nlm.generate(\"2+2=\", {max_tokens = 4})\nprint(lm.store.last(), #lm.store.calls{experiment = \"demo\"})"),
+        HelpEntry(key: "lm.store.path", usage: "lm.store.path() -> path or nil",
+                  text: "The run store's database file, or nil when the store is off for this process.",
+                  example: "print(lm.store.path())"),
+        HelpEntry(key: "lm.store.run", usage: "lm.store.run() -> id or nil",
+                  text: "This process's run id in the store (the run row is made now if no call made it yet), or nil when the store is off.",
+                  example: "print(\"run\", lm.store.run())"),
+        HelpEntry(key: "lm.store.enabled", usage: "lm.store.enabled([on]) -> boolean",
+                  text: "Whether calls are recorded now; lm.store.enabled(false) pauses the recording and lm.store.enabled(true) resumes it (an error when the store is off for the process).",
+                  example: "lm.store.enabled(false)\nlm.generate(\"not recorded\", {max_tokens = 2})\nlm.store.enabled(true)"),
+        HelpEntry(key: "lm.store.label", usage: "lm.store.label{experiment=, item=, strategy=, injected=, ...} -> previous",
+                  text: "Sets the labels recorded with every following call, replacing the current ones (lm.store.label{} clears them); returns the previous labels. experiment, item and strategy are columns the store and refrain log filter by; injected is the string (or list of strings) the strategy put into the prompt; any other name is kept as a free label. Values are strings, numbers or booleans.",
+                  example: "lm.store.label{experiment = \"arith\", item = 3, strategy = \"echo\", injected = {\"Let me repeat the question.\"}}"),
+        HelpEntry(key: "lm.store.labels", usage: "lm.store.labels() -> table",
+                  text: "The labels in force (a copy).",
+                  example: "=lm.store.labels()"),
+        HelpEntry(key: "lm.store.with", usage: "lm.store.with(labels, f, ...) -> f(...)",
+                  text: "Calls f(...) with labels set over the current ones (the fields given replace theirs, the rest stay), and restores the current labels afterwards, also when f raises an error. Returns what f returns.",
+                  example: "lm.store.with({strategy = \"plain\"}, function() return lm.generate(\"1+1=\", {max_tokens = 2}) end)"),
+        HelpEntry(key: "lm.store.calls", usage: "lm.store.calls{id=, run=, experiment=, item=, strategy=, kind=, search=, limit=} -> {calls}",
+                  text: "Calls read back from the store, oldest first; every field given must match (search is a full-text query over prompts and outputs, limit keeps the newest n). Each call is a table: id, run, kind, backend, model, model_sha256, prompt, prompt_ids, options (with the seed), outputs ({text, ids, finish, logprobs, top, usage} each), result, started (Unix time), seconds, error, experiment, item, strategy, injected, labels.",
+                  example: "for _, c in ipairs(lm.store.calls{run = lm.store.run()}) do print(c.id, c.kind, c.outputs[1].text) end"),
+        HelpEntry(key: "lm.store.last", usage: "lm.store.last() -> id or nil",
+                  text: "The id of the last call this process recorded (what refrain log show and refrain replay take), or nil.",
+                  example: "lm.generate(\"Hi\", {max_tokens = 4})\nprint(lm.store.last())"),
+        HelpEntry(key: "lm.store.put_result", usage: "lm.store.put_result{experiment=, item=, strategy=, data=} -> boolean",
+                  text: "Keeps one finished (item, strategy) result of an experiment in the store (data: its JSON line), replacing an earlier one; false when the store is off or paused. The experiment runner (scripts/experiments/run.lua) writes one per result line, and rebuilds a lost results.jsonl from them.",
+                  example: "lm.store.put_result{experiment = \"demo\", item = \"1\", strategy = \"g\", data = lm.json.encode{answer = 4}}"),
+        HelpEntry(key: "lm.store.results", usage: "lm.store.results{experiment=} -> {{item=, strategy=, data=, run=}, ...}",
+                  text: "The results kept for an experiment with lm.store.put_result, in the order they were written.",
+                  example: "for _, r in ipairs(lm.store.results{experiment = \"demo\"}) do print(r.item, r.strategy, r.data) end"),
         HelpEntry(key: "info", usage: "m.info",
                   text: "A table describing the model: path, name, arch, layers, heads, kv_heads, head_dim, embedding, feed_forward, context, vocab, file_bytes, types (tensor type -> count), chat_template, bos, eos, and sha256 (computed the first time it is read).",
                   example: "=m.info.vocab, m.info.context"),
@@ -257,7 +290,11 @@ extension LuaHost {
             lua_rawset(L, names)
         }
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "http"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
+        lua.rawGet(lm, "store")
+        let store = lua.absolute(-1)
+        for (f, _) in storeFunctions { name(store, f, "lm.store." + f) }
+        lua.pop()
         refrain_luaL_getmetatable(L, "lm.matrix")
         lua.rawGet(-1, "__index")
         lua_getupvalue(L, -1, 3)                    // the methods table the __index closure holds

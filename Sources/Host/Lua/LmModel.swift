@@ -240,10 +240,13 @@ extension LuaHost {
         let o = try generationOptions(a, opts: b + 1)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
-        let (st, cached) = try m.cachedState(for: prompt, room: o.engine.maxTokens)
-        var g = try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
-        g.cachedTokens = cached
-        m.rememberState(st)
+        let g = try recorded("generate", m, prompt: prompt, options: o.engine.recordFields, {
+            let (st, cached) = try m.cachedState(for: prompt, room: o.engine.maxTokens)
+            var g = try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
+            g.cachedTokens = cached
+            m.rememberState(st)
+            return g
+        }, outputs: { ([callOutput($0, m)], nil) })
         pushGeneration(g, m)
         return 1
     }
@@ -251,9 +254,25 @@ extension LuaHost {
     func sample(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
         let prompt = try promptIDs(a, m, b)
         let n = try a.integer(b + 1, min: 1)
-        var o = try generationOptions(a, opts: b + 2)
+        let o = try generationOptions(a, opts: b + 2)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("sample: empty prompt (generation needs at least one token)") }
+        var fields = o.engine.recordFields
+        fields["n"] = n
+        fields["stream"] = o.stream ?? false
+        let results = try recorded("sample", m, prompt: prompt, options: fields, {
+            try sampleGenerations(a, m, prompt, n, o)
+        }, outputs: { gs in (gs.map { callOutput($0, m) }, nil) })
+        a.lua.newTable(array: results.count) {
+            for (i, g) in results.enumerated() { a.lua.element(i + 1) { pushGeneration(g, m) } }
+        }
+        return 1
+    }
+
+    /// `n` samples of `prompt`: one after another when streamed (seeds seed, seed+1, ...), else decoded together.
+    func sampleGenerations(_ a: Arguments, _ m: LanguageModel, _ prompt: [Int32], _ n: Int,
+                           _ options: LuaGenerationOptions) throws -> [Generation] {
+        var o = options
         var results: [Generation] = []
         if o.stream ?? false {
             // Streamed samples come one after another, so that their texts do not interleave.
@@ -284,17 +303,16 @@ extension LuaHost {
             }
             if let err = callbackError { throw LuaError.raw(err) }
         }
-        a.lua.newTable(array: results.count) {
-            for (i, g) in results.enumerated() { a.lua.element(i + 1) { pushGeneration(g, m) } }
-        }
-        return 1
+        return results
     }
 
     func score(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
         let prefix = try promptIDs(a, m, b)
         let cont = try continuationIDs(a, m, b + 1)
         guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
-        pushScore(try m.score(prefix: prefix, continuation: cont))
+        let s = try recorded("score", m, prompt: prefix, options: [:], { try m.score(prefix: prefix, continuation: cont) },
+                             outputs: { ([callOutput($0, m)], ["sum": $0.sum, "mean": $0.mean]) })
+        pushScore(s)
         return 1
     }
 
@@ -340,15 +358,21 @@ extension LuaHost {
         guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
         // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
         let empty = m.tokenizer.bos.map { [$0] } ?? m.tokenize("\n", addSpecial: false)
-        var scores: [(Score, Double?)] = []
-        for c in choices {
-            let ids = m.tokenize(c, addSpecial: false)
-            let s = try m.score(prefix: prefix, continuation: ids)
-            let cal = by == "calibrated" ? s.sum - (try m.score(prefix: empty, continuation: ids)).sum : nil
-            scores.append((s, cal))
-        }
-        let values = scores.map { by == "sum" ? $0.0.sum : by == "mean" ? $0.0.mean : $0.1! }
-        let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
+        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorded("choose", m, prompt: prefix, options: ["by": by, "options": choices], {
+            var scores: [(Score, Double?)] = []
+            for c in choices {
+                let ids = m.tokenize(c, addSpecial: false)
+                let s = try m.score(prefix: prefix, continuation: ids)
+                let cal = by == "calibrated" ? s.sum - (try m.score(prefix: empty, continuation: ids)).sum : nil
+                scores.append((s, cal))
+            }
+            let values = scores.map { by == "sum" ? $0.0.sum : by == "mean" ? $0.0.mean : $0.1! }
+            let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
+            return (scores, values, best)
+        }, outputs: { r in
+            (r.0.indices.map { callOutput(r.0[$0].0, m, text: choices[$0]) },
+             ["chosen": choices[r.2], "index": r.2 + 1, "scores": r.1])
+        })
         a.lua.push(choices[best])
         a.lua.newTable(array: choices.count) {
             for (i, (s, cal)) in scores.enumerated() {

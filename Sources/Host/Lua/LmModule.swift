@@ -55,6 +55,7 @@ extension LuaHost {
         lua_setfield(L, lm, "defaults")
         installHarnessBindings(lm: lm)
         installRemoteBindings(lm: lm)
+        installStore(lm: lm)
         installHelp(lm: lm, methods: methods)
 
         lua.pushValue(lm)

@@ -90,7 +90,10 @@ extension LuaHost {
         let o = try generationOptions(a, opts: 2)
         defer { release(o) }
         guard st.count > 0 else { throw LuaError.message("generate: the state is empty (append a prompt first)") }
-        pushGeneration(try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil), st.model)
+        let g = try recorded("state.generate", st.model, prompt: st.tokens, options: o.engine.recordFields, {
+            try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
+        }, outputs: { ([callOutput($0, st.model)], nil) })
+        pushGeneration(g, st.model)
         return 1
     }
 

@@ -1,10 +1,12 @@
-// Running Lua without the REPL: `refrain run [--model PATH] [--threads N] FILE [ARGS...]`,
-// `refrain [--model PATH] -e CODE`, and a script piped to `refrain` on standard input.
+// Running Lua without the REPL: `refrain run [--model PATH] [--threads N] [--no-store] FILE [ARGS...]`,
+// `refrain [--model PATH] -e CODE`, and a script piped to `refrain` on standard input. Each is a run in the
+// run store (unless --no-store or REFRAIN_STORE=0).
 import Foundation
 
-/// The leading `--model PATH` / `--threads N` of a script command, and what follows them.
+/// The leading `--model PATH` / `--threads N` / `--no-store` of a script command, and what follows them.
 struct ScriptOptions {
     var model: String?
+    var noStore = false
     var threads = LanguageModelThreads.default
     var code: [String] = []
     var rest: [String] = []
@@ -24,6 +26,7 @@ struct ScriptOptions {
                 let v = try value()
                 guard let t = Int(v), t >= 1 else { throw UsageError(description: "--threads expects an integer ≥ 1, got '\(v)'") }
                 threads = t
+            case "--no-store": noStore = true
             case "-e" where allowCode: code.append(try value())
             case "--":
                 rest = Array(args[(i + 1)...]); return
@@ -35,11 +38,13 @@ struct ScriptOptions {
         }
     }
 
-    /// A host with `--model`, or the default model when it is there (scripts that use no model run without it).
-    func host() throws -> LuaHost {
-        if let m = model { return try LuaHost(modelPath: m, threads: threads) }
+    /// A host with `--model`, or the default model when it is there (scripts that use no model run without it),
+    /// recording into the run store as a run of `script` with `args`.
+    func host(script: String, args: [String]) throws -> LuaHost {
         let d = defaultModelPath()
-        return try LuaHost(modelPath: FileManager.default.fileExists(atPath: d) ? d : nil, threads: threads)
+        let host = try LuaHost(modelPath: model ?? (FileManager.default.fileExists(atPath: d) ? d : nil), threads: threads)
+        host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
+        return host
     }
 }
 
@@ -51,13 +56,14 @@ enum LanguageModelThreads {
 func runCommand(_ args: [String]) throws -> Int32 {
     let o = try ScriptOptions(args, allowCode: false)
     guard let file = o.rest.first else { throw UsageError(description: "run needs a Lua file: refrain run FILE.lua [ARGS...]") }
-    return try o.host().runFile(file, args: Array(o.rest.dropFirst()))
+    let args = Array(o.rest.dropFirst())
+    return try o.host(script: file, args: args).runFile(file, args: args)
 }
 
 /// `refrain -e CODE` (each -e in turn), or the script on standard input when no -e is given.
 func scriptEntry(_ args: [String]) throws -> Int32 {
     let o = try ScriptOptions(args, allowCode: true)
-    let host = try o.host()
+    let host = try o.host(script: o.code.isEmpty ? "stdin" : "-e", args: o.code)
     if o.code.isEmpty {
         let data = FileHandle.standardInput.readDataToEndOfFile()
         return host.runString(String(decoding: data, as: UTF8.self), name: "stdin")

@@ -1,0 +1,5 @@
+// The program's version, printed by `refrain --version` and written in every run the store records.
+import CLua
+
+/// "refrain X.Y.Z (engine: ...; Lua 5.4.x)".
+let refrainVersion = "refrain 0.1.0 (engine: llama, qwen2, gemma3 GGUF on the CPU; \(String(cString: refrain_lua_release())))"
