@@ -65,6 +65,17 @@ T.test("the API key comes from the named variable and never shows", function()
   T.ok(not lm.json.encode(calls):find(KEY, 1, true), "the key is not in the store")
 end)
 
+T.test("scoring without /tokenize: by text offsets, or a clear error", function()
+  local m = remote{retries = 0}
+  local s = m:score("scored", " text")
+  T.eq(#s.logprobs, 2); T.eq(s.sum, -1.75); T.eq(s.mean, -0.875); T.eq(s.tokens[1], " te"); T.eq(s.ids, nil)
+  T.err(function() m:score("straddle", " x") end, "the server's tokens straddle the prefix/continuation boundary")
+  T.err(function() m:score("noecho", " x") end, "gave no prompt log-probabilities (echo with logprobs): it cannot score")
+  T.err(function() m:tokenize("x") end, "has no /tokenize")
+  T.err(function() m:score({1, 2}, " x") end, "has no /tokenize")
+  T.err(function() m:template({{role = "user", content = "x"}}) end, "has no /apply-template")
+end)
+
 T.test("a server killed mid-run is a clear connection error", function()
   local m = remote{retries = 2, backoff = 0.05, timeout = 5}
   local msg = T.err(function() m:generate("die", {max_tokens = 1}) end, "POST " .. url .. "/completions: ")

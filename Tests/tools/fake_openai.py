@@ -5,7 +5,9 @@ Listens on 127.0.0.1 at a free port, prints the port on standard output, and ans
 prompt: "slow" sleeps 5 s before answering; "malformed" answers 200 with a body that is not JSON; "flaky500"
 answers 500 on the first request, then succeeds; "flaky429" answers 429 twice, then succeeds; "retry-after"
 answers 429 with Retry-After: 1 once; "auth" succeeds only with the header Authorization: Bearer $FAKE_KEY;
-"die" exits the process without answering (a server killed mid-run); anything else succeeds. A success is a
+"die" exits the process without answering (a server killed mid-run); "noecho..." answers without log-probabilities,
+"straddle..." and "scored..." with echoed ones (a token across the prefix/continuation boundary, and one on it);
+anything else succeeds. Other POST routes (/tokenize) are 404s, as on a server without them. A success is a
 completion whose text says how many times that prompt was asked. Each run ends after 60 s at most.
 """
 import json, os, sys, threading, time
@@ -40,7 +42,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        if self.path != "/v1/completions":
+            return self.reply(404, {"error": {"message": "no route " + self.path, "type": "not_found_error"}})
         prompt = body.get("prompt")
+        if isinstance(prompt, str) and prompt.startswith("noecho"):
+            return self.reply(200, {"choices": [{"index": 0, "text": prompt + "!", "finish_reason": "length"}]})
+        if isinstance(prompt, str) and prompt.startswith("straddle"):
+            # "straddle" + " x": one token across the boundary at character 8.
+            return self.reply(200, {"choices": [{"index": 0, "text": prompt, "finish_reason": "length", "logprobs": {
+                "tokens": ["str", "addle x"], "token_logprobs": [None, -1.0], "top_logprobs": [None, None],
+                "text_offset": [0, 3]}}]})
+        if isinstance(prompt, str) and prompt.startswith("scored"):
+            # "scored" + " text": tokens "scored", " te", "xt", then the generated "!".
+            return self.reply(200, {"choices": [{"index": 0, "text": prompt + "!", "finish_reason": "length", "logprobs": {
+                "tokens": ["scored", " te", "xt", "!"], "token_logprobs": [None, -1.5, -0.25, -3.0],
+                "top_logprobs": [None, None, None, None], "text_offset": [0, 6, 9, 11]}}]})
         with lock:
             n = counts[prompt] = counts.get(prompt, 0) + 1
         if prompt == "slow":

@@ -378,16 +378,14 @@ function Remote:_score_request(fname, prefix, continuation, level)
       error(("%s: the server at %s gave no prompt log-probabilities (echo with logprobs): it cannot score"):format(fname, self.url), 0)
     end
     local s = {logprobs = {}, tokens = {}, sum = 0}
-    local first
+    local at_boundary = false
+    for i = 1, #lp.text_offset do at_boundary = at_boundary or lp.text_offset[i] == B end
+    if not at_boundary then
+      error(("%s: the server's tokens straddle the prefix/continuation boundary (no token starts at character %d, where the continuation does): pass token ids to score exactly"):format(fname, B), 0)
+    end
     for i = 1, #lp.text_offset do
       local off = lp.text_offset[i]
       if off >= B and off < L then
-        if not first then
-          first = i
-          if off ~= B then
-            error(("%s: the server's tokens straddle the prefix/continuation boundary (a token starts at character %d, the continuation at %d): pass token ids to score exactly"):format(fname, off, B), 0)
-          end
-        end
         local v = lp.token_logprobs[i]
         if type(v) ~= "number" then error(("%s: the server gave no log-probability for continuation token %d"):format(fname, i), 0) end
         s.logprobs[#s.logprobs + 1], s.tokens[#s.tokens + 1] = v, lp.tokens[i]
