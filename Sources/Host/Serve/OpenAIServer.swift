@@ -278,20 +278,28 @@ final class OpenAIServer: @unchecked Sendable {
                         ("text_offset", .array(offs))])
     }
 
-    /// The prompt's own log-probabilities (the first is null) and, with `k` > 0, its top-k alternatives: one
-    /// forward pass over the prompt with every position's logits.
+    /// The prompt's own log-probabilities (the first is null) and, with `k` > 0, its top-k alternatives: a forward
+    /// pass over the prompt with every position's logits, 256 positions at a time (so that a long prompt's rows,
+    /// positions × vocabulary floats, are never all held at once).
     private func promptLogprobs(_ ids: [Int32], k: Int) -> ([Float?], [[(id: Int32, logprob: Float)]?]) {
         lock.lock()
         defer { lock.unlock() }
-        let rows = model.transformer.forward(ids, cache: model.transformer.makeCache(maxPositions: ids.count), logits: .all)
+        let cache = model.transformer.makeCache(maxPositions: ids.count)
         let V = model.config.vocabularySize
         var lps: [Float?] = [nil], tops: [[(id: Int32, logprob: Float)]?] = [nil]
-        rows.withUnsafeBufferPointer { b in
-            for i in 1..<max(ids.count, 1) where i < ids.count {
-                let row = UnsafeBufferPointer(rebasing: b[((i - 1) * V)..<(i * V)])
-                lps.append(Float(LogProbs.logProb(row, ids[i])))
-                tops.append(k > 0 ? LogProbs.topK(row, k) : nil)
+        var start = 0
+        while start < ids.count - 1 {
+            // Rows for positions start..<end predict tokens start+1...end.
+            let end = min(ids.count - 1, start + 256)
+            let rows = model.transformer.forward(Array(ids[start..<end]), cache: cache, logits: .all)
+            rows.withUnsafeBufferPointer { b in
+                for (r, i) in ((start + 1)...end).enumerated() {
+                    let row = UnsafeBufferPointer(rebasing: b[(r * V)..<((r + 1) * V)])
+                    lps.append(Float(LogProbs.logProb(row, ids[i])))
+                    tops.append(k > 0 ? LogProbs.topK(row, k) : nil)
+                }
             }
+            start = end
         }
         return (lps, tops)
     }
