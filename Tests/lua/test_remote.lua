@@ -190,6 +190,18 @@ T.test("echo gives the prompt's log-probabilities in OpenAI's legacy shape", fun
   T.eq(n, 2)
 end)
 
+T.test("echo over a prompt longer than one 256-position chunk equals the local scores", function()
+  local ids = l:tokenize(("The cat sat on the mat, and then it slept. "):rep(23))
+  T.ok(#ids > 256, #ids .. " tokens")
+  local status, body = post("/completions", lm.json.encode({prompt = ids, max_tokens = 0, echo = true, logprobs = 0}))
+  T.eq(status, 200)
+  local got = {}
+  for i = 2, #ids do got[i - 1] = body.choices[1].logprobs.token_logprobs[i] end
+  local rest = {}
+  for i = 2, #ids do rest[i - 1] = ids[i] end
+  close(got, l:score({ids[1]}, rest).logprobs, "echo logprobs")
+end)
+
 T.test("remote calls are in the run store: backend, model, prompt, options, outputs, errors", function()
   if not (lm.store and lm.store.run()) then error("the run store is off for this test process") end
   local run = lm.store.run()
