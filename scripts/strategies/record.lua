@@ -86,7 +86,7 @@ end
 --- `model:score` through the record; scored tokens are counted apart from generated ones.
 function Recorder:score(prefix, continuation)
   local s = self:_call(self.model.score, self.model, prefix, continuation)
-  self.tokens.scored = self.tokens.scored + #s.ids
+  self.tokens.scored = self.tokens.scored + #(s.ids or s.logprobs)
   self:_add({kind = "score", prompt = prefix, continuation = continuation,
              outputs = {{sum = s.sum, mean = s.mean, ids = s.ids, logprobs = s.logprobs}}}, {})
   return s
@@ -95,7 +95,7 @@ end
 --- `model:choose` through the record.
 function Recorder:choose(prefix, options, opts)
   local best, scores, index = self:_call(self.model.choose, self.model, prefix, options, opts)
-  for _, s in ipairs(scores) do self.tokens.scored = self.tokens.scored + #s.ids end
+  for _, s in ipairs(scores) do self.tokens.scored = self.tokens.scored + #(s.ids or s.logprobs) end
   local outs = {}
   for i, s in ipairs(scores) do outs[i] = {option = s.option, score = s.score, sum = s.sum, mean = s.mean} end
   self:_add({kind = "choose", prompt = prefix, options = options, opts = plain(opts), outputs = outs,

@@ -40,6 +40,9 @@ enum Help {
         HelpEntry(key: "lm.clock", usage: "lm.clock() -> seconds",
                   text: "A monotonic clock in seconds (with fractions), for timing: differences between two readings are wall time, not CPU time as os.clock gives.",
                   example: "local t = lm.clock()\nlm.generate(\"Hi\", {max_tokens = 8})\nprint(lm.clock() - t)"),
+        HelpEntry(key: "lm.http", usage: "lm.http(request_or_list [, {timeout=60, retries=3, concurrency=4, backoff=0.5, api_key_env=}]) -> response or list",
+                  text: "HTTP requests, what lm.remote is built on. A request is {url=, method=, body=} (method defaults to POST with a body, GET without; the body is sent as application/json); a list of them is sent up to concurrency at a time. A refused or lost connection, a time-out (timeout seconds for the whole request), 429 or 5xx is retried up to retries times, waiting backoff seconds and twice as long each time after (or what Retry-After says). The response: {status=, body=, attempts=, seconds=}; a request that got no response after its retries raises an error naming it. api_key_env names the environment variable whose value is sent as Authorization: Bearer (it never reaches Lua).",
+                  example: "local r = lm.http({url = \"http://127.0.0.1:8080/v1/models\"}, {retries = 0, timeout = 5})\nprint(r.status, lm.json.decode(r.body).data[1].id)"),
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
@@ -287,7 +290,7 @@ extension LuaHost {
             lua_rawset(L, names)
         }
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "store")
         let store = lua.absolute(-1)
         for (f, _) in storeFunctions { name(store, f, "lm.store." + f) }

@@ -54,6 +54,7 @@ extension LuaHost {
         writeDefaults(GenerationOptions())
         lua_setfield(L, lm, "defaults")
         installHarnessBindings(lm: lm)
+        installRemoteBindings(lm: lm)
         installStore(lm: lm)
         installHelp(lm: lm, methods: methods)
 

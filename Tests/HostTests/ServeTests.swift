@@ -1,0 +1,170 @@
+// The remote backend and `refrain serve`, end to end on 127.0.0.1: the Lua tests in Tests/lua/test_remote*.lua run
+// with `lm.remote` against `refrain serve` on the default model, against a misbehaving fake server
+// (Tests/tools/fake_openai.py), and against llama.cpp's own server (llama-cpp-python's, from ./setup.sh
+// --llama-cpp; skipped with a message when that is not installed). Every server is started here on a free port
+// and stopped when its test ends, and every wait is bounded.
+import Foundation
+import XCTest
+
+final class ServeTests: XCTestCase {
+    let cli = TestEnvironment.self
+
+    var repo: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    var luaDir: URL { repo.appendingPathComponent("Tests/lua") }
+
+    /// A server process started for one test; `stop()` ends it (and `deinit` too).
+    final class Server: @unchecked Sendable {
+        let process = Process()
+        var port = 0
+        private let lock = NSLock()
+        private var output = ""
+        /// What the process printed so far (standard output and error together).
+        var log: String { lock.withLock { output } }
+
+        /// Starts `exe args` and waits up to `timeout` s for a line matching `pattern`, whose first capture group is the
+        /// port (nil: the port is given and readiness is polled on GET /v1/models instead).
+        init(_ exe: URL, _ args: [String], env: [String: String] = [:], portPattern: String?, port: Int = 0,
+             timeout: Double) throws {
+            process.executableURL = exe
+            process.arguments = args
+            process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            process.standardInput = FileHandle.nullDevice
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+                let d = h.availableData
+                guard let self, !d.isEmpty else { return }
+                self.lock.withLock { self.output += String(decoding: d, as: UTF8.self) }
+            }
+            try process.run()
+            self.port = port
+            let start = Date()
+            defer { print("\(exe.lastPathComponent) \(args.prefix(2).joined(separator: " ")): ready in \(String(format: "%.1f", Date().timeIntervalSince(start))) s") }
+            let deadline = start.addingTimeInterval(timeout)
+            while Date() < deadline {
+                if !process.isRunning { throw Failure(description: "\(exe.lastPathComponent) exited early:\n\(log)") }
+                if let pattern = portPattern {
+                    if let r = log.range(of: pattern, options: .regularExpression) {
+                        let digits = log[r].split(whereSeparator: { !$0.isNumber }).last.map(String.init) ?? ""
+                        self.port = Int(digits) ?? 0
+                        return
+                    }
+                } else if ServeTests.answers("http://127.0.0.1:\(port)/v1/models") {
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            stop()
+            throw Failure(description: "\(exe.lastPathComponent) was not ready in \(timeout) s:\n\(log)")
+        }
+
+        var url: String { "http://127.0.0.1:\(port)/v1" }
+
+        func stop() {
+            if process.isRunning { process.terminate(); process.waitUntilExit() }
+        }
+
+        deinit { stop() }
+    }
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    /// Whether GET `url` answers 200 (one short try).
+    static func answers(_ url: String) -> Bool {
+        let r = try? TestEnvironment.run(["-e", "local ok, r = pcall(lm.http, {url = '\(url)', method = 'GET'}, {retries = 0, timeout = 2}); os.exit(ok and r.status == 200 and 0 or 1)"],
+                                         env: ["REFRAIN_HOME": "/nonexistent"], timeout: 10)
+        return r?.status == 0
+    }
+
+    /// A port no one listens on now (bound to 0 and released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Runs a Lua test file with the server's URL; its cases report failures on standard error.
+    func runLua(_ name: String, _ server: Server, env: [String: String] = [:]) throws {
+        let r = try cli.run(["run", "--model", try cli.modelPath(), luaDir.appendingPathComponent(name).path, server.url],
+                            env: env.merging(["REFRAIN_SCRIPTS": repo.appendingPathComponent("scripts").path]) { $1 }, timeout: 240)
+        print(r.out)
+        XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)\n--- server log:\n\(server.log.suffix(2000))")
+        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+    }
+
+    /// lm.remote against refrain serve on the same model: text, ids, log-probabilities, scores, samples, choices,
+    /// chat, tokenize; bad requests as 400 JSON errors; streaming.
+    func testRemoteAgainstRefrainServe() throws {
+        let server = try Server(cli.binary, ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"],
+                                portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { server.stop() }
+        try runLua("test_remote.lua", server)
+    }
+
+    /// The experiment runner with `--backend` twice (two replicas) gives what it gives on the local model.
+    func testRunnerOnReplicas() throws {
+        let args = ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"]
+        let a = try Server(cli.binary, args, portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { a.stop() }
+        let b = try Server(cli.binary, args, portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { b.stop() }
+        let r = try cli.run(["run", luaDir.appendingPathComponent("test_remote_runner.lua").path, cli.binary.path,
+                             try cli.modelPath(), a.url, b.url],
+                            env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path], timeout: 240)
+        print(r.out)
+        XCTAssertEqual(r.status, 0, "\(r.out)\n\(r.err)")
+        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+    }
+
+    /// `refrain serve` refuses what it cannot do before it listens.
+    func testServeCommandLine() throws {
+        let bad = try cli.run(["serve", "--model", try cli.modelPath(), "--host", "example.org"], timeout: 60)
+        XCTAssertEqual(bad.status, 2, bad.err)
+        XCTAssertTrue(bad.err.contains("--host expects an IPv4 address"), bad.err)
+        let port = try cli.run(["serve", "--port", "70000"], timeout: 60)
+        XCTAssertEqual(port.status, 2)
+        XCTAssertTrue(port.err.contains("--port expects 0..65535"), port.err)
+    }
+
+    /// Time-outs, malformed JSON, retried 500s and 429s, the API key, a server that dies mid-run.
+    func testRemoteFaults() throws {
+        let key = "sekret-\(Int.random(in: 1000...9999))"
+        let server = try Server(URL(fileURLWithPath: "/usr/bin/env"), ["python3", repo.appendingPathComponent("Tests/tools/fake_openai.py").path],
+                                env: ["FAKE_KEY": key], portPattern: "^[0-9]+\n", timeout: 30)
+        defer { server.stop() }
+        try runLua("test_remote_faults.lua", server, env: ["FAKE_KEY": key])
+    }
+
+    /// llama.cpp's own server (llama-cpp-python's) on the default model: the same greedy text up to a near-tie,
+    /// log-probabilities within llama.cpp's spread.
+    func testRemoteAgainstLlamaCppServer() throws {
+        let home = ProcessInfo.processInfo.environment["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
+        let python = home + "/venv-llamacpp/bin/python"
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: python)
+        check.arguments = ["-c", "import llama_cpp.server, fastapi, uvicorn, sse_starlette"]
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        guard FileManager.default.isExecutableFile(atPath: python), (try? check.run()) != nil else {
+            throw XCTSkip("llama-cpp-python is not installed at \(home)/venv-llamacpp: run ./setup.sh --llama-cpp")
+        }
+        check.waitUntilExit()
+        guard check.terminationStatus == 0 else {
+            throw XCTSkip("llama-cpp-python's server extras are missing in \(home)/venv-llamacpp: run ./setup.sh --llama-cpp")
+        }
+        let port = ServeTests.freePort()
+        let server = try Server(URL(fileURLWithPath: python),
+                                ["-m", "llama_cpp.server", "--model", try cli.modelPath(), "--host", "127.0.0.1",
+                                 "--port", String(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1"],
+                                portPattern: nil, port: port, timeout: 120)
+        defer { server.stop() }
+        try runLua("test_remote_llamacpp.lua", server)
+    }
+}
