@@ -279,7 +279,7 @@ extension LuaHost {
                 if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, counts[i], i + 1, m, &callbackError) {
                     return callbackError != nil ? .stopAll : .stop
                 }
-                if self.takeInterrupt() { self.lastInterrupted = true; return .stopAll }
+                if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
                 return .proceed
             }
             if let err = callbackError { throw LuaError.raw(err) }
@@ -380,7 +380,7 @@ extension LuaHost {
             if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, st.model, &callbackError) {
                 return false
             }
-            if self.takeInterrupt() { self.lastInterrupted = true; return false }
+            if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return false }
             return true
         }
         if let err = callbackError { throw LuaError.raw(err) }

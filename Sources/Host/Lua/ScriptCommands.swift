@@ -2,10 +2,11 @@
 // `refrain [--model PATH] -e CODE`, and a script piped to `refrain` on standard input.
 import Foundation
 
-/// The leading `--model PATH` / `--threads N` of a script command, and what follows them.
+/// The leading `--model PATH` / `--threads N` / sandbox options of a script command, and what follows them.
 struct ScriptOptions {
     var model: String?
     var threads = LanguageModelThreads.default
+    var sandbox = SandboxOptions()
     var code: [String] = []
     var rest: [String] = []
 
@@ -18,6 +19,8 @@ struct ScriptOptions {
                 i += 1
                 return args[i]
             }
+            let taken = try sandbox.parse(args, at: i)
+            if taken > 0 { i += taken; continue }
             switch a {
             case "--model": model = try value()
             case "--threads":
@@ -37,9 +40,10 @@ struct ScriptOptions {
 
     /// A host with `--model`, or the default model when it is there (scripts that use no model run without it).
     func host() throws -> LuaHost {
-        if let m = model { return try LuaHost(modelPath: m, threads: threads) }
+        if let m = model { return try LuaHost(modelPath: m, threads: threads, sandbox: sandbox) }
         let d = defaultModelPath()
-        return try LuaHost(modelPath: FileManager.default.fileExists(atPath: d) ? d : nil, threads: threads)
+        return try LuaHost(modelPath: FileManager.default.fileExists(atPath: d) ? d : nil, threads: threads,
+                           sandbox: sandbox)
     }
 }
 
