@@ -44,8 +44,10 @@ public final class LanguageModel: @unchecked Sendable {
         tokenizer.decode(ids, special: special)
     }
 
-    /// Checks ids against the vocabulary; throws a clear error naming the first bad one.
+    /// Checks ids against the vocabulary; throws a clear error naming the first bad one (and `ModelFileChanged`
+    /// when the model file changed on disk since it was loaded).
     public func validate(_ ids: [Int32]) throws {
+        try file.checkUnchanged()
         if let (i, id) = ids.enumerated().first(where: { $0.element < 0 || Int($0.element) >= config.vocabularySize }) {
             throw EngineError.badInput("token id \(id) at index \(i) is outside the vocabulary (0..<\(config.vocabularySize))")
         }
@@ -324,6 +326,7 @@ public final class ModelState: @unchecked Sendable {
     public func logits() throws -> [Float] {
         guard !tokens.isEmpty else { throw EngineError.badInput("no tokens: the state is empty") }
         if cache.count < tokens.count {
+            try model.file.checkUnchanged()
             lastLogits = model.transformer.forward(Array(tokens[cache.count...]), cache: cache, logits: .last)
         }
         return lastLogits

@@ -258,6 +258,7 @@ let version = "refrain 0.1.0 (engine: llama, qwen2, gemma3 GGUF on the CPU; \(St
 var argv = Array(CommandLine.arguments.dropFirst())
 if argv == ["--version"] || argv == ["version"] { print(version); exit(0) }
 requireCPUFeatures()
+installBusErrorHandler()
 
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 if command != nil { argv.removeFirst() }

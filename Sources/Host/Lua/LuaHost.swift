@@ -134,17 +134,23 @@ public final class LuaHost {
             report("cannot open \(path)")
             return 1
         }
-        var text = String(decoding: data, as: UTF8.self)
-        if text.hasPrefix("#") { text = "--" + text }   // a #! line, as lua.c skips it
-        return run(text, name: "@" + path, args: args)
+        // The bytes as they are: Lua strings are bytes, and a script may hold NULs or text that is not UTF-8.
+        var bytes = [UInt8](data)
+        if bytes.first == UInt8(ascii: "#") { bytes = Array("--".utf8) + bytes }   // a #! line, as lua.c skips it
+        return run(bytes, name: "@" + path, args: args)
     }
 
     /// Runs `code` (from `-e`, or a script read from standard input) under the chunk name `name`.
     public func runString(_ code: String, name: String) -> Int32 {
-        return run(code, name: "=" + name, args: [])
+        run(Array(code.utf8), name: "=" + name, args: [])
     }
 
-    private func run(_ code: String, name: String, args: [String]) -> Int32 {
+    /// Runs the bytes of a script (standard input's, which need not be UTF-8) under the chunk name `name`.
+    public func runCode(_ code: [UInt8], name: String) -> Int32 {
+        run(code, name: "=" + name, args: [])
+    }
+
+    private func run(_ code: [UInt8], name: String, args: [String]) -> Int32 {
         beginEvaluation()
         let base = lua.top
         defer { lua_settop(L, base); endEvaluation() }
@@ -155,10 +161,17 @@ public final class LuaHost {
         return 0
     }
 
-    /// Compiles `code`, pushing the chunk; returns the syntax error instead (nothing pushed).
+    /// Compiles `code`, pushing the chunk; returns the syntax error instead (nothing pushed). The code's length
+    /// is its byte count: a NUL inside it does not end it.
     private func load(_ code: String, name: String) -> String? {
+        load(Array(code.utf8), name: name)
+    }
+
+    private func load(_ code: [UInt8], name: String) -> String? {
         let status = LuaHost.enforcing(L, true) {
-            code.withCString { refrain_luaL_loadbufferx(L, $0, strlen($0), name, "t") }
+            code.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { refrain_luaL_loadbufferx(L, $0.baseAddress, $0.count, name, "t") }
+            }
         }
         if status == LUA_OK { return nil }
         let msg = lua.string(-1) ?? "syntax error"

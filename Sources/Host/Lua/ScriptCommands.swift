@@ -64,7 +64,7 @@ func scriptEntry(_ args: [String]) throws -> Int32 {
     let host = try o.host()
     if o.code.isEmpty {
         let data = FileHandle.standardInput.readDataToEndOfFile()
-        return host.runString(String(decoding: data, as: UTF8.self), name: "stdin")
+        return host.runCode([UInt8](data), name: "stdin")
     }
     for c in o.code {
         let status = host.runString(c, name: "(command line)")
