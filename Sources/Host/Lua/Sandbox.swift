@@ -26,8 +26,8 @@ public struct SandboxOptions: Equatable {
 
     /// The options' help, for the command line's usage.
     static let usage = """
-      --sandbox[=DIR]     no os.execute, io.popen, C modules, binary chunks or debug library; files are
-                          written only inside DIR (none without DIR); reading is not restricted
+      --sandbox[=DIR]     no os.execute, io.popen, os.exit, C modules or binary chunks, debug only for
+                          tracebacks; files are written only inside DIR (none without DIR); reading is allowed
       --memory-limit MB   the memory the Lua state may hold ("memory limit of MB MB reached")
       --time-limit S      the wall time a script or a REPL line may run ("time limit of S s reached")
     """
