@@ -4,6 +4,8 @@
 #include <lua.h>
 #include <lualib.h>
 #include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static inline int refrain_lua_pcall(lua_State *L, int nargs, int nresults, int msgh) {
     return lua_pcall(L, nargs, nresults, msgh);
@@ -66,6 +68,48 @@ static inline int refrain_lua_raise_arg(lua_State *L, int arg) {
 /* The interrupt hook's error, as lua.c raises it. */
 static inline int refrain_lua_raise_interrupted(lua_State *L) {
     return luaL_error(L, "interrupted!");
+}
+/* The sandbox's memory limit: an allocator that counts the bytes the state holds and, while `enforcing`, refuses
+   to grow past `hard` (the limit plus a little room for the error that reports it). Lua then runs an emergency
+   collection and retries before it raises "not enough memory". Shrinking never fails, as Lua requires. */
+typedef struct refrain_limits {
+    size_t used;     /* bytes held by the state */
+    size_t limit;    /* the limit (0: none) */
+    size_t hard;     /* what the allocator refuses to go past while enforcing */
+    int enforcing;   /* on while Lua code runs, off inside the host's own bindings */
+    int refused;     /* set when an allocation was refused */
+} refrain_limits;
+
+static inline void *refrain_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    refrain_limits *m = (refrain_limits *)ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) { free(ptr); m->used -= old; return NULL; }
+    if (nsize > old && m->limit && m->enforcing && m->used - old + nsize > m->hard) { m->refused = 1; return NULL; }
+    void *p = realloc(ptr, nsize);
+    if (p) m->used = m->used - old + nsize;
+    return p;
+}
+/* Puts the counting allocator under the state, starting from what the state holds now. */
+static inline void refrain_lua_count_memory(lua_State *L, refrain_limits *m) {
+    m->used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+    lua_setallocf(L, refrain_limited_alloc, m);
+}
+static inline void refrain_lua_collect(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
+/* The limits' errors, raised from the count hook with the position of the running function (level 0: a hook
+   has no frame of its own). */
+static inline int refrain_lua_raise_hook_error(lua_State *L, const char *format, double value) {
+    char n[32];
+    snprintf(n, sizeof n, "%g", value);
+    luaL_where(L, 0);
+    lua_pushfstring(L, format, n);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+static inline int refrain_lua_raise_memory_limit(lua_State *L, double mb) {
+    return refrain_lua_raise_hook_error(L, "memory limit of %s MB reached", mb);
+}
+static inline int refrain_lua_raise_time_limit(lua_State *L, double s) {
+    return refrain_lua_raise_hook_error(L, "time limit of %s s reached", s);
 }
 /// "Lua 5.4.x" as the headers the host was built against say.
 static inline const char *refrain_lua_release(void) { return LUA_RELEASE; }

@@ -193,7 +193,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard let m = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), m != MAP_FAILED else {
             throw GGUFError(path: path, offset: 0, message: "cannot map: \(String(cString: strerror(errno)))")
         }
-        let mapping = Mapping(base: UnsafeRawPointer(m), length: size)
+        let mapping = Mapping(base: UnsafeRawPointer(m), length: size, fd: dup(fd), modified: st.st_mtim)
         self.mapping = mapping
         fileSize = size
         var r = Reader(base: mapping.base, size: size, path: path)
@@ -327,12 +327,45 @@ public final class GGUFFile: @unchecked Sendable {
     }
 }
 
-/// Owns the mmap'd bytes; metadata arrays and tensors keep it alive.
+/// Owns the mmap'd bytes; metadata arrays and tensors keep it alive. It keeps the file open, so that a change to
+/// the file while it is mapped can be seen (`GGUFFile.checkUnchanged`).
 final class Mapping: @unchecked Sendable {
     let base: UnsafeRawPointer
     let length: Int
-    init(base: UnsafeRawPointer, length: Int) { self.base = base; self.length = length }
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+    let fd: Int32
+    let modified: timespec
+    init(base: UnsafeRawPointer, length: Int, fd: Int32, modified: timespec) {
+        self.base = base; self.length = length; self.fd = fd; self.modified = modified
+    }
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutating: base), length)
+        if fd >= 0 { close(fd) }
+    }
+}
+
+/// A mapped model file that was truncated or rewritten in place after it was loaded: its weights are no longer
+/// what was loaded, and reading past a truncation would fault (SIGBUS).
+public struct ModelFileChanged: Error, CustomStringConvertible {
+    public let path: String
+    public let sizeThen: Int
+    public let sizeNow: Int
+    public var description: String {
+        let sizes = sizeThen == sizeNow ? "rewritten in place" : "\(sizeThen) bytes then, \(sizeNow) now"
+        return "the model file \(path) changed on disk since it was loaded (\(sizes)): load it again"
+    }
+}
+
+extension GGUFFile {
+    /// Throws `ModelFileChanged` when the mapped file's size or modification time is no longer what it was at
+    /// load (one fstat). A file deleted or replaced by a rename is not a change: the mapping keeps the old one.
+    public func checkUnchanged() throws {
+        var st = stat()
+        guard mapping.fd >= 0, fstat(mapping.fd, &st) == 0 else { return }
+        if Int(st.st_size) != fileSize || st.st_mtim.tv_sec != mapping.modified.tv_sec
+            || st.st_mtim.tv_nsec != mapping.modified.tv_nsec {
+            throw ModelFileChanged(path: path, sizeThen: fileSize, sizeNow: Int(st.st_size))
+        }
+    }
 }
 
 /// A bounds-checked cursor over the mapped bytes: every read checks the file's end first.

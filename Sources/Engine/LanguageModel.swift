@@ -44,8 +44,10 @@ public final class LanguageModel: @unchecked Sendable {
         tokenizer.decode(ids, special: special)
     }
 
-    /// Checks ids against the vocabulary; throws a clear error naming the first bad one.
+    /// Checks ids against the vocabulary; throws a clear error naming the first bad one (and `ModelFileChanged`
+    /// when the model file changed on disk since it was loaded).
     public func validate(_ ids: [Int32]) throws {
+        try file.checkUnchanged()
         if let (i, id) = ids.enumerated().first(where: { $0.element < 0 || Int($0.element) >= config.vocabularySize }) {
             throw EngineError.badInput("token id \(id) at index \(i) is outside the vocabulary (0..<\(config.vocabularySize))")
         }
@@ -67,6 +69,7 @@ public final class LanguageModel: @unchecked Sendable {
     public func generate(_ prompt: [Int32], options: GenerationOptions = .init(),
                          onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
+        try options.check()
         let (st, cached) = try cachedState(for: prompt, room: options.maxTokens)
         var g = try st.generate(options, onToken: onToken)
         g.cachedTokens = cached
@@ -80,10 +83,20 @@ public final class LanguageModel: @unchecked Sendable {
     /// generation; a finished one drops out of the batch. Its tokens equal those `generate` gives with that seed.
     /// `onToken(i, token)` sees each token of sequence `i` as it comes (sequences interleave) and says whether to
     /// go on with it, stop it, or stop them all (finish reason `cancelled`).
+    /// Errors before any work when the `n` sequences' KV caches and logits would need more than `byteLimit`.
     public func sample(prompt: [Int32], n: Int, options: GenerationOptions = .init(),
+                       byteLimit: Int = LanguageModel.sampleByteLimit,
                        onToken: ((Int, GeneratedToken) -> SampleAction)? = nil) throws -> [Generation] {
         guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
         guard n >= 1 else { throw EngineError.badInput("sample needs n ≥ 1, got \(n)") }
+        try options.check()
+        let positions = min(prompt.count + min(max(options.maxTokens, 0), config.contextLength), config.contextLength)
+        let perSequence = positions * kvBytesPerPosition + 2 * config.vocabularySize * 4
+        let (need, overflow) = n.multipliedReportingOverflow(by: perSequence)
+        if overflow || need > byteLimit {
+            let gib = { (b: Double) in String(format: "%.1f GiB", b / Double(1 << 30)) }
+            throw EngineError.badInput("\(n) sequences of up to \(positions) positions need \(gib(Double(n) * Double(perSequence))) for their KV caches and logits, over the \(gib(Double(byteLimit))) limit (half this machine's memory): ask for at most \(max(1, byteLimit / perSequence)) at a time")
+        }
         let t0 = Date()
         let (base, cached) = try cachedState(for: prompt, room: 0)
         _ = try base.logits()
@@ -146,7 +159,9 @@ public final class LanguageModel: @unchecked Sendable {
     /// inside a cached state keeps all its positions, and the state's logits must not be used.
     func cachedState(for prompt: [Int32], room: Int, needLogits: Bool) throws -> (state: ModelState, cached: Int) {
         try validate(prompt)
-        guard prompt.count <= config.contextLength else { throw EngineError.contextFull(config.contextLength) }
+        guard prompt.count <= config.contextLength else {
+            throw EngineError.badInput("context full: the prompt's \(prompt.count) tokens exceed the model's context of \(config.contextLength)")
+        }
         return prefixCache.lock.withLock {
             guard let (entry, common) = prefixCache.longestPrefix(of: prompt) else {
                 return (ModelState(model: self, tokens: prompt), 0)
@@ -226,11 +241,23 @@ public struct GenerationOptions: Sendable {
     public var sampling = SamplingParameters()
     /// Generation stops when the text contains one of these; the stop string is not part of the result.
     public var stop: [String] = []
-    /// Alternatives to report per generated token (0: none).
+    /// Alternatives to report per generated token (0: none; at most `maxTopLogprobs`).
     public var topLogprobs = 0
     /// Keep going past end-of-generation tokens.
     public var ignoreEOS = false
     public init() {}
+
+    /// The most alternatives a generation reports per token (each becomes a table in Lua, a JSON object on the
+    /// command line; the whole distribution is what `score` and `inspect` are for).
+    public static let maxTopLogprobs = 1000
+
+    /// Errors for options no generation can honour, before any work.
+    public func check() throws {
+        guard maxTokens >= 0 else { throw EngineError.badInput("max_tokens must be ≥ 0, got \(maxTokens)") }
+        guard topLogprobs >= 0, topLogprobs <= GenerationOptions.maxTopLogprobs else {
+            throw EngineError.badInput("logprobs: at most \(GenerationOptions.maxTopLogprobs) alternatives per token, got \(topLogprobs)")
+        }
+    }
 }
 
 /// One generated token, as streamed.
@@ -299,6 +326,7 @@ public final class ModelState: @unchecked Sendable {
     public func logits() throws -> [Float] {
         guard !tokens.isEmpty else { throw EngineError.badInput("no tokens: the state is empty") }
         if cache.count < tokens.count {
+            try model.file.checkUnchanged()
             lastLogits = model.transformer.forward(Array(tokens[cache.count...]), cache: cache, logits: .last)
         }
         return lastLogits
@@ -325,6 +353,7 @@ public final class ModelState: @unchecked Sendable {
     /// it comes and may return false to stop (finish reason `cancelled`).
     public func generate(_ options: GenerationOptions, onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !tokens.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
+        try options.check()
         let t0 = Date()
         _ = try logits()
         var run = GenerationRun(state: self, options: options, start: t0)
@@ -472,5 +501,16 @@ final class PrefixCache: @unchecked Sendable {
     func trim() {
         while entries.count > maxEntries { entries.removeFirst() }
         while entries.reduce(0, { $0 + $1.cache.bytes }) > maxBytes, !entries.isEmpty { entries.removeFirst() }
+    }
+}
+
+extension LanguageModel {
+    /// The most bytes `sample` plans for its sequences' KV caches and logits: half the machine's memory.
+    public static var sampleByteLimit: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory / 2) }
+
+    /// The bytes one position of a KV cache holds on the current precision path (keys and values, every layer).
+    public var kvBytesPerPosition: Int {
+        let c = config
+        return c.layerCount * c.kvHeadCount * (c.headDim + c.valueDim) * (transformer.precision == .quantized ? 2 : 4)
     }
 }

@@ -24,6 +24,9 @@ commands:
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
   --version   the program's version
 
+sandbox and limits (run, -e, standard input and the REPL):
+\(SandboxOptions.usage)
+
 common options:
   --model PATH    a GGUF file (default: $REFRAIN_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf,
                   REFRAIN_HOME defaulting to ~/.cache/refrain)
@@ -273,6 +276,7 @@ func infoCommand(_ args: [String]) throws {
 var argv = Array(CommandLine.arguments.dropFirst())
 if argv == ["--version"] || argv == ["version"] { print(refrainVersion); exit(0) }
 requireCPUFeatures()
+installBusErrorHandler()
 
 let command = argv.first.flatMap { $0.hasPrefix("-") ? nil : $0 }
 if command != nil { argv.removeFirst() }

@@ -71,6 +71,15 @@ final class TerminalSession {
         return true
     }
 
+    /// Reads everything the terminal has to show until it has been quiet for `seconds` (a terminal reads its
+    /// output while the user types; a writer that does not fills the pty both ways and blocks).
+    func drain(quiet seconds: Double = 0.01) {
+        var fds = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+        while poll(&fds, 1, Int32(seconds * 1000)) > 0 {
+            if !pump(0) { return }
+        }
+    }
+
     /// Waits until `text` appears after what earlier expects consumed; returns the output up to and including it.
     @discardableResult
     func expect(_ text: String, within seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line) -> String? {
@@ -133,11 +142,11 @@ final class REPLTests: XCTestCase {
     var binary: String { TestEnvironment.binary.path }
 
     /// A session started and waited for up to its first prompt.
-    func start(color: Bool = false) throws -> TerminalSession {
+    func start(color: Bool = false, arguments: [String] = []) throws -> TerminalSession {
         var env = ["REFRAIN_HOME": home.path, "TERM": "xterm", "HOME": home.path,
                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         if !color { env["NO_COLOR"] = "1" }
-        let t = try TerminalSession(binary: binary, environment: env)
+        let t = try TerminalSession(binary: binary, arguments: arguments, environment: env)
         XCTAssertNotNil(t.expect(prompt, within: 20), "no first prompt")
         return t
     }
@@ -161,6 +170,38 @@ final class REPLTests: XCTestCase {
         t.type("error('boom')\r")
         t.expect("boom")
         t.expect(prompt)
+        leave(t)
+    }
+
+    /// A line of 100,000 characters pasted at the prompt is read whole and evaluated. (Pasted as a terminal does
+    /// it: in pieces, reading the echo between them.)
+    func testEnormousLineIsEvaluated() throws {
+        let t = try start()
+        let line = Array("#'" + String(repeating: "abcd", count: 25000) + "'\r")
+        for i in stride(from: 0, to: line.count, by: 1024) {
+            t.type(String(line[i..<min(i + 1024, line.count)]))
+            t.drain()
+        }
+        t.expect("100000\r\n", within: 60)
+        t.expect(prompt)
+        leave(t)
+    }
+
+    /// In a sandboxed session with limits, a line that reaches a limit gets the limit's error and the session
+    /// goes on.
+    func testSandboxedSessionGoesOnAfterALimit() throws {
+        let t = try start(arguments: ["--sandbox", "--time-limit", "0.5", "--memory-limit", "64"])
+        t.type("while true do end\r")
+        t.expect("stdin:1: time limit of 0.5 s reached", within: 10)
+        t.expect(prompt)
+        t.type("s = string.rep('x', 2^30)\r")
+        t.expect("memory limit of 64 MB reached", within: 10)
+        t.expect(prompt)
+        t.type("os.execute('true')\r")
+        t.expect("sandbox: os.execute is blocked", within: 10)
+        t.expect(prompt)
+        t.type("1 + 1\r")
+        t.expect("2\r\n")
         leave(t)
     }
 

@@ -95,6 +95,9 @@ T.test("json", function()
   T.eq(nothing, nil); T.eq(msg, "expected ':' at byte 6")
   T.err(function() lm.json.decode("[1, 2") end, "lm.json.decode: unexpected end of text at byte 6")
   T.err(function() lm.json.decode("01") end, "bad number at byte 1")
+  T.err(function() lm.json.decode("[1, 1e309]") end, "number out of range at byte 5")   -- found by fuzzing
+  T.err(function() lm.json.decode("-" .. ("9"):rep(400)) end, "number out of range at byte 1")
+  T.eq(1 / lm.json.decode("-0"), -math.huge); T.eq(lm.json.encode(lm.json.decode("-1e-400")), "-0")
   T.err(function() lm.json.decode("1 2") end, "unexpected text after the value at byte 3")
   local c = {}; c.c = c
   T.err(function() lm.json.encode(c) end, "lm.json.encode: a table contains itself")

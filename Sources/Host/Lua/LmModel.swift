@@ -290,15 +290,16 @@ extension LuaHost {
         } else {
             // Decoded together: one batched step per token for all unfinished samples.
             var callbackError: String?
-            var counts = [Int](repeating: 0, count: n)
+            var counts: [Int] = []     // grown as sequences report (n may be refused by the engine)
             lastInterrupted = false
             let lua = a.lua
             results = try m.sample(prompt: prompt, n: n, options: o.engine) { [unowned self] i, tok in
+                if i >= counts.count { counts += repeatElement(0, count: i - counts.count + 1) }
                 counts[i] += 1
                 if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, counts[i], i + 1, m, &callbackError) {
                     return callbackError != nil ? .stopAll : .stop
                 }
-                if self.takeInterrupt() { self.lastInterrupted = true; return .stopAll }
+                if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
                 return .proceed
             }
             if let err = callbackError { throw LuaError.raw(err) }
@@ -404,7 +405,7 @@ extension LuaHost {
             if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, st.model, &callbackError) {
                 return false
             }
-            if self.takeInterrupt() { self.lastInterrupted = true; return false }
+            if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return false }
             return true
         }
         if let err = callbackError { throw LuaError.raw(err) }

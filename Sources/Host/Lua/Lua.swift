@@ -135,7 +135,7 @@ struct Lua {
             lua_rotate(L, base, 1)
             handler = base
         }
-        let status = refrain_lua_pcall(L, nargs, nresults, handler)
+        let status = LuaHost.enforcing(L, true) { refrain_lua_pcall(L, nargs, nresults, handler) }
         defer { if traceback { lua_rotate(L, handler, -1); pop() } }
         if status == LUA_OK { return nil }
         let msg = string(-1) ?? "(error object is a \(typeName(-1)) value)"

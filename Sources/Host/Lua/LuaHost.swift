@@ -27,6 +27,12 @@ public final class LuaHost {
 
     let L: OpaquePointer
     let threads: Int
+    /// The sandbox and limits this host runs its code under (none by default).
+    let sandbox: SandboxOptions
+    /// The allocator's count and limit (SandboxOptions.memoryLimitMB); owned by the host, freed after the state.
+    let limits: UnsafeMutablePointer<refrain_limits>
+    /// When the current evaluation's time is up (uptime nanoseconds; 0: no limit running).
+    var deadline: UInt64 = 0
     /// Swift functions callable from Lua, indexed by the trampoline's second upvalue.
     var bindings: [(name: String, body: (Lua) throws -> Int32)] = []
     /// Set by `interrupt()`; a generation in progress or the count hook takes it.
@@ -49,19 +55,27 @@ public final class LuaHost {
     public var streamSink: ((String) -> Void)?
 
     /// Creates the Lua state and the `lm` module; loads the model at `modelPath` as `lm.model` (nil: none yet,
-    /// `lm.load` and `loadModel` still work). `threads` is what models loaded here compute with.
-    public init(modelPath: String?, threads: Int) throws {
+    /// `lm.load` and `loadModel` still work). `threads` is what models loaded here compute with; `sandbox`
+    /// restricts the library and limits memory and time (Sandbox.swift).
+    public init(modelPath: String?, threads: Int, sandbox: SandboxOptions = SandboxOptions()) throws {
         guard let L = luaL_newstate() else { throw HostError(description: "cannot create a Lua state") }
         self.L = L
         self.threads = threads
+        self.sandbox = sandbox
+        limits = .allocate(capacity: 1)
+        limits.initialize(to: refrain_limits())
         refrain_luaL_openlibs(L)
         refrain_lua_extraspace(L).pointee = Unmanaged.passUnretained(self).toOpaque()
         lua_sethook(L, LuaHost.interruptHook, LUA_MASKCOUNT, 1000)
         try installModule()
         if let p = modelPath { try loadModel(path: p) }
+        try installSandbox()
     }
 
-    deinit { lua_close(L) }
+    deinit {
+        lua_close(L)
+        limits.deallocate()
+    }
 
     var lua: Lua { Lua(L: L) }
 
@@ -92,18 +106,18 @@ public final class LuaHost {
     /// `return <chunk>` so that a bare expression prints its values; a syntax error at `<eof>` means the chunk is
     /// incomplete. The first value is kept in the global `_`; a trailing `;` suppresses printing.
     public func evaluate(_ chunk: String) -> Evaluation {
-        _ = takeInterrupt()
+        beginEvaluation()
         let base = lua.top
-        defer { lua_settop(L, base) }
+        defer { lua_settop(L, base); endEvaluation() }
         var code = chunk
         if code.hasPrefix("=") { code = "return " + code.dropFirst() }
         let quiet = chunk.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix(";")
         if load("return " + code, name: "=stdin") != nil {
             if let err = load(code, name: "=stdin") {
-                return err.hasSuffix("<eof>") ? .incomplete : .error(err)
+                return err.hasSuffix("<eof>") ? .incomplete : .error(explain(err))
             }
         }
-        if let err = lua.pcall(0, LUA_MULTRET, traceback: true) { return .error(err) }
+        if let err = lua.pcall(0, LUA_MULTRET, traceback: true) { return .error(explain(err)) }
         let n = lua.top - base
         if n == 0 { return .ok }
         lua.pushValue(base + 1)
@@ -115,7 +129,6 @@ public final class LuaHost {
     /// Runs a script file with `args` in the global `arg` (arg[0] the script) and as the chunk's `...`.
     /// Errors go to standard error with a traceback; returns the exit status (0 or 1).
     public func runFile(_ path: String, args: [String]) -> Int32 {
-        _ = takeInterrupt()
         lua.newTable(array: args.count, record: 1) {
             lua.element(0) { lua.push(path) }
             for (i, a) in args.enumerated() { lua.element(i + 1) { lua.push(a) } }
@@ -125,30 +138,45 @@ public final class LuaHost {
             report("cannot open \(path)")
             return 1
         }
-        var text = String(decoding: data, as: UTF8.self)
-        if text.hasPrefix("#") { text = "--" + text }   // a #! line, as lua.c skips it
-        return run(text, name: "@" + path, args: args)
+        // The bytes as they are: Lua strings are bytes, and a script may hold NULs or text that is not UTF-8.
+        var bytes = [UInt8](data)
+        if bytes.first == UInt8(ascii: "#") { bytes = Array("--".utf8) + bytes }   // a #! line, as lua.c skips it
+        return run(bytes, name: "@" + path, args: args)
     }
 
     /// Runs `code` (from `-e`, or a script read from standard input) under the chunk name `name`.
     public func runString(_ code: String, name: String) -> Int32 {
-        _ = takeInterrupt()
-        return run(code, name: "=" + name, args: [])
+        run(Array(code.utf8), name: "=" + name, args: [])
     }
 
-    private func run(_ code: String, name: String, args: [String]) -> Int32 {
+    /// Runs the bytes of a script (standard input's, which need not be UTF-8) under the chunk name `name`.
+    public func runCode(_ code: [UInt8], name: String) -> Int32 {
+        run(code, name: "=" + name, args: [])
+    }
+
+    private func run(_ code: [UInt8], name: String, args: [String]) -> Int32 {
+        beginEvaluation()
         let base = lua.top
-        defer { lua_settop(L, base) }
-        if let err = load(code, name: name) { report(err); return 1 }
+        defer { lua_settop(L, base); endEvaluation() }
+        if let err = load(code, name: name) { report(explain(err)); return 1 }
         for a in args { lua.push(a) }
-        if let err = lua.pcall(Int32(args.count), 0, traceback: true) { report(err); return 1 }
+        if let err = lua.pcall(Int32(args.count), 0, traceback: true) { report(explain(err)); return 1 }
         refrain_flush_stdout()
         return 0
     }
 
-    /// Compiles `code`, pushing the chunk; returns the syntax error instead (nothing pushed).
+    /// Compiles `code`, pushing the chunk; returns the syntax error instead (nothing pushed). The code's length
+    /// is its byte count: a NUL inside it does not end it.
     private func load(_ code: String, name: String) -> String? {
-        let status = code.withCString { refrain_luaL_loadbufferx(L, $0, strlen($0), name, "t") }
+        load(Array(code.utf8), name: name)
+    }
+
+    private func load(_ code: [UInt8], name: String) -> String? {
+        let status = LuaHost.enforcing(L, true) {
+            code.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { refrain_luaL_loadbufferx(L, $0.baseAddress, $0.count, name, "t") }
+            }
+        }
         if status == LUA_OK { return nil }
         let msg = lua.string(-1) ?? "syntax error"
         lua.pop()
@@ -203,8 +231,15 @@ public final class LuaHost {
         let index = Int(lua_tointegerx(L, refrain_lua_upvalueindex(2), nil))
         let binding = host.bindings[index]
         let lua = Lua(L: L)
+        // The host's own work is not held to the memory limit (a refused allocation would longjmp through Swift
+        // frames); the limits are checked when it returns.
+        let saved = host.limits.pointee.enforcing
+        host.limits.pointee.enforcing = 0
+        defer { host.limits.pointee.enforcing = saved }
         do {
-            return try binding.body(lua)
+            let results = try binding.body(lua)
+            if let limit = host.limitReached() { lua.push(limit); return -2 }
+            return results
         } catch LuaError.argument(let n, let msg) {
             lua.push(msg); return -(n + 2)
         } catch LuaError.message(let msg) {
@@ -228,14 +263,34 @@ public final class LuaHost {
         return 1
     }
 
-    /// The count hook: raises "interrupted!" when an interrupt is pending, as lua.c's SIGINT hook does.
+    /// The count hook: raises "interrupted!" when an interrupt is pending, as lua.c's SIGINT hook does, and the
+    /// limits' errors when the time is up or the state holds more than its memory limit.
     static let interruptHook: lua_Hook = { L, _ in
-        if LuaHost.interruptPending(L!) { _ = refrain_lua_raise_interrupted(L) }
+        let (stop, value) = LuaHost.hookCheck(L!)
+        switch stop {
+        case 1: _ = refrain_lua_raise_interrupted(L)
+        case 2: _ = refrain_lua_raise_time_limit(L, value)
+        case 3: _ = refrain_lua_raise_memory_limit(L, value)
+        default: break
+        }
     }
 
-    @inline(never) static func interruptPending(_ L: OpaquePointer) -> Bool {
-        guard let p = refrain_lua_extraspace(L).pointee else { return false }
-        return Unmanaged<LuaHost>.fromOpaque(p).takeUnretainedValue().takeInterrupt()
+    /// What the hook must raise: 0 nothing, 1 an interrupt, 2 the time limit (of `value` seconds), 3 the memory
+    /// limit (of `value` MB). Returns plain values, so that no Swift reference is held when the hook raises.
+    @inline(never) static func hookCheck(_ L: OpaquePointer) -> (Int32, Double) {
+        guard let p = refrain_lua_extraspace(L).pointee else { return (0, 0) }
+        let host = Unmanaged<LuaHost>.fromOpaque(p).takeUnretainedValue()
+        if host.takeInterrupt() { return (1, 0) }
+        if host.timeIsUp { return (2, host.sandbox.timeLimit ?? 0) }
+        if host.overMemoryLimit() { return (3, host.sandbox.memoryLimitMB ?? 0) }
+        return (0, 0)
+    }
+
+    /// A limit's message when one is reached (checked as a binding returns).
+    func limitReached() -> String? {
+        if timeIsUp { return sandbox.timeMessage }
+        if overMemoryLimit() { return sandbox.memoryMessage }
+        return nil
     }
 
     // MARK: - Paths

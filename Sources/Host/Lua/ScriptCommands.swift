@@ -3,11 +3,13 @@
 // run store (unless --no-store or REFRAIN_STORE=0).
 import Foundation
 
-/// The leading `--model PATH` / `--threads N` / `--no-store` of a script command, and what follows them.
+/// The leading `--model PATH` / `--threads N` / `--no-store` / sandbox options of a script command, and what
+/// follows them.
 struct ScriptOptions {
     var model: String?
     var noStore = false
     var threads = LanguageModelThreads.default
+    var sandbox = SandboxOptions()
     var code: [String] = []
     var rest: [String] = []
 
@@ -20,6 +22,8 @@ struct ScriptOptions {
                 i += 1
                 return args[i]
             }
+            let taken = try sandbox.parse(args, at: i)
+            if taken > 0 { i += taken; continue }
             switch a {
             case "--model": model = try value()
             case "--threads":
@@ -42,7 +46,8 @@ struct ScriptOptions {
     /// recording into the run store as a run of `script` with `args`.
     func host(script: String, args: [String]) throws -> LuaHost {
         let d = defaultModelPath()
-        let host = try LuaHost(modelPath: model ?? (FileManager.default.fileExists(atPath: d) ? d : nil), threads: threads)
+        let host = try LuaHost(modelPath: model ?? (FileManager.default.fileExists(atPath: d) ? d : nil), threads: threads,
+                               sandbox: sandbox)
         host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
         return host
     }
@@ -66,7 +71,7 @@ func scriptEntry(_ args: [String]) throws -> Int32 {
     let host = try o.host(script: o.code.isEmpty ? "stdin" : "-e", args: o.code)
     if o.code.isEmpty {
         let data = FileHandle.standardInput.readDataToEndOfFile()
-        return host.runString(String(decoding: data, as: UTF8.self), name: "stdin")
+        return host.runCode([UInt8](data), name: "stdin")
     }
     for c in o.code {
         let status = host.runString(c, name: "(command line)")

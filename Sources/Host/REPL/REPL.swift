@@ -225,11 +225,12 @@ struct Style {
 /// `refrain` with no command and standard input a terminal: the REPL on the default model (or --model). (A
 /// script on standard input is main.swift's `scriptEntry`.) Exits with the session's status.
 func interactive(_ args: [String]) throws -> Never {
-    let o = try Options(args, valued: ["model", "threads"], flags: ["no-store"])
+    let (sandbox, rest) = try SandboxOptions.extract(args)
+    let o = try Options(rest, valued: ["model", "threads"], flags: ["no-store"])
     let threads = try o.int("threads", LanguageModel.defaultThreads, min: 1)
     var path = o.value("model")
     if path == nil, FileManager.default.fileExists(atPath: defaultModelPath()) { path = defaultModelPath() }
-    let host = try LuaHost(modelPath: path, threads: threads)
+    let host = try LuaHost(modelPath: path, threads: threads, sandbox: sandbox)
     host.openStore(path: o.has("no-store") ? nil : RunStore.defaultPath(), script: "repl", args: [])
     exit(REPL(host: host, modelPath: path, historyPath: historyPath()).run())
 }

@@ -53,6 +53,9 @@ local function parse_number(s, i)
   local whole = text .. frac .. exp
   local v = tonumber(whole)
   if frac == "" and exp == "" then v = math.tointeger(v) or v end
+  if v == 0 and whole:sub(1, 1) == "-" then v = -0.0 end   -- "-0" is the negative zero encode writes (fuzzing)
+  -- A number past the doubles' range would decode to inf, which JSON cannot hold (found by fuzzing).
+  if v == math.huge or v == -math.huge then fail("number out of range", i) end
   return v, i + #whole
 end
 
