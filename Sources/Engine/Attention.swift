@@ -239,7 +239,7 @@ private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int
                          m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>,
                          acc: UnsafeMutablePointer<Float>) {
     let nkv = cache.kvHeads
-    let K = UnsafeRawPointer(cache.keys[il]), V = UnsafeRawPointer(cache.values[il])
+    let P = KVCache.pagePositions
     let eb = cache.elementBytes
     let blockElems = hd * 8
     let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
@@ -248,15 +248,26 @@ private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int
         let n = min(attentionKeyBlock, k1 - kb)
         let nb = (n + 7) / 8
         // Widen this block's keys (whole 8-position blocks of head g) and values (n rows) to f32.
+        // (An 8-position block lies within one page; a 32-position block may straddle two when `kb` is not a
+        // multiple of 32, under a sliding window.)
         for b in 0..<nb {
-            let src = ((kb / 8 + b) * nkv + g) * blockElems
+            let p = kb + 8 * b
+            let K = UnsafeRawPointer(cache.keyPage(il, p / P))
+            let src = (((p % P) / 8) * nkv + g) * blockElems
             if cache.half { VecOps.f16ToF32(K + src * eb, kt + b * blockElems, blockElems) }
             else { (kt + b * blockElems).update(from: (K + src * eb).assumingMemoryBound(to: Float.self), count: blockElems) }
         }
-        for j in 0..<n {
-            let src = ((kb + j) * nkv + g) * vdh
-            if cache.half { VecOps.f16ToF32(V + src * eb, vt + j * vdh, vdh) }
-            else { (vt + j * vdh).update(from: (V + src * eb).assumingMemoryBound(to: Float.self), count: vdh) }
+        var j = 0
+        while j < n {
+            let p = kb + j, run = min(n - j, P - p % P)
+            let V = UnsafeRawPointer(cache.valuePage(il, p / P))
+            let src = ((p % P) * nkv + g) * vdh
+            for u in 0..<run {
+                let from = V + (src + u * nkv * vdh) * eb, to = vt + (j + u) * vdh
+                if cache.half { VecOps.f16ToF32(from, to, vdh) }
+                else { to.update(from: from.assumingMemoryBound(to: Float.self), count: vdh) }
+            }
+            j += run
         }
         for r in rows {
             let pos = rowPos[r]

@@ -147,8 +147,8 @@ public final class Transformer: @unchecked Sendable {
             // Attention block.
             rmsNorm(s.x, L.attnNorm, rows: T, n: d, out: s.xn)
             matmul(L.wq, s.xn, T, s.q)
-            matmul(L.wk, s.xn, T, s.k)
-            matmul(L.wv, s.xn, T, s.v)
+            matmul(L.wk, s.xn, T, s.k, sameInput: true)
+            matmul(L.wv, s.xn, T, s.v, sameInput: true)
             if let b = L.bq { addBias(s.q, b, rows: T, n: qd) }
             if let b = L.bk { addBias(s.k, b, rows: T, n: kd) }
             if let b = L.bv { addBias(s.v, b, rows: T, n: vd) }
@@ -182,7 +182,7 @@ public final class Transformer: @unchecked Sendable {
             // Feed-forward block.
             rmsNorm(s.x, L.ffnNorm, rows: T, n: d, out: s.xn)
             matmul(L.wGate, s.xn, T, s.gate)
-            matmul(L.wUp, s.xn, T, s.up)
+            matmul(L.wUp, s.xn, T, s.up, sameInput: true)
             let gelu = c.architecture == .gemma3
             pool.parallelFor(T) { r in
                 for t in r {
@@ -242,8 +242,10 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// out = W · x for each of `T` rows of x (`T × columns` → `T × rows`).
-    func matmul(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ T: Int, _ out: UnsafeMutablePointer<Float>) {
+    func matmul(_ w: WeightMatrix, _ x: UnsafeMutablePointer<Float>, _ T: Int, _ out: UnsafeMutablePointer<Float>,
+                sameInput: Bool = false) {
         let s = scratch
+        s.xqFormat = sameInput ? s.xqFormat : nil
         let n = w.columns
         if precision == .exact {
             pool.run { tid in
@@ -259,12 +261,18 @@ public final class Transformer: @unchecked Sendable {
         }
         let vt = vecDotType(for: w.type)
         let xBytes = vt.rowBytes(n)!
-        if T >= 4 {
-            pool.parallelFor(T) { r in
-                for t in r { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
+        // Quantized activations are reused by the next matmul of the same input (q/k/v, gate/up) when its weights
+        // take the same activation format. A small batch (decoding several sequences) is quantized on this thread:
+        // waking the pool costs more than the work.
+        if !(sameInput && s.xqFormat == QuantizedInput(x: x, type: vt, rows: T, columns: n)) {
+            if T * n >= 16384 {
+                pool.parallelFor(T) { r in
+                    for t in r { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
+                }
+            } else {
+                for t in 0..<T { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
             }
-        } else {
-            for t in 0..<T { quantizeActivation(x + t * n, count: n, to: vt, into: s.xq + t * xBytes) }
+            s.xqFormat = QuantizedInput(x: x, type: vt, rows: T, columns: n)
         }
         let xq = UnsafeRawPointer(s.xq)
         pool.parallelFor(w.rows) { rows in
@@ -327,6 +335,9 @@ final class Scratch {
     var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var xq = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+    /// What `xq` holds: which input, in which format (nil: nothing reusable). Only a matmul told that its input is
+    /// the previous matmul's (`sameInput`) reuses it.
+    var xqFormat: QuantizedInput? = nil
     var ropeCos = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var ropeSin = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var scores: [UnsafeMutablePointer<Float>] = []
@@ -344,6 +355,7 @@ final class Scratch {
             gate = .allocate(capacity: n * ff); up = .allocate(capacity: n * ff)
             ropeCos = .allocate(capacity: qd); ropeSin = .allocate(capacity: qd)
             xq.deallocate()
+            xqFormat = nil
             // Generous: at most 4 bytes per element plus per-block scales in any activation format.
             xq = .allocate(byteCount: n * (self.maxColumns * 5 + 1024), alignment: 64)
             for p in dequant { p.deallocate() }
@@ -360,4 +372,9 @@ final class Scratch {
             }
         }
     }
+}
+
+/// The activations last quantized into `Scratch.xq`: input buffer, activation format and shape.
+struct QuantizedInput: Equatable {
+    var x: UnsafeMutablePointer<Float>, type: GGMLType, rows: Int, columns: Int
 }
