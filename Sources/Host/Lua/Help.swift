@@ -139,7 +139,7 @@ enum Help {
                   text: "Generates after the state's tokens (options and result as for m:generate) and appends the generated tokens to the state.",
                   example: "local r = st:generate({max_tokens = 16, temperature = 0})"),
         HelpEntry(key: "st:fork", usage: "st:fork() -> state",
-                  text: "An independent copy of the state: what you append to one does not change the other. Pending tokens are evaluated first, so both share that work.",
+                  text: "An independent copy of the state: what you append to one does not change the other. Pending tokens are evaluated first, so both share that work, and the two share the cached prefix in memory (copy-on-write pages of 32 positions) instead of copying it.",
                   example: "local b = st:fork()\nb:append(\" No.\")"),
         HelpEntry(key: "st:rewind", usage: "st:rewind(n) -> st",
                   text: "Keeps the first n tokens (a negative n drops the last -n), so you can try another continuation from a mark.",
