@@ -7,17 +7,6 @@
 @testable import Engine
 import XCTest
 
-/// A small, fast, seedable generator (SplitMix64), so that every run with one seed sees the same inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum Fuzz {
     /// Inputs per target: REFRAIN_FUZZ_RUNS, else `fast` (the test suite's share).
@@ -32,7 +21,7 @@ enum Fuzz {
     /// One to four mutations of `input`: bit flips, bytes set to random or edge values, 8-byte fields set to edge
     /// counts and lengths, truncations, deletions, duplications and insertions. `hot` bytes at the start (a
     /// header) draw most of the point mutations.
-    static func mutate(_ input: [UInt8], _ rng: inout SplitMix64, hot: Int = .max) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ rng: inout SplitMix, hot: Int = .max) -> [UInt8] {
         var b = input
         for _ in 0..<Int.random(in: 1...4, using: &rng) {
             let span = max(1, min(b.count, hot))
@@ -103,16 +92,8 @@ final class FuzzTests: XCTestCase {
 
     func testGGUFReaderOnMutatedFiles() throws {
         let start = Date()
-        var rng = SplitMix64(state: Fuzz.seed)
-        // GGUFTests' small valid file: four kinds of metadata and two tensors (f32 and q8_0).
-        var g = GGUFBuilder()
-        g.add("general.architecture", string: "llama")
-        g.add("llama.block_count", u32: 1)
-        g.add("llama.rope.freq_base", f32: 10000)
-        g.add("tokenizer.ggml.tokens", strings: ["a", "bc", "déf"])
-        g.add("tokenizer.ggml.token_type", i32s: [1, 1, 3])
-        g.tensors = [("w", [32, 2], GGMLType.f32.rawValue, 0), ("q", [32], GGMLType.q8_0.rawValue, 256)]
-        g.data = [UInt8](repeating: 0, count: 256 + 34)
+        var rng = SplitMix(Fuzz.seed)
+        let g = GGUFBuilder.small   // GGUFTests' small valid file: four kinds of metadata, two tensors
         let base = g.bytes()
         let runs = Fuzz.runs(3000)
         var parsed = 0
@@ -127,7 +108,7 @@ final class FuzzTests: XCTestCase {
     /// the first 4 KB; each read ends at the cut, or earlier at what the mutation broke.
     func testGGUFReaderOnMutatedRealHeaders() throws {
         let start = Date()
-        var rng = SplitMix64(state: Fuzz.seed &+ 1)
+        var rng = SplitMix(Fuzz.seed &+ 1)
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: try TestModels.path(TestModels.smolLM2)))
         let header = [UInt8](try handle.read(upToCount: 64 << 10) ?? Data())
         try handle.close()
@@ -139,7 +120,7 @@ final class FuzzTests: XCTestCase {
 
     /// Text for the tokenizer: random bytes, or pieces that stress it (special tokens whole and cut, runs of
     /// spaces and newlines, digits, multi-byte characters cut in the middle).
-    static func text(_ rng: inout SplitMix64) -> [UInt8] {
+    static func text(_ rng: inout SplitMix) -> [UInt8] {
         let pieces = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_", "|>", "<", " ", "  ", "\n", "\n\n", "\t", "\r\n",
                       "0", "12345678901234567890", "a", "The", " the", "'s", "'ll", "é", "日本語", "🙂", "\u{0}", "\u{FEFF}",
                       "\u{200B}", "ﬁ", "A\u{301}", "\\", "\"", "<s>", "</s>", "[INST]"]
@@ -161,7 +142,7 @@ final class FuzzTests: XCTestCase {
     func testTokenizerOnArbitraryBytes() throws {
         let m = try smolLM2()
         let start = Date()
-        var rng = SplitMix64(state: Fuzz.seed &+ 2)
+        var rng = SplitMix(Fuzz.seed &+ 2)
         let runs = Fuzz.runs(5000)
         var executions = 0, findings = 0
         let V = Int32(m.config.vocabularySize)
@@ -192,7 +173,7 @@ final class FuzzTests: XCTestCase {
     /// renders arbitrary conversations (roles, order and content arbitrary) or refuses them with an error.
     func testChatTemplatesOnArbitraryInput() throws {
         let start = Date()
-        var rng = SplitMix64(state: Fuzz.seed &+ 3)
+        var rng = SplitMix(Fuzz.seed &+ 3)
         let dir = try TestModels.fixture("templates")
         let sources = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".jinja") }.sorted()
             .map { [UInt8](try Data(contentsOf: dir.appendingPathComponent($0))) }

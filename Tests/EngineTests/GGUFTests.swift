@@ -56,17 +56,7 @@ final class GGUFTests: XCTestCase {
         }
     }
 
-    func valid() -> GGUFBuilder {
-        var g = GGUFBuilder()
-        g.add("general.architecture", string: "llama")
-        g.add("llama.block_count", u32: 1)
-        g.add("llama.rope.freq_base", f32: 10000)
-        g.add("tokenizer.ggml.tokens", strings: ["a", "bc", "déf"])
-        g.add("tokenizer.ggml.token_type", i32s: [1, 1, 3])
-        g.tensors = [("w", [32, 2], GGMLType.f32.rawValue, 0), ("q", [32], GGMLType.q8_0.rawValue, 256)]
-        g.data = [UInt8](repeating: 0, count: 256 + 34)
-        return g
-    }
+    func valid() -> GGUFBuilder { GGUFBuilder.small }
 
     func testValidFileReads() throws {
         let f = try GGUFFile(path: try write(valid().bytes()))
@@ -182,5 +172,20 @@ final class GGUFTests: XCTestCase {
         XCTAssertThrowsError(try GGUFFile(path: "/nonexistent/model.gguf")) { e in
             XCTAssertTrue("\(e)".contains("cannot open"), "\(e)")
         }
+    }
+}
+
+extension GGUFBuilder {
+    /// A small valid file: four kinds of metadata and two tensors (f32 and q8_0).
+    static var small: GGUFBuilder {
+        var g = GGUFBuilder()
+        g.add("general.architecture", string: "llama")
+        g.add("llama.block_count", u32: 1)
+        g.add("llama.rope.freq_base", f32: 10000)
+        g.add("tokenizer.ggml.tokens", strings: ["a", "bc", "déf"])
+        g.add("tokenizer.ggml.token_type", i32s: [1, 1, 3])
+        g.tensors = [("w", [32, 2], GGMLType.f32.rawValue, 0), ("q", [32], GGMLType.q8_0.rawValue, 256)]
+        g.data = [UInt8](repeating: 0, count: 256 + 34)
+        return g
     }
 }

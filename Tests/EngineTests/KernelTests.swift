@@ -2,8 +2,8 @@ import XCTest
 import Foundation
 import Engine
 
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-struct SplitMix {
+/// A small deterministic generator (SplitMix64) so failures reproduce (the kernel tests' data, the fuzzers' inputs).
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(_ seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -40,6 +40,32 @@ function T.same_number(pred, gold) return tonumber(pred) == tonumber(gold) end
 T.QUESTION = "Tom has 12 apples and buys 7 more. How many apples does he have now?"
 T.ITEM = {id = "tom", question = T.QUESTION, answer = "19"}
 
+-- For the tests that run refrain as a child process: a shell-quoted word, a command's exit code and output
+-- (standard output and error together), a file's bytes (nil when missing), and a new temporary folder.
+function T.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function T.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
+end
+
+function T.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function T.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. T.q(dir))
+  return dir
+end
+
 function T.done()
   print(string.format("%d passed, %d failed", T.passed, T.failed))
   if T.failed > 0 then os.exit(1) end

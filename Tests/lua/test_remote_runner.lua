@@ -6,23 +6,9 @@ local T = dofile(here .. "check.lua")
 local BIN, MODEL, A, B = arg[1], arg[2], arg[3], arg[4]
 assert(BIN and MODEL and A and B, "usage: test_remote_runner.lua BIN MODEL URL1 URL2")
 local RUNNER = here .. "../../scripts/experiments/run.lua"
-local TMP = os.tmpname()
-os.remove(TMP)
-os.execute("mkdir -p " .. TMP)
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local TMP = T.tmpdir()
+local q, sh = T.q, T.sh
+local function read(path) return assert(T.read(path), "cannot read " .. path) end
 local function results(dir)
   local out = {}
   for line in read(dir .. "/results.jsonl"):gmatch("[^\n]+") do

@@ -6,19 +6,8 @@ local here = arg[0]:match("(.*/)") or "./"
 local T = dofile(here .. "check.lua")
 local BIN, MODEL = assert(arg[1], "arg 1: the refrain binary"), assert(arg[2], "arg 2: the model file")
 local RUNNER = here .. "../../scripts/experiments/run.lua"
-local TMP = os.tmpname()
-os.remove(TMP)
-os.execute("mkdir -p " .. TMP)
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command; -> exit code, standard output and error together.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
+local TMP = T.tmpdir()
+local q, sh, read = T.q, T.sh, T.read
 
 local STRATEGIES = "g=tiny.greedy{max_tokens=8},s=tiny.sampled{n=2,max_tokens=8}"
 local function runner(args, env)
@@ -26,14 +15,6 @@ local function runner(args, env)
 end
 local function experiment(dir, extra)
   return runner("--data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(dir) .. " " .. (extra or ""))
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 local function lines_of(path)
