@@ -210,7 +210,7 @@ final class StoreTests: XCTestCase {
         let store = try RunStore(path: storePath)
         let runs = try store.runs()
         XCTAssertEqual(runs.count, 2)
-        XCTAssertEqual(runs.map(\.calls), [25, 25])
+        XCTAssertEqual(runs.map(\.calls), [25, 25], "standard error: " + outs.map { $0.2 }.joined(separator: " | "))
         XCTAssertEqual(Set(outs.map { $0.1.trimmingCharacters(in: .whitespacesAndNewlines) }), Set(runs.map { String($0.id) }))
         XCTAssertEqual(try store.calls(CallFilter()).count, 50)
     }

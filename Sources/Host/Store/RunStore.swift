@@ -228,24 +228,32 @@ final class StoreSession: CallRecorder {
     func record(_ record: CallRecord, labels: CallLabels) -> Int64? {
         guard enabled else { return nil }
         var r = record
-        do {
-            let store = try store()
-            if r.backend == "local" && r.modelSHA256 == nil {
-                if let d = digests[r.model] { r.modelSHA256 = d } else if let d = store.modelSHA256(path: r.model) {
-                    digests[r.model] = d
-                    r.modelSHA256 = d
+        // Opening a store that another process is creating or switching to WAL at that moment can fail at once
+        // (SQLite does not always wait on its busy handler there); so a failed write is tried twice more after a
+        // short pause, before the warning. Once warned, a broken store costs no pauses.
+        var failure: Error?
+        for attempt in 0..<(warned ? 1 : 3) {
+            if attempt > 0 { usleep(UInt32(100_000 * attempt)) }
+            do {
+                let store = try store()
+                if r.backend == "local" && r.modelSHA256 == nil {
+                    if let d = digests[r.model] { r.modelSHA256 = d } else if let d = store.modelSHA256(path: r.model) {
+                        digests[r.model] = d
+                        r.modelSHA256 = d
+                    }
                 }
+                let id = try store.addCall(r, labels: labels, run: try run())
+                lastCall = id
+                return id
+            } catch {
+                failure = error
             }
-            let id = try store.addCall(r, labels: labels, run: try run())
-            lastCall = id
-            return id
-        } catch {
-            // A store that cannot be written must not stop the work: say so once.
-            if !warned {
-                warned = true
-                FileHandle.standardError.write(Data("refrain: warning: the run store did not record a call: \(error)\n".utf8))
-            }
-            return nil
         }
+        // A store that cannot be written must not stop the work: say so once.
+        if !warned, let failure {
+            warned = true
+            FileHandle.standardError.write(Data("refrain: warning: the run store did not record a call: \(failure)\n".utf8))
+        }
+        return nil
     }
 }
