@@ -163,20 +163,25 @@ T.test("a cut-off file resumes: pairs already there are skipped, an unfinished l
   T.eq(#lines_of(B .. "/results.jsonl"), 6)
 end)
 
-T.test("a killed run resumes to the same table", function()
-  local C = TMP .. "/c"
-  -- Each strategy call sleeps 1 s, so the run is still going when its first line is written.
+-- Starts the experiment into `dir` in the background (each strategy call sleeping 1 s), kills it with SIGKILL once
+-- results.jsonl has `lines` lines, waits for it to be gone; -> the number of lines it left.
+local function killed_midway(dir, lines)
   local p = io.popen("REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
-    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(C)
-    .. " > " .. q(TMP .. "/c.log") .. " 2>&1 & echo $!")
+    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(dir)
+    .. " > " .. q(dir .. ".log") .. " 2>&1 & echo $!")
   local pid = p:read("l")
   p:close()
   T.ok(pid and pid:match("^%d+$"), "a child pid")
   local waited = 0
-  while #lines_of(C .. "/results.jsonl") < 2 and waited < 300 do os.execute("sleep 0.1"); waited = waited + 1 end
+  while #lines_of(dir .. "/results.jsonl") < lines and waited < 300 do os.execute("sleep 0.1"); waited = waited + 1 end
   os.execute("kill -9 " .. pid)
   os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.1; done")
-  local had = #lines_of(C .. "/results.jsonl")
+  return #lines_of(dir .. "/results.jsonl")
+end
+
+T.test("a killed run resumes to the same table", function()
+  local C = TMP .. "/c"
+  local had = killed_midway(C, 2)
   T.ok(had >= 2 and had < 6, "killed midway, with " .. had .. " lines")
   T.eq(read(C .. "/results.md"), nil, "no report from the killed run")
   local c, o = experiment(C)
@@ -194,17 +199,7 @@ end)
 
 T.test("a killed run whose results.jsonl is lost resumes from the run store to the same table", function()
   local K = TMP .. "/k"
-  local p = io.popen("REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
-    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(K)
-    .. " > " .. q(TMP .. "/k.log") .. " 2>&1 & echo $!")
-  local pid = p:read("l")
-  p:close()
-  T.ok(pid and pid:match("^%d+$"), "a child pid")
-  local waited = 0
-  while #lines_of(K .. "/results.jsonl") < 3 and waited < 300 do os.execute("sleep 0.1"); waited = waited + 1 end
-  os.execute("kill -9 " .. pid)
-  os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.1; done")
-  local had = #lines_of(K .. "/results.jsonl")
+  local had = killed_midway(K, 3)
   T.ok(had >= 3 and had < 6, "killed midway, with " .. had .. " lines")
   os.remove(K .. "/results.jsonl")
   local c, o = experiment(K)
