@@ -76,6 +76,17 @@ T.test("scoring without /tokenize: by text offsets, or a clear error", function(
   T.err(function() m:template({{role = "user", content = "x"}}) end, "has no /apply-template")
 end)
 
+T.test("scoring through prompt_logprobs (vLLM's form), chosen by lm.remote's scoring field", function()
+  local v = remote{retries = 0, scoring = "prompt_logprobs"}
+  local s = v:score({900, 5}, {6, 7})
+  T.eq(#s.ids, 2); T.eq(s.ids[1], 6); T.eq(s.ids[2], 7); T.eq(s.logprobs[1], -0.5); T.eq(s.logprobs[2], -0.75)
+  T.eq(s.sum, -1.25); T.eq(s.mean, -0.625)
+  T.err(function() v:score("text prefix", " x") end, "scoring with prompt_logprobs needs the server's /tokenize")
+  -- The same server with echo scoring (the default) refuses: its error comes through.
+  T.err(function() remote{retries = 0}:score({900, 5}, {6, 7}) end, "HTTP 400: echo is not supported")
+  T.err(function() remote{scoring = "guess"} end, "lm.remote: scoring must be \"echo\" or \"prompt_logprobs\", got \"guess\"")
+end)
+
 T.test("a server killed mid-run is a clear connection error", function()
   local m = remote{retries = 2, backoff = 0.05, timeout = 5}
   local msg = T.err(function() m:generate("die", {max_tokens = 1}) end, "POST " .. url .. "/completions: ")

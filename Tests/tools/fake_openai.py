@@ -7,6 +7,7 @@ answers 500 on the first request, then succeeds; "flaky429" answers 429 twice, t
 answers 429 with Retry-After: 1 once; "auth" succeeds only with the header Authorization: Bearer $FAKE_KEY;
 "die" exits the process without answering (a server killed mid-run); "noecho..." answers without log-probabilities,
 "straddle..." and "scored..." with echoed ones (a token across the prefix/continuation boundary, and one on it);
+token ids starting with 900 are scored as vLLM's prompt_logprobs (echo refused);
 anything else succeeds. Other POST routes (/tokenize) are 404s, as on a server without them. A success is a
 completion whose text says how many times that prompt was asked. Each run ends after 60 s at most.
 """
@@ -45,6 +46,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/completions":
             return self.reply(404, {"error": {"message": "no route " + self.path, "type": "not_found_error"}})
         prompt = body.get("prompt")
+        if isinstance(prompt, list) and prompt[:1] == [900]:
+            # A vLLM-like server that scores through prompt_logprobs only: token k (0-based, k >= 1) gets -0.25 * k,
+            # beside a decoy entry; echo is refused.
+            if body.get("echo") or "prompt_logprobs" not in body:
+                return self.reply(400, {"error": {"message": "echo is not supported", "type": "invalid_request_error"}})
+            plp = [None] + [{str(t): {"logprob": -0.25 * k, "rank": 1}, "99999": {"logprob": -9.0, "rank": 2}}
+                            for k, t in enumerate(prompt) if k >= 1]
+            return self.reply(200, {"choices": [{"index": 0, "text": "!", "finish_reason": "length",
+                                                 "prompt_logprobs": plp}]})
         if isinstance(prompt, str) and prompt.startswith("noecho"):
             return self.reply(200, {"choices": [{"index": 0, "text": prompt + "!", "finish_reason": "length"}]})
         if isinstance(prompt, str) and prompt.startswith("straddle"):

@@ -350,16 +350,30 @@ function Remote:_score_request(fname, prefix, continuation, level)
       local prompt = {}
       for _, id in ipairs(p) do prompt[#prompt + 1] = id end
       for _, id in ipairs(c) do prompt[#prompt + 1] = id end
-      local req = {path = "/completions",
-                   body = {model = self.model, prompt = prompt, max_tokens = 1, temperature = 0, echo = true, logprobs = 0}}
-      return req, function(data)
-        local lp = data.choices and data.choices[1] and data.choices[1].logprobs
-        if type(lp) ~= "table" or type(lp.token_logprobs) ~= "table" then
-          error(("%s: the server at %s gave no prompt log-probabilities (echo with logprobs): it cannot score"):format(fname, self.url), 0)
+      local body = {model = self.model, prompt = prompt, max_tokens = 1, temperature = 0}
+      if self.scoring == "prompt_logprobs" then body.prompt_logprobs = 1 else body.echo, body.logprobs = true, 0 end
+      return {path = "/completions", body = body}, function(data)
+        local choice = data.choices and data.choices[1]
+        local lp = choice and choice.logprobs
+        local at
+        if type(lp) == "table" and type(lp.token_logprobs) == "table" then
+          at = function(k) return lp.token_logprobs[k] end
+        elseif type(choice) == "table" and type(choice.prompt_logprobs or data.prompt_logprobs) == "table" then
+          -- vLLM's prompt_logprobs: one entry per prompt token (null for the first), a table keyed by token id
+          -- ("1234" -> {logprob=, rank=, decoded_token=}) that always holds the prompt's own token.
+          local plp = choice.prompt_logprobs or data.prompt_logprobs
+          at = function(k)
+            local e = plp[k]
+            e = type(e) == "table" and e[tostring(prompt[k])]
+            return type(e) == "table" and e.logprob or e
+          end
+        else
+          local how = self.scoring == "prompt_logprobs" and "prompt_logprobs" or "echo with logprobs"
+          error(("%s: the server at %s gave no prompt log-probabilities (%s): it cannot score"):format(fname, self.url, how), 0)
         end
         local s = {ids = c, logprobs = {}, sum = 0}
         for i = 1, #c do
-          local v = lp.token_logprobs[#p + i]
+          local v = at(#p + i)
           if type(v) ~= "number" then error(("%s: the server gave no log-probability for continuation token %d"):format(fname, i), 0) end
           s.logprobs[i], s.sum = v, s.sum + v
         end
@@ -367,6 +381,9 @@ function Remote:_score_request(fname, prefix, continuation, level)
         return s
       end
     end
+  end
+  if self.scoring == "prompt_logprobs" then
+    error(("%s: scoring with prompt_logprobs needs the server's /tokenize (the server at %s has none), or token ids for the prefix and the continuation"):format(fname, self.url), level)
   end
   -- Text: the continuation's tokens are those whose offsets fall in it.
   local B, L = utf8.len(prefix), utf8.len(prefix .. continuation)
@@ -461,7 +478,7 @@ for name, what in pairs(NEEDS) do
 end
 
 local SPEC = {url = "string or list", model = "string", api_key_env = "string", timeout = "number", retries = "integer",
-              concurrency = "integer", backoff = "number"}
+              concurrency = "integer", backoff = "number", scoring = "string"}
 
 -- The served models of one server, from GET /models.
 local function served(url, policy)
@@ -482,12 +499,15 @@ local function new(spec)
   if type(spec) ~= "table" then error("lm.remote: expected a table {url = ..., model = ...}, got " .. type(spec), 2) end
   for k, v in pairs(spec) do
     local kind = SPEC[k]
-    if not kind then error(("lm.remote: unknown field '%s' (known: url, model, api_key_env, timeout, retries, concurrency, backoff)"):format(tostring(k)), 2) end
+    if not kind then error(("lm.remote: unknown field '%s' (known: url, model, api_key_env, timeout, retries, concurrency, backoff, scoring)"):format(tostring(k)), 2) end
     local ok = kind == "integer" and math.type(v) == "integer" or kind == "string or list" and (type(v) == "string" or type(v) == "table")
       or type(v) == kind
     if not ok then error(("lm.remote: field '%s' must be a%s %s, got %s"):format(k, kind == "integer" and "n" or "", kind, type(v)), 2) end
   end
   if not spec.url then error("lm.remote: no url (for example url = \"http://127.0.0.1:8080/v1\")", 2) end
+  if spec.scoring ~= nil and spec.scoring ~= "echo" and spec.scoring ~= "prompt_logprobs" then
+    error(("lm.remote: scoring must be \"echo\" or \"prompt_logprobs\", got \"%s\""):format(spec.scoring), 2)
+  end
   local urls = {}
   for i, u in ipairs(type(spec.url) == "table" and spec.url or {spec.url}) do
     if type(u) ~= "string" or not u:match("^https?://") then
@@ -498,6 +518,7 @@ local function new(spec)
   if #urls == 0 then error("lm.remote: url is an empty list", 2) end
   local url = urls[1]
   local self = setmetatable({url = url, urls = urls, root = url:gsub("/v1$", ""), _missing = {}, _turn = 0,
+    scoring = spec.scoring or "echo",
     policy = {timeout = spec.timeout or 60, retries = spec.retries or 3, concurrency = spec.concurrency or 4,
               backoff = spec.backoff, api_key_env = spec.api_key_env}}, Remote)
   -- The model: the one asked for, else the first server's first; every replica must serve it.
@@ -528,7 +549,7 @@ local function doc(fn, name, usage, text, example)
   lm.document(fn, {name = name, usage = usage, text = text, example = example})
 end
 local M = setmetatable({new = new, Remote = Remote}, {__call = function(_, spec) return new(spec) end})
-doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3, concurrency=4} -> model",
+doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3, concurrency=4, scoring=\"echo\"} -> model",
   "A model served by an OpenAI-compatible server (vLLM, llama.cpp's server, SGLang, refrain serve) that works like "
   .. "a local one: m:generate, m:sample, m:score, m:choose, m:template, m:tokenize, m:detokenize, m:token, and m.info "
   .. "(backend = \"remote\"). url is the API's base (ending in /v1), or a list of them (replicas serving the same model: "
@@ -536,7 +557,10 @@ doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3
   .. "The API key is read from the environment variable named by api_key_env and sent as Authorization: Bearer; it is "
   .. "never stored or printed. timeout is per request (seconds); a lost connection, a time-out, 429 or 5xx is retried "
   .. "up to retries times with exponential backoff (0.5 s, 1 s, 2 s..., or what Retry-After says); sample and choose "
-  .. "send up to concurrency requests at once. Every call is written to the run store. What the protocol cannot give "
+  .. "send up to concurrency requests at once. scoring says how m:score and m:choose get prompt log-probabilities: "
+  .. "\"echo\" (echo = true with logprobs, the legacy OpenAI form: llama.cpp's server, refrain serve, vLLM) or "
+  .. "\"prompt_logprobs\" (vLLM's extra parameter; it needs token ids, so the server's /tokenize); a response in "
+  .. "either form is read. Every call is written to the run store. What the protocol cannot give "
   .. "(m:state, m:attention, m:hidden, m:logit_lens, on_token, entropy) is an error.",
   "local m = lm.remote{url = \"http://127.0.0.1:8080/v1\"}\nprint(m:generate(\"The capital of France is\", {max_tokens = 8, temperature = 0}).text)")
 doc(Remote.generate, "remote:generate", "m:generate(prompt [, opts]) -> result",
@@ -552,7 +576,8 @@ doc(Remote.sample, "remote:sample", "m:sample(prompt, n [, opts]) -> {result, ..
   .. "seed opts.seed + i - 1, as locally), sent up to concurrency at a time.",
   "for i, r in ipairs(m:sample(\"Once upon a time\", 4, {max_tokens = 20, seed = 7})) do print(i, r.text) end")
 doc(Remote.score, "remote:score", "m:score(prefix, continuation) -> {sum=, mean=, logprobs=, ids=}",
-  "Log-probabilities of the continuation's tokens after the prefix, from /v1/completions with echo and logprobs. "
+  "Log-probabilities of the continuation's tokens after the prefix, from /v1/completions with echo and logprobs "
+  .. "(or prompt_logprobs: lm.remote's scoring field). "
   .. "With a /tokenize on the server, the prefix (with BOS and control tokens) and the continuation (without) are "
   .. "tokenized apart, as locally, and sent as token ids (the server must take token-id prompts: refrain serve, vLLM, "
   .. "llama.cpp's server); without one, as one text, and the continuation must start at a token boundary (else an "
