@@ -46,6 +46,9 @@ enum Help {
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
+        HelpEntry(key: "lm.executable", usage: "lm.executable() -> path",
+                  text: "The absolute path of the refrain binary running this script, for starting more refrain processes with os.execute or io.popen (the experiment runner's --workers starts its children this way).",
+                  example: "print(lm.executable())"),
         HelpEntry(key: "lm.store", usage: "lm.store",
                   text: "The run store: every model call (generate, sample, score, choose, st:generate, remote calls) is recorded in an SQLite database with its prompt, options, seed, outputs, log-probabilities, timings, model sha256, and the labels set here. The database is $REFRAIN_HOME/runs.sqlite, or REFRAIN_STORE=PATH; REFRAIN_STORE=0 or --no-store turns it off. Functions: lm.store.path, run, enabled, label, labels, with, calls, last, put_result, results. On the command line: refrain log, refrain replay CALL.",
                   example: "lm.store.label{experiment = \"demo\", item = 1, strategy = \"plain\"}\nlm.generate(\"2+2=\", {max_tokens = 4})\nprint(lm.store.last(), #lm.store.calls{experiment = \"demo\"})"),
@@ -290,7 +293,7 @@ extension LuaHost {
             lua_rawset(L, names)
         }
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "executable", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "store")
         let store = lua.absolute(-1)
         for (f, _) in storeFunctions { name(store, f, "lm.store." + f) }
