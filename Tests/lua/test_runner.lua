@@ -255,7 +255,7 @@ T.test("a worker killed mid-run: the others' lines are kept, the failure named, 
   local o = read(W .. ".log") or ""
   T.eq(tonumber(read(W .. ".status") or ""), 1, o)
   T.ok(o:find("worker 2/2 (pid " .. pid .. ") killed by signal 9; the end of " .. W .. "/workers/2.log:", 1, true), o)
-  T.ok(o:find("kept the 5 results the workers finished in " .. W .. "/results.jsonl; 1 of 6 pairs are left", 1, true), o)
+  T.ok(o:find("kept 5 results the workers finished in " .. W .. "/results.jsonl; 1 of 6 pairs are left", 1, true), o)
   T.eq(#lines_of(W .. "/results.jsonl"), 5)
   T.eq(read(W .. "/results.md"), nil, "no report from the failed run")
   T.ok(read(W .. "/workers/2.log"), "the failed worker's log is kept")

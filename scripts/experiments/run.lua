@@ -792,7 +792,7 @@ local function run_workers(o, args, todo, results_path, lines, done, check, host
   local got = absorb_workers(o, results_path, lines, done, check, #failed > 0)
   if #failed > 0 then
     bar:done()
-    die(("%s\nkept the %d results the workers finished in %s; %d of %d pairs are left: run the same command again "
+    die(("%s\nkept %d results the workers finished in %s; %d of %d pairs are left: run the same command again "
       .. "to resume"):format(table.concat(failed, "\n"), got, results_path, #todo - got, #todo), 1)
   end
   bar:done()
