@@ -37,6 +37,9 @@ enum Help {
         HelpEntry(key: "lm.document", usage: "lm.document(value, {name=, usage=, text=, example=}) -> value",
                   text: "Registers help for a function or table written in Lua, so that help(value) and help(name) show it; a name inside a documented table (lm.stats.auc in lm.stats) is listed by help of that table. The harness modules (lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress, lm.plot, lm.analysis, lm.view) document themselves this way.",
                   example: "local function twice(x) return 2 * x end\nlm.document(twice, {name = \"twice\", usage = \"twice(x) -> number\", text = \"Doubles x.\"})\nhelp(twice)"),
+        HelpEntry(key: "lm.executable", usage: "lm.executable() -> path",
+                  text: "The absolute path of the refrain binary running this script, for starting more refrain processes with os.execute or io.popen (the experiment runner's --workers starts its children this way).",
+                  example: "print(lm.executable())"),
         HelpEntry(key: "lm.clock", usage: "lm.clock() -> seconds",
                   text: "A monotonic clock in seconds (with fractions), for timing: differences between two readings are wall time, not CPU time as os.clock gives.",
                   example: "local t = lm.clock()\nlm.generate(\"Hi\", {max_tokens = 8})\nprint(lm.clock() - t)"),
@@ -46,9 +49,6 @@ enum Help {
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
-        HelpEntry(key: "lm.executable", usage: "lm.executable() -> path",
-                  text: "The absolute path of the refrain binary running this script, for starting more refrain processes with os.execute or io.popen (the experiment runner's --workers starts its children this way).",
-                  example: "print(lm.executable())"),
         HelpEntry(key: "lm.store", usage: "lm.store",
                   text: "The run store: every model call (generate, sample, score, choose, st:generate, remote calls) is recorded in an SQLite database with its prompt, options, seed, outputs, log-probabilities, timings, model sha256, and the labels set here. The database is $REFRAIN_HOME/runs.sqlite, or REFRAIN_STORE=PATH; REFRAIN_STORE=0 or --no-store turns it off. Functions: lm.store.path, run, enabled, label, labels, with, calls, last, put_result, results. On the command line: refrain log, refrain replay CALL.",
                   example: "lm.store.label{experiment = \"demo\", item = 1, strategy = \"plain\"}\nlm.generate(\"2+2=\", {max_tokens = 4})\nprint(lm.store.last(), #lm.store.calls{experiment = \"demo\"})"),
@@ -292,8 +292,9 @@ extension LuaHost {
             lua.push(entry)
             lua_rawset(L, names)
         }
+        name(lm, "executable", "lm.executable")
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "executable", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "store")
         let store = lua.absolute(-1)
         for (f, _) in storeFunctions { name(store, f, "lm.store." + f) }

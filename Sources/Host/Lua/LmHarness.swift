@@ -1,7 +1,6 @@
 // The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress,
 // lm.plot, lm.analysis and lm.view, written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change),
-// plus the three things Lua cannot do alone that they need: a monotonic clock, isatty, and the path of the refrain
-// binary itself (for a script that starts more refrain processes, as the experiment runner's --workers does).
+// plus the two things Lua cannot do alone that they need: a monotonic clock and isatty.
 //
 // Where the Lua lives: SwiftPM's `embedInCode` copies each lm/*.lua file into the binary (`PackageResources`), and
 // the host puts them in `package.preload`, so `require "lm.stats"` finds the same code under `swift run`, under
@@ -23,8 +22,29 @@ extension LuaHost {
         ("view", PackageResources.view_lua), ("remote", PackageResources.remote_lua),
     ]
 
-    /// `lm.clock`, `lm.isatty` and `lm.executable`, in the `lm` table at the absolute index `lm`.
+    /// The absolute path of the running binary (`lm.executable`, for a script that starts more refrain processes,
+    /// as the experiment runner's --workers does): /proc/self/exe where there is one, else argv[0] made absolute
+    /// (a bare name is looked up on $PATH).
+    static func executablePath() -> String {
+        let fm = FileManager.default
+        if let p = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe"), p.hasPrefix("/") { return p }
+        let a = CommandLine.arguments.first ?? "refrain"
+        if a.hasPrefix("/") { return a }
+        if a.contains("/") { return URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent(a).standardized.path }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let p = String(dir) + "/" + a
+            if fm.isExecutableFile(atPath: p) { return p }
+        }
+        return a
+    }
+
+    /// `lm.executable`, `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.
     func installHarnessBindings(lm: Int32) {
+        pushFunction("executable") { lua in
+            lua.push(LuaHost.executablePath())
+            return 1
+        }
+        lua_setfield(L, lm, "executable")
         pushFunction("clock") { lua in
             var t = timespec()
             clock_gettime(CLOCK_MONOTONIC, &t)
@@ -48,26 +68,6 @@ extension LuaHost {
             return 1
         }
         lua_setfield(L, lm, "isatty")
-        pushFunction("executable") { lua in
-            lua.push(LuaHost.executablePath())
-            return 1
-        }
-        lua_setfield(L, lm, "executable")
-    }
-
-    /// The absolute path of the running binary: /proc/self/exe where there is one, else argv[0] made absolute
-    /// (a bare name is looked up on $PATH).
-    static func executablePath() -> String {
-        let fm = FileManager.default
-        if let p = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe"), p.hasPrefix("/") { return p }
-        let a = CommandLine.arguments.first ?? "refrain"
-        if a.hasPrefix("/") { return a }
-        if a.contains("/") { return URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent(a).standardized.path }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-            let p = String(dir) + "/" + a
-            if fm.isExecutableFile(atPath: p) { return p }
-        }
-        return a
     }
 
     /// Puts each harness module in `package.preload` and sets `lm.<name>` to what it returns. Runs after the
