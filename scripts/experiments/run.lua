@@ -40,10 +40,11 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
   --api-key-env VAR  the environment variable holding the servers' API key (sent as Authorization: Bearer)
   --concurrency N    requests in flight at once for one call's samples or options (default 4)
   --workers K        run the pending items in K child processes at once (default: the number of --backend URLs, else
-                     1): worker i takes items i, i+K, ... and backend i (replicas are dealt out in turn: with fewer
-                     workers than replicas a worker sends one call's requests over its several); without --backend
-                     each worker loads the model with --threads (default: the cores / K), which pays only with
-                     cores to spare. Results merge into results.jsonl in item order; logs in DIR/workers/
+                     1): worker i takes the i-th, (i+K)-th, ... pending item and backend i (replicas are dealt out in
+                     turn: with fewer workers than replicas a worker sends a call's requests over its several);
+                     without --backend each worker loads the model with --threads (default: the cores / K), which
+                     pays only with cores to spare. Results merge into results.jsonl in item order; logs in
+                     DIR/workers/
   --worker I/K       (what --workers gives its children) run as worker I of K, on the plan in DIR/workers/
   --strategies LIST  comma-separated NAME=MODULE.FUNCTION{OPTIONS}; OPTIONS is a Lua table constructor, e.g.
                      'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}'
