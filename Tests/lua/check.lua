@@ -66,6 +66,49 @@ function T.tmpdir()
   return dir
 end
 
+-- For the experiment runner's tests: an experiment folder's files with what depends on the machine and on what the
+-- process ran before taken out (the seconds, and the prompt tokens found in the prefix cache), so that runs with one
+-- and with several workers compare equal. results.jsonl -> its lines re-encoded without those fields; results.md ->
+-- its text without the command line and the s/item column; results.csv -> its text without those two columns.
+local function timeless(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    if not (tostring(k):find("seconds", 1, true) or k == "cached") then out[k] = timeless(x) end
+  end
+  return out
+end
+
+function T.results_without_timing(dir)
+  local out = {}
+  for line in (T.read(dir .. "/results.jsonl") or ""):gmatch("[^\n]+") do
+    out[#out + 1] = lm.json.encode(timeless(lm.json.decode(line)))
+  end
+  return out
+end
+
+function T.report_without_timing(dir)
+  local out = {}
+  for line in (T.read(dir .. "/results.md") or ""):gmatch("[^\n]*") do
+    if line:match("^| ") then out[#out + 1] = (line:gsub("| [^|]* |$", "|"))
+    elseif not line:match("^refrain run ") then out[#out + 1] = line end
+  end
+  return table.concat(out, "\n")
+end
+
+function T.csv_without_timing(dir)
+  local out = {}
+  for line in (T.read(dir .. "/results.csv") or ""):gmatch("[^\n]+") do
+    local fields = {}
+    for f in (line .. ","):gmatch("([^,]*),") do fields[#fields + 1] = f end
+    -- The columns end with cached_tokens_per_item, scored_tokens_per_item, calls_per_item, seconds_per_item.
+    table.remove(fields, #fields)          -- seconds_per_item
+    table.remove(fields, #fields - 2)      -- cached_tokens_per_item
+    out[#out + 1] = table.concat(fields, ",")
+  end
+  return table.concat(out, "\n")
+end
+
 function T.done()
   print(string.format("%d passed, %d failed", T.passed, T.failed))
   if T.failed > 0 then os.exit(1) end

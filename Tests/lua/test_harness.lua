@@ -300,6 +300,16 @@ T.test("stats.cohens_d and auc", function()
   T.err(function() S.auc({}, {1}) end, "lm.stats.auc: pos needs at least 1 element, got 0")
 end)
 
+T.test("executable: the refrain binary running this script", function()
+  local exe = lm.executable()
+  T.eq(type(exe), "string")
+  T.ok(exe:sub(1, 1) == "/", "an absolute path: " .. exe)
+  local p = io.popen("'" .. exe:gsub("'", "'\\''") .. "' --version")
+  local version = p:read("a")
+  p:close()
+  T.ok(version:find("^refrain "), "it is refrain: " .. version)
+end)
+
 T.test("progress, clock, isatty", function()
   local t0 = lm.clock()
   local x = 0
@@ -351,7 +361,7 @@ T.test("help for every harness function", function()
     end
     T.ok(count > 0)
   end
-  for _, f in ipairs({lm.progress, lm.random, lm.clock, lm.isatty, lm.document}) do T.ok(lm.doc(f), tostring(f)) end
+  for _, f in ipairs({lm.progress, lm.random, lm.clock, lm.isatty, lm.executable, lm.document}) do T.ok(lm.doc(f), tostring(f)) end
   T.eq(lm.doc("auc"), lm.doc(lm.stats.auc))
   T.ok(lm.doc():find("lm.stats", 1, true), "the overview lists the modules")
   T.ok(not lm.doc():find("lm.stats.auc", 1, true), "but not their functions")

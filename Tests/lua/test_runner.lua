@@ -216,6 +216,59 @@ T.test("a killed run whose results.jsonl is lost resumes from the run store to t
   T.ok(o:find("arith%-mixed%-s1%-1/g") and o:find("arith%-mixed%-s1%-3/s"), o)
 end)
 
+T.test("--workers 2 on the local model gives the lines and the table one process gives", function()
+  local W = TMP .. "/w"
+  local c, o = experiment(W, "--workers 2")
+  T.eq(c, 0, o)
+  T.ok(o:find("6 to run, 0 skipped", 1, true), o)
+  T.ok(o:find("worker 1/2: pid %d+, log ") and o:find("worker 2/2: pid %d+, log "), o)
+  T.ok(o:find("each worker loads the model", 1, true), "the warning about local workers:\n" .. o)
+  local want, got = T.results_without_timing(A), T.results_without_timing(W)
+  T.eq(#got, #want)
+  for i = 1, #want do T.eq(got[i], want[i], "line " .. i) end
+  T.eq(T.report_without_timing(W), T.report_without_timing(A))
+  T.eq(T.csv_without_timing(W), T.csv_without_timing(A))
+  T.eq(read(W .. "/workers/plan.json"), nil, "the workers' plan is gone")
+  T.eq(read(W .. "/workers/1.jsonl"), nil, "the workers' files are gone")
+  c, o = experiment(W, "--workers 2")
+  T.eq(c, 0, o)
+  T.ok(o:find("0 to run, 6 skipped", 1, true) and not o:find("worker 1/2", 1, true), o)
+end)
+
+T.test("a worker killed mid-run: the others' lines are kept, the failure named, a rerun completes the table", function()
+  local W = TMP .. "/wk"
+  local p = io.popen("(REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
+    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --workers 2 --out " .. q(W)
+    .. " > " .. q(W .. ".log") .. " 2>&1; echo $? > " .. q(W .. ".status") .. ") > /dev/null 2>&1 & echo $!")
+  p:close()
+  -- Worker 2 has item 2 (two pairs): kill it once it has finished the first.
+  local pid, waited = nil, 0
+  while waited < 600 do
+    pid = pid or (read(W .. ".log") or ""):match("worker 2/2: pid (%d+)")
+    if pid and #lines_of(W .. "/workers/2.jsonl") >= 1 then break end
+    os.execute("sleep 0.1"); waited = waited + 1
+  end
+  T.ok(pid, "worker 2's pid in the output:\n" .. tostring(read(W .. ".log")))
+  os.execute("kill -9 " .. pid)
+  waited = 0
+  while not read(W .. ".status") and waited < 1200 do os.execute("sleep 0.1"); waited = waited + 1 end
+  local o = read(W .. ".log") or ""
+  T.eq(tonumber(read(W .. ".status") or ""), 1, o)
+  T.ok(o:find("worker 2/2 (pid " .. pid .. ") killed by signal 9; the end of " .. W .. "/workers/2.log:", 1, true), o)
+  T.ok(o:find("kept 5 results the workers finished in " .. W .. "/results.jsonl; 1 of 6 pairs are left", 1, true), o)
+  T.eq(#lines_of(W .. "/results.jsonl"), 5)
+  T.eq(read(W .. "/results.md"), nil, "no report from the failed run")
+  T.ok(read(W .. "/workers/2.log"), "the failed worker's log is kept")
+  local c
+  c, o = experiment(W, "--workers 2")
+  T.eq(c, 0, o)
+  T.ok(o:find("1 to run, 5 skipped", 1, true), o)
+  T.eq(table_rows(W), table_rows(A))
+  local want, got = T.results_without_timing(A), T.results_without_timing(W)
+  table.sort(want); table.sort(got)
+  for i = 1, #want do T.eq(got[i], want[i], "result " .. i) end
+end)
+
 T.test("GSM8K from a path; a clear error without one", function()
   local D = TMP .. "/d"
   local c, o = runner("--data gsm8k:" .. q(here .. "fixtures/gsm8k_sample.jsonl") .. " --n 2 --strategy 'g=tiny.greedy{max_tokens=4}' --out " .. q(D))
@@ -242,6 +295,14 @@ T.test("errors name the problem", function()
   T.eq(c, 2); T.ok(o:find("two strategies are named 'g'", 1, true), o)
   c, o = runner("--data arithmetic --strategies g=tiny.greedy --baseline x --out " .. q(E))
   T.eq(c, 2); T.ok(o:find("--baseline x is not one of the strategies", 1, true), o)
+  c, o = runner("--data arithmetic --strategies g=tiny.greedy --workers 0 --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("--workers expects an integer >= 1, got '0'", 1, true), o)
+  c, o = runner("--data arithmetic --strategies g=tiny.greedy --worker 3/2 --out " .. q(E))
+  T.eq(c, 2); T.ok(o:find("--worker expects I/K with 1 <= I <= K, got '3/2'", 1, true), o)
+  c, o = runner("--data arithmetic --strategies g=tiny.greedy --worker 1/2 --out " .. q(E))
+  T.eq(c, 1); T.ok(o:find("--worker 1/2: no plan at " .. E .. "/workers/plan.json", 1, true), o)
+  c, o = sh(q(BIN) .. " run --sandbox --model " .. q(MODEL) .. " " .. q(RUNNER) .. " --data arithmetic --strategies g=tiny.greedy --workers 2 --out " .. q(E))
+  T.eq(c, 1); T.ok(o:find("--workers 2 starts child processes, and os.execute or io.popen is not available here (refrain --sandbox): use --workers 1", 1, true), o)
   c, o = runner("--data arithmetic --strategies g=tiny.greedy --frobnicate --out " .. q(E))
   T.eq(c, 2); T.ok(o:find("unknown argument '--frobnicate'", 1, true), o)
   -- The same name with other options cannot resume into the same folder.

@@ -15,6 +15,12 @@
 --
 -- A strategy is NAME=MODULE.FUNCTION{OPTIONS}: `require("strategies." .. MODULE)[FUNCTION]`, called as
 -- fn(model, item, options) with the item's seed added to the options (a copy per call).
+--
+-- With --workers K (by default one per --backend when there are several) the runner starts K child runners, this
+-- script again under the same refrain binary with --worker i/K; each takes its slice of the pending items (the
+-- i-th, (i+K)-th, ... of them) and, with --backend, its own backends, and writes DIR/workers/i.jsonl (and the run
+-- store). The parent shows the progress, then merges the lines into results.jsonl in item order and writes the
+-- same report a single process would. Lines a failed or killed worker finished are kept; a rerun resumes.
 local USAGE = [[
 usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --out DIR [options]
        refrain run scripts/experiments/run.lua --report --out DIR [--baseline NAME] [--n N]
@@ -28,11 +34,18 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
   --model NAME       a GGUF path or a name under $REFRAIN_HOME/models (default: the model refrain loaded)
   --threads N        threads for --model (default: refrain's)
   --backend URL      an OpenAI-compatible server's API base (http://host:8000/v1: vLLM, llama.cpp's server, refrain
-                     serve) instead of a local model; repeat it for replicas serving the same model: requests go
-                     to them in turn (docs/scale-out.md)
+                     serve) instead of a local model; repeat it for replicas serving the same model: by default
+                     one worker per replica runs items on it (see --workers; docs/scale-out.md)
   --backend-model ID the served model's id (default: the first the server lists)
   --api-key-env VAR  the environment variable holding the servers' API key (sent as Authorization: Bearer)
   --concurrency N    requests in flight at once for one call's samples or options (default 4)
+  --workers K        run the pending items in K child processes at once (default: the number of --backend URLs, else
+                     1): worker i takes the i-th, (i+K)-th, ... pending item and backend i (replicas are dealt out in
+                     turn: with fewer workers than replicas a worker sends a call's requests over its several);
+                     without --backend each worker loads the model with --threads (default: the cores / K), which
+                     pays only with cores to spare. Results merge into results.jsonl in item order; logs in
+                     DIR/workers/
+  --worker I/K       (what --workers gives its children) run as worker I of K, on the plan in DIR/workers/
   --strategies LIST  comma-separated NAME=MODULE.FUNCTION{OPTIONS}; OPTIONS is a Lua table constructor, e.g.
                      'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}'
                      (quote it: the shell expands braces with commas). NAME= may be left out (the name is then
@@ -162,6 +175,13 @@ local function parse_args(args)
     elseif a == "--backend-model" then o.backend_model = value(a)
     elseif a == "--api-key-env" then o.api_key_env = value(a)
     elseif a == "--concurrency" then o.concurrency = integer(a, value(a), 1)
+    elseif a == "--workers" then o.workers = integer(a, value(a), 1)
+    elseif a == "--worker" then
+      local text = value(a)
+      local w, k = text:match("^(%d+)/(%d+)$")
+      w, k = math.tointeger(tonumber(w)), math.tointeger(tonumber(k))
+      if not w or w < 1 or w > k then die(("--worker expects I/K with 1 <= I <= K, got '%s'"):format(text)) end
+      o.worker = {index = w, count = k}
     elseif a == "--strategies" then
       for _, s in ipairs(split_top(value(a))) do o.specs[#o.specs + 1] = s end
     elseif a == "--strategy" then o.specs[#o.specs + 1] = value(a)
@@ -182,6 +202,14 @@ local function parse_args(args)
     local cwd = p and p:read("l") or os.getenv("PWD") or "."
     if p then p:close() end
     o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
+  end
+  o.workers = o.workers or (#o.backends > 1 and #o.backends or 1)
+  if not o.report and not o.worker and o.workers > 1 then
+    -- In the sandbox, os.execute and io.popen raise an error (and os.exit too, so this is an error, not die).
+    if not pcall(os.execute) then
+      error("run.lua: --workers " .. o.workers .. " starts child processes, and os.execute or io.popen is not "
+        .. "available here (refrain --sandbox): use --workers 1", 0)
+    end
   end
   if not o.report then
     if not o.data then die("--data is required (arithmetic, gsm8k:PATH or jsonl:PATH)") end
@@ -550,6 +578,228 @@ local function write_report(dir, meta, lines, baseline, n)
   return tbl
 end
 
+-- Running the pairs, in this process or in workers -----------------------------------------------------------
+
+-- Runs strategy s on item i and records the result: a line appended to `out` (flushed) and kept in the run store.
+-- A failing strategy or an interrupt ends the process; nothing is recorded for that pair. -> the result line
+local function run_pair(o, s, fn, model, item, i, model_name, out)
+  local seed = o.seed * 1000000 + (o.offset + i) * 1000
+  local opts = {}
+  for k, v in pairs(s.options) do opts[k] = v end
+  opts.seed = seed
+  local t0 = lm.clock()
+  local labels = {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
+  local ok, r = xpcall(lm.store.with, debug.traceback, labels, fn, model, item, opts)
+  local wall = lm.clock() - t0
+  if not ok then
+    out:close()
+    die(("strategy '%s' failed on item %s (nothing recorded for it):\n%s"):format(s.name, tostring(item.id), r), 1)
+  end
+  if type(r) ~= "table" then die(("strategy '%s' returned a %s, not a result table"):format(s.name, type(r)), 1) end
+  if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
+  local line = result_line(o, s, item, i, seed, r, wall, model_name)
+  line.seed_base = o.seed
+  local text = lm.json.encode(line)
+  out:write(text, "\n")
+  out:flush()
+  lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = s.name, data = text}
+  return line
+end
+
+-- The backends worker w of k sends its requests to: backend w (mod B) when there are at least as many workers as
+-- backends, else every backend j with j ≡ w (mod k) (so that none is left idle).
+local function worker_backends(backends, w, k)
+  local mine = {}
+  if #backends == 0 then return mine end
+  if k >= #backends then return {backends[(w - 1) % #backends + 1]} end
+  for j, url in ipairs(backends) do if (j - 1) % k == w - 1 then mine[#mine + 1] = url end end
+  return mine
+end
+
+local function workers_dir(o) return o.out .. "/workers" end
+
+-- The plan the parent writes for its workers: {workers = K, todo = {{index, strategy, item id}, ...}}; nil when
+-- there is none.
+local function read_plan(o)
+  local text = read_all(workers_dir(o) .. "/plan.json")
+  if not text then return nil end
+  local plan = lm.json.try_decode(text)
+  if type(plan) ~= "table" or not math.tointeger(plan.workers) or type(plan.todo) ~= "table" then
+    die(workers_dir(o) .. "/plan.json is not a worker plan: remove it", 1)
+  end
+  return plan
+end
+
+-- Folds the lines workers wrote (DIR/workers/I.jsonl of the plan there, left by this run's workers or by a run that
+-- was stopped) into `lines`, `done` and results.jsonl, in item order, and removes the workers' files (their logs
+-- too unless keep_logs). check(k, line) validates a line as one of this experiment's. -> how many lines were new
+local function absorb_workers(o, results_path, lines, done, check, keep_logs)
+  local plan = read_plan(o)
+  if not plan then return 0 end
+  local dir = workers_dir(o)
+  local rank = {}
+  for k, s in ipairs(o.strategies) do rank[s.name] = k end
+  local new = {}
+  for w = 1, plan.workers do
+    -- Each line as the worker wrote it (a last line cut short by a kill is left out, as read_results does).
+    local path = ("%s/%d.jsonl"):format(dir, w)
+    local rows = read_results(path)
+    local k = 0
+    for text in (read_all(path) or ""):gmatch("([^\n]*)\n") do
+      if text ~= "" then
+        k = k + 1
+        local l = rows[k]
+        if l == nil then break end      -- the unfinished last line
+        local key = tostring(l.item) .. "\t" .. tostring(l.strategy)
+        if not done[key] then
+          check(#lines + #new + 1, l)
+          done[key] = true
+          new[#new + 1] = {line = l, text = text}
+        end
+      end
+    end
+  end
+  table.sort(new, function(a, b)
+    a, b = a.line, b.line
+    if a.index ~= b.index then return (tonumber(a.index) or 0) < (tonumber(b.index) or 0) end
+    return (rank[a.strategy] or math.huge) < (rank[b.strategy] or math.huge)
+  end)
+  if #new > 0 then
+    local f = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
+    for _, n in ipairs(new) do
+      f:write(n.text, "\n")
+      lines[#lines + 1] = n.line
+    end
+    f:close()
+  end
+  for w = 1, plan.workers do
+    os.remove(("%s/%d.jsonl"):format(dir, w))
+    if not keep_logs then os.remove(("%s/%d.log"):format(dir, w)) end
+  end
+  os.remove(dir .. "/plan.json")
+  if not keep_logs then os.remove(dir) end   -- only when empty
+  return #new
+end
+
+-- A child runner (--worker W/K): runs its slice of the plan's pairs (the W-th, (W+K)-th, ... of the pending
+-- items), appending to DIR/workers/W.jsonl and saying "@worker W done" on standard output after each pair.
+local function run_worker(o, items, fns, byname, model, model_name)
+  local w, k = o.worker.index, o.worker.count
+  local plan = read_plan(o) or die(("--worker %d/%d: no plan at %s/plan.json (--worker is for the runner's own "
+    .. "child processes: use --workers K)"):format(w, k, workers_dir(o)), 1)
+  if plan.workers ~= k then die(("--worker %d/%d: the plan is for %d workers"):format(w, k, plan.workers), 1) end
+  local seen, mine, pos = {}, {}, 0
+  for _, p in ipairs(plan.todo) do
+    local i = p[1]
+    if not seen[i] then
+      seen[i] = true
+      pos = pos + 1
+      if (pos - 1) % k == w - 1 then mine[i] = true end
+    end
+  end
+  local out = io.open(("%s/%d.jsonl"):format(workers_dir(o), w), "a")
+    or die(("cannot append to %s/%d.jsonl"):format(workers_dir(o), w), 1)
+  for _, p in ipairs(plan.todo) do
+    local i, name, id = p[1], p[2], p[3]
+    if mine[i] then
+      local item, s = items[i], byname[name]
+      if not item or tostring(item.id) ~= id or not s then
+        die(("--worker %d/%d: the plan's pair (%s, %s) is not one of this run's"):format(w, k, tostring(id), tostring(name)), 1)
+      end
+      run_pair(o, s, fns[name], model, item, i, model_name, out)
+      io.stdout:write(("@worker %d done\n"):format(w))
+      io.stdout:flush()
+    end
+  end
+  out:close()
+end
+
+-- The number of cores (1 when it cannot be told).
+local function cores()
+  local p = io.popen("getconf _NPROCESSORS_ONLN 2>/dev/null")
+  local n = p and math.tointeger(tonumber(p:read("l") or ""))
+  if p then p:close() end
+  return n and n > 0 and n or 1
+end
+
+-- The last `n` lines of a file, indented, or a note that it is empty or missing.
+local function tail(path, n)
+  local text = read_all(path)
+  if not text or text:match("^%s*$") then return "    (nothing)" end
+  local rows = {}
+  for line in text:gmatch("[^\n]+") do rows[#rows + 1] = line end
+  local out = {}
+  for i = math.max(1, #rows - n + 1), #rows do out[#out + 1] = "    " .. rows[i] end
+  return table.concat(out, "\n")
+end
+
+-- The parent of --workers K: writes the plan, starts K child runners (this script, with the same arguments and
+-- --worker W/K, under the same refrain binary) from one shell that waits for them all and passes their progress
+-- lines on, ticks the progress bar, then folds their lines into results.jsonl. A worker that failed is named with
+-- the end of its log, after the lines the others finished are kept. -> the updated lines
+local function run_workers(o, args, todo, results_path, lines, done, check, host_model)
+  local k, dir = o.workers, workers_dir(o)
+  os.execute("mkdir -p " .. shell_quote(dir))
+  local pending = {}
+  for _, job in ipairs(todo) do pending[#pending + 1] = {job[1], job[3].name, tostring(job[2].id)} end
+  write_file(dir .. "/plan.json", lm.json.encode({workers = k, todo = pending}) .. "\n")
+  local host = {shell_quote(lm.executable()), "run"}
+  if not lm.store.path() then host[#host + 1] = "--no-store" end
+  if #o.backends == 0 then
+    local threads = o.threads or math.max(1, cores() // k)
+    host[#host + 1] = "--threads " .. threads
+    if not o.model then host[#host + 1] = "--model " .. shell_quote(host_model) end
+    io.stderr:write(("run.lua: --workers %d on the local model: each worker loads the model and computes with %d "
+      .. "thread%s; this is faster than one process only with cores to spare\n"):format(k, threads, threads == 1 and "" or "s"))
+  end
+  host[#host + 1] = shell_quote(SCRIPT)
+  for _, a in ipairs(args) do host[#host + 1] = shell_quote(a) end
+  local sh, pids = {}, {}
+  for w = 1, k do pids[#pids + 1] = "$p" .. w end
+  sh[1] = "trap 'kill " .. table.concat(pids, " ") .. " 2>/dev/null; exit 130' INT TERM HUP"
+  for w = 1, k do
+    sh[#sh + 1] = ("%s --worker %d/%d </dev/null 2>%s & p%d=$!; echo \"@worker %d pid $p%d\""):format(
+      table.concat(host, " "), w, k, shell_quote(("%s/%d.log"):format(dir, w)), w, w, w)
+  end
+  for w = 1, k do sh[#sh + 1] = ("wait $p%d; echo \"@worker %d exit $?\""):format(w, w) end
+  local p = io.popen(table.concat(sh, "\n"), "r") or die("cannot start the workers' shell", 1)
+  local bar = lm.progress(#todo, o.data:match("^[^:]*"))
+  local pid, status = {}, {}
+  for line in p:lines() do
+    local w, what, rest = line:match("^@worker (%d+) (%a+) ?(.*)$")
+    w = math.tointeger(tonumber(w))
+    if w and what == "done" then bar:tick()
+    elseif w and what == "pid" then
+      pid[w] = rest
+      local b = worker_backends(o.backends, w, k)
+      print(("worker %d/%d: pid %s%s, log %s/%d.log"):format(w, k, rest,
+        #b > 0 and " on " .. table.concat(b, ", ") or "", dir, w))
+      io.stdout:flush()
+    elseif w and what == "exit" then status[w] = math.tointeger(tonumber(rest))
+    else print(line) end     -- what a strategy printed
+  end
+  p:close()
+  local failed = {}
+  for w = 1, k do
+    if status[w] ~= 0 then
+      local how = status[w] == nil and "stopped (no exit status)"
+        or status[w] > 128 and ("killed by signal %d"):format(status[w] - 128)
+        or ("exited with status %d"):format(status[w])
+      failed[#failed + 1] = ("worker %d/%d (pid %s%s) %s; the end of %s/%d.log:\n%s"):format(w, k, pid[w] or "?",
+        #o.backends > 0 and ", " .. table.concat(worker_backends(o.backends, w, k), ", ") or "", how, dir, w,
+        tail(("%s/%d.log"):format(dir, w), 12))
+    end
+  end
+  local got = absorb_workers(o, results_path, lines, done, check, #failed > 0)
+  if #failed > 0 then
+    bar:done()
+    die(("%s\nkept %d results the workers finished in %s; %d of %d pairs are left: run the same command again "
+      .. "to resume"):format(table.concat(failed, "\n"), got, results_path, #todo - got, #todo), 1)
+  end
+  bar:done()
+  return lines
+end
+
 -- Main -------------------------------------------------------------------------------------------------------
 
 local args = {}
@@ -577,7 +827,8 @@ for _, s in ipairs(o.strategies) do fns[s.name] = resolve(s) end
 local model = lm.model
 if #o.backends > 0 then
   if o.model then die("give --model or --backend, not both") end
-  local ok, m = pcall(lm.remote, {url = o.backends, model = o.backend_model, api_key_env = o.api_key_env,
+  local urls = o.worker and worker_backends(o.backends, o.worker.index, o.worker.count) or o.backends
+  local ok, m = pcall(lm.remote, {url = urls, model = o.backend_model, api_key_env = o.api_key_env,
                                   concurrency = o.concurrency})
   if not ok then die(tostring(m), 1) end
   model = m
@@ -595,6 +846,11 @@ local meta = {command = command_line(args), data = o.data, seed = o.seed, offset
 for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
 if #o.backends > 0 then meta.backends, meta.backend_model = o.backends, model.model end
 
+if o.worker then
+  run_worker(o, items, fns, byname, model, model_name)
+  os.exit(0)
+end
+
 -- What is there already: results.jsonl, then what the run store kept for this experiment that the file lacks (the
 -- file was lost, or cut short by a crash), appended to the file.
 local lines = read_results(results_path, true)
@@ -607,6 +863,8 @@ for k, l in ipairs(lines) do
   check(k, l)
   done[tostring(l.item) .. "\t" .. tostring(l.strategy)] = true
 end
+local absorbed = absorb_workers(o, results_path, lines, done, check)
+if absorbed > 0 then print(("kept %d results the workers of a stopped run had written"):format(absorbed)) end
 if lm.store.path() then
   local restored = {}
   for _, r in ipairs(lm.store.results{experiment = o.experiment}) do
@@ -637,34 +895,23 @@ print(("%d items × %d strategies on %s: %d to run, %d skipped (already in %s)")
   model_name, #todo, skipped, results_path))
 io.stdout:flush()
 
-local out = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
-local bar = lm.progress(#todo, o.data:match("^[^:]*"))
-for _, job in ipairs(todo) do
-  local i, item, s = job[1], job[2], job[3]
-  local seed = o.seed * 1000000 + (o.offset + i) * 1000
-  local opts = {}
-  for k, v in pairs(s.options) do opts[k] = v end
-  opts.seed = seed
-  local t0 = lm.clock()
-  local labels = {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
-  local ok, r = xpcall(lm.store.with, debug.traceback, labels, fns[s.name], model, item, opts)
-  local wall = lm.clock() - t0
-  if not ok then
-    out:close()
-    die(("strategy '%s' failed on item %s (nothing recorded for it):\n%s"):format(s.name, tostring(item.id), r), 1)
+local pending_items = {}
+for _, job in ipairs(todo) do pending_items[job[1]] = true end
+local n_pending = 0
+for _ in pairs(pending_items) do n_pending = n_pending + 1 end
+if o.workers > 1 and n_pending > 1 then
+  o.workers = math.min(o.workers, n_pending)
+  run_workers(o, args, todo, results_path, lines, done, check, lm.model and lm.model.info.path)
+else
+  local out = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
+  local bar = lm.progress(#todo, o.data:match("^[^:]*"))
+  for _, job in ipairs(todo) do
+    local i, item, s = job[1], job[2], job[3]
+    lines[#lines + 1] = run_pair(o, s, fns[s.name], model, item, i, model_name, out)
+    bar:tick()
   end
-  if type(r) ~= "table" then die(("strategy '%s' returned a %s, not a result table"):format(s.name, type(r)), 1) end
-  if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
-  local line = result_line(o, s, item, i, seed, r, wall, model_name)
-  line.seed_base = o.seed
-  local text = lm.json.encode(line)
-  out:write(text, "\n")
-  out:flush()
-  lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = s.name, data = text}
-  lines[#lines + 1] = line
-  bar:tick()
+  out:close()
+  bar:done()
 end
-out:close()
-bar:done()
 print(write_report(o.out, meta, lines, baseline, #items))
 print(("wrote %s/results.jsonl, results.md, results.csv, summary.json, accuracy.svg"):format(o.out))

@@ -37,6 +37,9 @@ enum Help {
         HelpEntry(key: "lm.document", usage: "lm.document(value, {name=, usage=, text=, example=}) -> value",
                   text: "Registers help for a function or table written in Lua, so that help(value) and help(name) show it; a name inside a documented table (lm.stats.auc in lm.stats) is listed by help of that table. The harness modules (lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress, lm.plot, lm.analysis, lm.view) document themselves this way.",
                   example: "local function twice(x) return 2 * x end\nlm.document(twice, {name = \"twice\", usage = \"twice(x) -> number\", text = \"Doubles x.\"})\nhelp(twice)"),
+        HelpEntry(key: "lm.executable", usage: "lm.executable() -> path",
+                  text: "The absolute path of the refrain binary running this script, for starting more refrain processes with os.execute or io.popen (the experiment runner's --workers starts its children this way).",
+                  example: "print(lm.executable())"),
         HelpEntry(key: "lm.clock", usage: "lm.clock() -> seconds",
                   text: "A monotonic clock in seconds (with fractions), for timing: differences between two readings are wall time, not CPU time as os.clock gives.",
                   example: "local t = lm.clock()\nlm.generate(\"Hi\", {max_tokens = 8})\nprint(lm.clock() - t)"),
@@ -289,6 +292,7 @@ extension LuaHost {
             lua.push(entry)
             lua_rawset(L, names)
         }
+        name(lm, "executable", "lm.executable")
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
         for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "store")

@@ -22,8 +22,29 @@ extension LuaHost {
         ("view", PackageResources.view_lua), ("remote", PackageResources.remote_lua),
     ]
 
-    /// `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.
+    /// The absolute path of the running binary (`lm.executable`, for a script that starts more refrain processes,
+    /// as the experiment runner's --workers does): /proc/self/exe where there is one, else argv[0] made absolute
+    /// (a bare name is looked up on $PATH).
+    static func executablePath() -> String {
+        let fm = FileManager.default
+        if let p = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe"), p.hasPrefix("/") { return p }
+        let a = CommandLine.arguments.first ?? "refrain"
+        if a.hasPrefix("/") { return a }
+        if a.contains("/") { return URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent(a).standardized.path }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let p = String(dir) + "/" + a
+            if fm.isExecutableFile(atPath: p) { return p }
+        }
+        return a
+    }
+
+    /// `lm.executable`, `lm.clock` and `lm.isatty`, in the `lm` table at the absolute index `lm`.
     func installHarnessBindings(lm: Int32) {
+        pushFunction("executable") { lua in
+            lua.push(LuaHost.executablePath())
+            return 1
+        }
+        lua_setfield(L, lm, "executable")
         pushFunction("clock") { lua in
             var t = timespec()
             clock_gettime(CLOCK_MONOTONIC, &t)
