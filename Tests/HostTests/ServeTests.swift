@@ -108,6 +108,54 @@ final class ServeTests: XCTestCase {
         try runLua("test_remote.lua", server)
     }
 
+    /// `refrain replay` of remote calls: generate (text and chat), seeded samples, score and choose against refrain
+    /// serve reproduce; a call to a server whose answers change does not (exit 1, where it differs); a server that is
+    /// gone is a one-line error (exit 2).
+    func testReplayOfRemoteCalls() throws {
+        let store = FileManager.default.temporaryDirectory.appendingPathComponent("replay-remote-\(getpid()).sqlite").path
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + s) } }
+        let server = try Server(cli.binary, ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"],
+                                portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { server.stop() }
+        let fake = try Server(URL(fileURLWithPath: "/usr/bin/env"), ["python3", repo.appendingPathComponent("Tests/tools/fake_openai.py").path],
+                              portPattern: "^[0-9]+\n", timeout: 30)
+        defer { fake.stop() }
+        let code = """
+            local m = lm.remote{url = '\(server.url)'}
+            local function id(name) print(name .. " " .. lm.store.last()) end
+            m:generate("The capital of France is", {max_tokens = 8, temperature = 0}); id("generate")
+            m:generate({{role = "user", content = "Say hi"}}, {max_tokens = 6, temperature = 0}); id("chat")
+            m:sample("Once upon a time", 2, {max_tokens = 6, seed = 5}); id("sample")
+            m:score("The capital of France is", " Paris"); id("score")
+            m:choose("The capital of France is", {" Paris", " Rome"}, {by = "calibrated"}); id("choose")
+            lm.remote{url = '\(fake.url)', retries = 0}:generate("changes", {max_tokens = 1}); id("changing")
+            """
+        let r = try cli.run(["-e", code], env: ["REFRAIN_STORE": store], timeout: 120)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        var ids: [String: String] = [:]
+        for line in r.out.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { ids[String(parts[0])] = String(parts[1]) }
+        }
+        for name in ["generate", "chat", "sample", "score", "choose"] {
+            let id = try XCTUnwrap(ids[name], "no id for \(name): \(r.out)")
+            let p = try cli.run(["replay", id, "--store", store], timeout: 60)
+            print(p.out, terminator: "")
+            XCTAssertEqual(p.status, 0, "\(name): \(p.out)\(p.err)")
+            XCTAssertTrue(p.out.contains("remote) reproduced: "), p.out)
+        }
+        // The fake server says how many times it was asked: the replay differs where the count is.
+        let changing = try XCTUnwrap(ids["changing"])
+        let d = try cli.run(["replay", changing, "--store", store], timeout: 60)
+        XCTAssertEqual(d.status, 1, d.out + d.err)
+        XCTAssertTrue(d.out.contains("did not reproduce: output 1 differs from byte 7: recorded \"1 times\", replayed \"2 times\""), d.out)
+        fake.stop()
+        let gone = try cli.run(["replay", changing, "--store", store], timeout: 60)
+        XCTAssertEqual(gone.status, 2, gone.out + gone.err)
+        XCTAssertTrue(gone.err.contains("call \(changing): replay on \(fake.url) failed: ") && gone.err.contains("cannot connect"), gone.err)
+        XCTAssertEqual(gone.err.split(separator: "\n").count, 1, gone.err)
+    }
+
     /// The experiment runner with `--backend` twice (two replicas) gives what it gives on the local model.
     func testRunnerOnReplicas() throws {
         let args = ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1"]

@@ -169,15 +169,16 @@ func csvExport(_ calls: [StoredCall]) -> String {
 // MARK: - replay
 
 /// `refrain replay CALL`: exit status 0 when the call reproduced token for token, 1 when not (with where it
-/// first differs), 2 for errors (unknown call, a remote call, a model file that changed).
+/// first differs), 2 for errors (unknown call, a model file that changed, a server that cannot be reached). A remote
+/// call is sent again to the server it went to.
 func replayCommand(_ args: [String]) throws -> Int32 {
     let o = try Options(args, valued: ["store", "threads"], flags: [])
     let id = try callID(o.positional.first, "replay")
     let store = try openStoreForReading(o)
     guard let c = try store.calls(CallFilter(id: id)).first else { throw StoreCommandError(description: "no call \(id) in \(store.path)") }
     let r = c.record
-    guard r.backend == "local" else { throw StoreCommandError(description: "call \(id) ran on \(r.backend); replay runs local calls only") }
     guard r.error == nil else { throw StoreCommandError(description: "call \(id) ended in an error (\(r.error!)); there is nothing to compare") }
+    guard r.backend == "local" else { return try replayRemote(r, id: id) }
     guard FileManager.default.fileExists(atPath: r.model) else { throw StoreCommandError(description: "call \(id): the model file \(r.model) is gone") }
     if let want = r.modelSHA256, let have = store.modelSHA256(path: r.model), want != have {
         throw StoreCommandError(description: "call \(id): model file changed: sha256 mismatch for \(r.model) (recorded \(want.prefix(12))…, now \(have.prefix(12))…)")
@@ -223,6 +224,50 @@ func replayCommand(_ args: [String]) throws -> Int32 {
     let what = logprobs.isEmpty ? "\(tokens) tokens" : "\(tokens) tokens, log-probabilities within \(replayTolerance)"
     print("call \(id) (\(r.kind)) reproduced: \(replayed.count) output\(replayed.count == 1 ? "" : "s"), \(what)")
     return 0
+}
+
+/// Replays a remote call: the same request to the server and model it went to (through `lm.remote` in a Lua host
+/// that records nothing), compared with the record by `lm.remote`'s replay. 0 reproduced, 1 not.
+private func replayRemote(_ r: CallRecord, id: Int64) throws -> Int32 {
+    var outputs: [[String: Any]] = []
+    for o in r.outputs {
+        var d: [String: Any] = ["text": o.text]
+        if let ids = o.ids { d["ids"] = ids.map(Int.init) }
+        if let lp = o.logprobs { d["logprobs"] = lp }
+        outputs.append(d)
+    }
+    var rec: [String: Any] = ["kind": r.kind, "backend": r.backend, "model": r.model, "prompt": r.prompt,
+                              "options": r.options, "outputs": outputs]
+    if let ids = r.promptIDs { rec["prompt_ids"] = ids.map(Int.init) }
+    let host = try LuaHost(modelPath: nil, threads: 1)
+    let code = """
+        local ok, msg = require("lm.remote")._replay(lm.json.decode(\(luaQuoted(CallRecord.json(rec)))), \(replayTolerance))
+        print(("call \(id) (\(r.kind), remote) %s: %s"):format(ok and "reproduced" or "did not reproduce", msg))
+        return ok
+        """
+    switch host.evaluate(code) {
+    case .values(let v) where v.first == "true": return 0
+    case .values: return 1
+    case .error(let e):
+        throw StoreCommandError(description: "call \(id): replay on \(r.backend) failed: " + (e.split(separator: "\n").first.map(String.init) ?? e))
+    case .ok, .incomplete:
+        throw StoreCommandError(description: "call \(id): replay on \(r.backend) returned nothing")
+    }
+}
+
+/// `s` as a Lua string literal of the same bytes (quotes and backslashes escaped, other bytes outside printable ASCII
+/// as three-digit decimal escapes).
+private func luaQuoted(_ s: String) -> String {
+    var out = "\""
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "\""): out += "\\\""
+        case UInt8(ascii: "\\"): out += "\\\\"
+        case 32..<127: out.unicodeScalars.append(Unicode.Scalar(b))
+        default: out += String(format: "\\%03d", Int(b))   // control bytes and UTF-8's bytes, as decimal escapes
+        }
+    }
+    return out + "\""
 }
 
 /// How far a replayed log-probability may be from the recorded one (the engine's kernels are deterministic for a

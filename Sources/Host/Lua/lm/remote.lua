@@ -544,11 +544,81 @@ local function new(spec)
   return self
 end
 
+-- Replays one recorded remote call (`refrain replay CALL`): the same request to the same server and model, compared
+-- with the record. rec = {kind=, backend=, model=, prompt=, prompt_ids=, options= (JSON text), outputs = {{text=,
+-- ids=, logprobs=}, ...}}. Generated outputs must match token for token (ids when both sides have them, else the
+-- text); scores within `tolerance`. -> reproduced (boolean), a one-line message.
+local function replay(rec, tolerance)
+  local m = new{url = rec.backend, model = rec.model}
+  local o = type(rec.options) == "string" and json.decode(rec.options) or {}
+  local prompt = rec.prompt
+  if type(rec.prompt_ids) == "table" and #rec.prompt_ids > 0 then
+    prompt = rec.prompt_ids
+  else
+    -- A chat call records its messages as JSON: a list of {role=, content=} tables.
+    local ok, v = pcall(json.decode, prompt)
+    if ok and type(v) == "table" and #v > 0 then
+      local all = true
+      for _, msg in ipairs(v) do all = all and type(msg) == "table" and type(msg.role) == "string" and type(msg.content) == "string" end
+      if all then prompt = v end
+    end
+  end
+  local recorded, outs, scored = rec.outputs or {}, nil, false
+  local function continuation(out) return (out.text ~= nil and out.text ~= "") and out.text or out.ids end
+  if rec.kind == "generate" then
+    outs = {m:generate(prompt, o)}
+  elseif rec.kind == "sample" then
+    outs = m:sample(prompt, #recorded, o)
+  elseif rec.kind == "score" then
+    outs, scored = {m:score(prompt, continuation(recorded[1] or {}))}, true
+  elseif rec.kind == "choose" then
+    local options = {}
+    for i, out in ipairs(recorded) do options[i] = out.text end
+    local _, scores = m:choose(prompt, options, o)
+    outs, scored = scores, true
+  else
+    error(("replay: a remote '%s' call cannot be replayed"):format(tostring(rec.kind)), 0)
+  end
+  if #outs ~= #recorded then return false, ("%d outputs recorded, %d replayed"):format(#recorded, #outs) end
+  local tokens = 0
+  for i, out in ipairs(outs) do
+    local was = recorded[i]
+    if type(was.ids) == "table" and type(out.ids) == "table" then
+      for k = 1, math.max(#was.ids, #out.ids) do
+        if was.ids[k] ~= out.ids[k] then
+          return false, ("output %d, token %d: recorded %s, replayed %s"):format(i, k, tostring(was.ids[k] or "(end)"), tostring(out.ids[k] or "(end)"))
+        end
+      end
+      tokens = tokens + #out.ids
+    elseif not scored then
+      if was.text ~= out.text then
+        local k = 1
+        while k <= #was.text and was.text:byte(k) == out.text:byte(k) do k = k + 1 end
+        return false, ("output %d differs from byte %d: recorded %q, replayed %q"):format(i, k, was.text:sub(k, k + 23), out.text:sub(k, k + 23))
+      end
+      tokens = tokens + #(out.logprobs or {})
+    end
+    if scored then
+      local a, b = was.logprobs or {}, out.logprobs or {}
+      if #a ~= #b then return false, ("output %d: %d log-probabilities recorded, %d replayed"):format(i, #a, #b) end
+      for k = 1, #a do
+        if math.abs(a[k] - b[k]) > tolerance then
+          return false, ("output %d, token %d: log-probability recorded %.6f, replayed %.6f"):format(i, k, a[k], b[k])
+        end
+      end
+      if type(out.ids) ~= "table" then tokens = tokens + #b end
+    end
+  end
+  local what = ("%d token%s"):format(tokens, tokens == 1 and "" or "s")
+  if scored then what = what .. (", log-probabilities within %g"):format(tolerance) end
+  return true, ("%d output%s, %s, from %s"):format(#outs, #outs == 1 and "" or "s", what, rec.backend)
+end
+
 -- Help.
 local function doc(fn, name, usage, text, example)
   lm.document(fn, {name = name, usage = usage, text = text, example = example})
 end
-local M = setmetatable({new = new, Remote = Remote}, {__call = function(_, spec) return new(spec) end})
+local M = setmetatable({new = new, Remote = Remote, _replay = replay}, {__call = function(_, spec) return new(spec) end})
 doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3, concurrency=4, scoring=\"echo\"} -> model",
   "A model served by an OpenAI-compatible server (vLLM, llama.cpp's server, SGLang, refrain serve) that works like "
   .. "a local one: m:generate, m:sample, m:score, m:choose, m:template, m:tokenize, m:detokenize, m:token, and m.info "
