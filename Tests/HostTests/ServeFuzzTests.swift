@@ -38,7 +38,7 @@ final class ServeFuzzTests: XCTestCase {
         guard done > 0, done % 100_000 == 0 else { return }
         print(String(format: "progress %@: %d inputs, %d executions, %d findings, %.1f s", target, done, executions,
                      findings, Date().timeIntervalSince(start)))
-        fflush(stdout)
+        fflush(nil)
     }
 
     // MARK: - Values
