@@ -19,8 +19,9 @@ commands:
   log         the run store: runs, calls, --search TEXT, show CALL, export RUN (refrain log --help)
   replay      run a recorded call again: refrain replay CALL (exit 0 when it reproduced token for token)
   serve       an OpenAI-compatible HTTP server over the model: refrain serve [--model PATH] [--host 127.0.0.1]
-              [--port 8080] [--threads N] [--name ID] (/v1/models, /v1/completions, /v1/chat/completions,
-              /tokenize, /detokenize, /apply-template; --port 0 picks a free port, printed on standard error)
+              [--port 8080] [--threads N] [--name ID] [--read-timeout 30] (/v1/models, /v1/completions,
+              /v1/chat/completions, /tokenize, /detokenize, /apply-template; --port 0 picks a free port, printed on
+              standard error; a request not received whole in --read-timeout seconds gets a 408)
   -e CODE     run Lua code (also: a Lua script piped to refrain on standard input)
   --version   the program's version
 

@@ -1,6 +1,7 @@
-// Seeded fuzzing through the host: Tests/lua/fuzz_host.lua (mutated JSON into lm.json, mutated JSON Lines files
-// into lm.data, the model's methods called with arguments of every type) run by `refrain run` in the sandbox,
-// with memory and time limits. REFRAIN_FUZZ_RUNS and REFRAIN_FUZZ_SEED as in EngineTests/FuzzTests.swift.
+// Seeded fuzzing through the host: Tests/lua/fuzz_host.lua (mutated JSON into lm.json, generated values through
+// encode and decode, JSON Lines files into lm.data, the model's methods called with arguments of every type) run
+// by `refrain run` in the sandbox, with memory and time limits. REFRAIN_FUZZ_RUNS and REFRAIN_FUZZ_SEED as in
+// EngineTests/FuzzTests.swift; REFRAIN_FUZZ_TARGETS=json,jsonl runs only those targets.
 import Foundation
 import XCTest
 
@@ -13,12 +14,14 @@ final class FuzzHostTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("lua/fuzz_host.lua").path
+        // An hour, or more in the long mode (about 2 ms an input per target on a busy machine).
+        let limit = max(3000, (Int(runs) ?? 0) / 100)
         let r = try TestEnvironment.run(["run", "--model", try TestEnvironment.modelPath(), "--sandbox=\(dir.path)",
-                                         "--memory-limit", "1024", "--time-limit", "3000", script, runs, seed, dir.path],
-                                        timeout: 3600)
+                                         "--memory-limit", "1024", "--time-limit", String(limit), script, runs, seed, dir.path],
+                                        timeout: Double(limit + 600))
         print(r.out, terminator: "")
         XCTAssertEqual(r.status, 0, r.err)
-        for target in ["json", "jsonl", "api"] {
+        for target in ["json", "json-values", "jsonl", "api"] {
             XCTAssertTrue(r.out.contains("fuzz \(target): "), r.out)
         }
         for line in r.out.split(separator: "\n") where line.hasPrefix("fuzz ") {

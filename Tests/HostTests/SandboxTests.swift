@@ -208,4 +208,71 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("--time-limit expects a number of seconds > 0, got 'soon'"), bad.err)
     }
+
+    /// lm.fs.mkdir makes folders (with their parents) inside the sandbox folder only, the path resolved first.
+    func testMakingFoldersStaysInsideTheFolder() throws {
+        let h = try sandboxed()
+        let dir = folder.path
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("refrain-outside-\(getpid())")
+        try? FileManager.default.removeItem(at: outside)
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: outside) }
+        XCTAssertEqual(h.evaluate("lm.fs.mkdir('\(dir)/a/b/c'), lm.fs.mkdir('\(dir)/a/b/c'), lm.fs.mkdir('\(dir)/a/./d/')"),
+                       .values(["true", "false", "true"]))
+        var isDir: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/a/b/c", isDirectory: &isDir) && isDir.boolValue)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/a/d"))
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/link", withDestinationPath: outside.path)
+        for escape in ["\(outside.path)/x", "\(dir)/../refrain-escape-\(getpid())", "\(dir)/new/../../refrain-escape-\(getpid())",
+                       "\(dir)/link/x", "/"] {
+            let e = error(h, "lm.fs.mkdir('\(escape)')")
+            XCTAssertTrue(e.hasPrefix("stdin:1: lm.fs.mkdir: sandbox: "), e)
+            XCTAssertTrue(e.contains("is outside the sandbox folder") || e.contains("'..' after a folder that does not exist"), e)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(outside.path)/x"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.deletingLastPathComponent().appendingPathComponent("refrain-escape-\(getpid())").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/new"))
+        try "x".write(toFile: "\(dir)/file", atomically: true, encoding: .utf8)
+        let file = error(h, "lm.fs.mkdir('\(dir)/file')")
+        XCTAssertTrue(file.hasPrefix("stdin:1: lm.fs.mkdir: '\(dir)/file' exists and is not a folder"), file)
+        let under = error(h, "lm.fs.mkdir('\(dir)/file/x')")
+        XCTAssertTrue(under.hasPrefix("stdin:1: lm.fs.mkdir: cannot create '\(dir)/file/x': Not a directory"), under)
+        XCTAssertTrue(error(h, "lm.fs.mkdir(42)").contains("lm.fs.mkdir"))
+        // Without a folder nothing is made; unsandboxed anything the user may.
+        let none = try sandboxed(folder: false)
+        XCTAssertTrue(error(none, "lm.fs.mkdir('\(dir)/z')").contains("lm.fs.mkdir: sandbox: writing '\(dir)/z' is blocked (refrain --sandbox=DIR allows writing inside DIR)"))
+        let free = try LuaHost(modelPath: nil, threads: 1)
+        XCTAssertEqual(free.evaluate("lm.fs.mkdir('\(outside.path)/y/z')"), .values(["true"]))
+        XCTAssertEqual(free.evaluate("type(lm.doc(lm.fs.mkdir)), type(lm.doc('lm.fs'))"), .values(["string", "string"]))
+    }
+
+    /// The experiment runner (scripts/experiments/run.lua) runs sandboxed, writing its results inside DIR: two
+    /// items, one greedy strategy, then its --report alone.
+    func testExperimentRunnerInTheSandbox() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let runner = repo.appendingPathComponent("scripts/experiments/run.lua").path
+        let env = ["REFRAIN_SCRIPTS": repo.appendingPathComponent("Tests/lua/scripts").path]
+        let out = "\(folder.path)/x/run1"
+        let r = try TestEnvironment.run(["run", "--model", try TestEnvironment.modelPath(), "--sandbox=\(folder.path)",
+                                         "--time-limit", "120", runner, "--data", "arithmetic", "--n", "2", "--seed", "1",
+                                         "--strategies", "g=tiny.greedy{max_tokens=4}", "--out", out], env: env, timeout: 180)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        XCTAssertTrue(r.out.contains("2 items × 1 strategies") || r.out.contains("2 items × 1 strategy"), r.out)
+        let lines = (try? String(contentsOfFile: "\(out)/results.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
+        XCTAssertEqual(lines.count, 2, r.out + r.err)
+        for f in ["results.md", "summary.json", "accuracy.svg", "run.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(f)"), f)
+        }
+        let report = try TestEnvironment.run(["run", "--sandbox=\(folder.path)", runner, "--report", "--out", out], env: env, timeout: 60)
+        XCTAssertEqual(report.status, 0, report.out + report.err)
+        XCTAssertTrue(report.out.contains("wrote \(out)/results.md"), report.out)
+        // Its --out outside the folder is refused with the sandbox's message, and nothing is made there.
+        let escape = FileManager.default.temporaryDirectory.appendingPathComponent("refrain-runner-escape-\(getpid())").path
+        let refused = try TestEnvironment.run(["run", "--model", try TestEnvironment.modelPath(), "--sandbox=\(folder.path)", runner,
+                                               "--data", "arithmetic", "--n", "1", "--strategies", "g=tiny.greedy{max_tokens=4}",
+                                               "--out", escape], env: env, timeout: 60)
+        XCTAssertEqual(refused.status, 1, refused.out + refused.err)
+        XCTAssertTrue(refused.err.contains("lm.fs.mkdir: sandbox: writing '\(escape)' is outside the sandbox folder"), refused.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: escape))
+    }
 }

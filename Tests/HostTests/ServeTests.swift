@@ -179,6 +179,111 @@ final class ServeTests: XCTestCase {
         let port = try cli.run(["serve", "--port", "70000"], timeout: 60)
         XCTAssertEqual(port.status, 2)
         XCTAssertTrue(port.err.contains("--port expects 0..65535"), port.err)
+        let timeout = try cli.run(["serve", "--read-timeout", "0"], timeout: 60)
+        XCTAssertEqual(timeout.status, 2)
+        XCTAssertTrue(timeout.err.contains("--read-timeout expects a number of seconds > 0"), timeout.err)
+    }
+
+    /// A raw client: connects to 127.0.0.1:`port`, sends `pieces` (waiting `pause` s before each after the first),
+    /// and reads until the server closes or `wait` s pass. Returns what came back ("" for nothing) and when the
+    /// server closed (seconds after connecting; nil: it had not closed, or the client stopped sending first
+    /// because the connection was reset).
+    static func exchange(_ port: Int, _ pieces: [String], pause: Double = 0, wait: Double = 10) -> (reply: String, closedAfter: Double?) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let start = Date()
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return ("connect failed", nil) }
+        var reply = Data()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        /// Reads what is there within `t` s; false once the server has closed.
+        func drain(_ t: Double) -> Bool {
+            var tv = timeval(tv_sec: Int(t), tv_usec: Int((t - t.rounded(.down)) * 1e6) + 1)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            while true {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n > 0 { reply.append(contentsOf: buf[0..<n]); continue }
+                return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+            }
+        }
+        for (i, p) in pieces.enumerated() {
+            if i > 0 && !drain(pause) { return (String(decoding: reply, as: UTF8.self), Date().timeIntervalSince(start)) }
+            if send(fd, p, p.utf8.count, Int32(MSG_NOSIGNAL)) < 0 { return (String(decoding: reply, as: UTF8.self), nil) }
+        }
+        let open = drain(wait)
+        return (String(decoding: reply, as: UTF8.self), open ? nil : Date().timeIntervalSince(start))
+    }
+
+    /// Garbage, cut and slow (slowloris) requests to a live server get a 400, 408 or 413 and a closed connection,
+    /// within the read timeout however slowly their bytes come; good requests are answered meanwhile and after.
+    func testGarbageAndSlowClients() throws {
+        let server = try Server(cli.binary, ["serve", "--model", try cli.modelPath(), "--port", "0", "--threads", "1",
+                                             "--read-timeout", "1.5"],
+                                portPattern: "at http://127\\.0\\.0\\.1:[0-9]+", timeout: 60)
+        defer { server.stop() }
+        let port = server.port
+        let body = "{\"content\": \"Hi!\"}"
+        let good = "POST /tokenize HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        func assertAnswersGood(_ when: String) {
+            let r = Self.exchange(port, [good])
+            XCTAssertTrue(r.reply.hasPrefix("HTTP/1.1 200 "), "\(when): \(r.reply)\n\(server.log)")
+            XCTAssertTrue(r.reply.contains("\"tokens\":["), "\(when): \(r.reply)")
+        }
+        assertAnswersGood("before")
+        // Slow clients, started first and kept going while the rest runs: a head sent a byte every 0.2 s (it would
+        // take 10 s), and a body that stops halfway.
+        let slow = "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Padding: " + String(repeating: "a", count: 50)
+        let group = DispatchGroup()
+        nonisolated(unsafe) var slowResults: [(reply: String, closedAfter: Double?)] = Array(repeating: ("", nil), count: 4)
+        let lock = NSLock()
+        for i in 0..<4 {
+            group.enter()
+            DispatchQueue.global().async {
+                let r = i % 2 == 0 ? Self.exchange(port, slow.map(String.init), pause: 0.2, wait: 5)
+                    : Self.exchange(port, ["POST /tokenize HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"content\":"], wait: 5)
+                lock.withLock { slowResults[i] = r }
+                group.leave()
+            }
+        }
+        let cases: [(String, String)] = [
+            ("\u{0}\u{ff}garbage\r\n\r\n", "HTTP/1.1 400 "),
+            ("GET /v1/models\r\n\r\n", "HTTP/1.1 400 "),
+            ("POST /tokenize HTTP/1.1\r\nno colon\r\n\r\n", "HTTP/1.1 400 "),
+            ("POST /tokenize HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 400 "),
+            ("POST /tokenize HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "HTTP/1.1 400 "),
+            ("POST /tokenize HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n", "HTTP/1.1 413 "),
+            // The server stops reading past 64 KiB: its reply may be lost to the reset its close sends.
+            ("GET / HTTP/1.1\r\nX: " + String(repeating: "b", count: 70000) + "\r\n\r\n", "HTTP/1.1 413 |"),
+            ("POST /tokenize HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":[}", "HTTP/1.1 400 "),
+            ("POST /v1/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 400 "),
+            ("POST /tokenize HTTP/1.1\r\nContent-Length: 10\r\n\r\n{\"con", "HTTP/1.1 408 "),
+            ("GET /v1/models HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 "),
+            ("", "|"),
+        ]
+        for (request, status) in cases {
+            let t0 = Date()
+            let r = Self.exchange(port, [request], wait: 5)
+            let ok = status.split(separator: "|", omittingEmptySubsequences: false)
+                .contains { $0.isEmpty ? r.reply.isEmpty || r.reply.hasPrefix("HTTP/1.1 408 ") : r.reply.hasPrefix($0) }
+            XCTAssertTrue(ok,
+                          "\(request.prefix(80).debugDescription): \(r.reply.prefix(300))")
+            XCTAssertNotNil(r.closedAfter, "\(request.prefix(80).debugDescription): the server did not close the connection")
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 4, "\(request.prefix(80).debugDescription)")
+        }
+        assertAnswersGood("while slow clients are connected")
+        group.wait()
+        for (i, r) in slowResults.enumerated() {
+            XCTAssertTrue(r.reply.hasPrefix("HTTP/1.1 408 "), "slow client \(i): \(r.reply)")
+            XCTAssertNotNil(r.closedAfter, "slow client \(i) was not closed")
+            if let t = r.closedAfter { XCTAssertLessThan(t, 3.5, "slow client \(i) was held \(t) s") }
+        }
+        assertAnswersGood("after")
     }
 
     /// Time-outs, malformed JSON, retried 500s and 429s, the API key, a server that dies mid-run.

@@ -198,7 +198,8 @@ local function parse_args(args)
   if not o.experiment and o.out:sub(1, 1) == "/" then o.experiment = o.out end
   if not o.experiment then
     -- The absolute folder, so that the same --out given from another directory is another experiment.
-    local p = io.popen("pwd")
+    local ok, p = pcall(io.popen, "pwd")   -- blocked under --sandbox: $PWD then
+    p = ok and p or nil
     local cwd = p and p:read("l") or os.getenv("PWD") or "."
     if p then p:close() end
     o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
@@ -805,7 +806,7 @@ end
 local args = {}
 for i = 1, #arg do args[i] = arg[i] end
 local o = parse_args(table.move(args, 1, #args, 1, {}))
-os.execute("mkdir -p " .. shell_quote(o.out))
+lm.fs.mkdir(o.out)   -- not os.execute("mkdir -p"): that is blocked under refrain run --sandbox=DIR
 local results_path, meta_path = o.out .. "/results.jsonl", o.out .. "/run.json"
 
 if o.report then
@@ -814,7 +815,7 @@ if o.report then
   local lines = read_results(results_path)
   print(write_report(o.out, meta, lines, baseline, o.n or meta.n))
   print(("wrote %s/results.md, results.csv, summary.json, accuracy.svg"):format(o.out))
-  os.exit(0)
+  return   -- not os.exit(0), which --sandbox blocks
 end
 
 local baseline = o.baseline or o.strategies[1].name

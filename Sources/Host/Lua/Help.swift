@@ -46,6 +46,12 @@ enum Help {
         HelpEntry(key: "lm.http", usage: "lm.http(request_or_list [, {timeout=60, retries=3, concurrency=4, backoff=0.5, api_key_env=}]) -> response or list",
                   text: "HTTP requests, what lm.remote is built on. A request is {url=, method=, body=} (method defaults to POST with a body, GET without; the body is sent as application/json); a list of them is sent up to concurrency at a time. A refused or lost connection, a time-out (timeout seconds for the whole request), 429 or 5xx is retried up to retries times, waiting backoff seconds and twice as long each time after (or what Retry-After says). The response: {status=, body=, attempts=, seconds=}; a request that got no response after its retries raises an error naming it. api_key_env names the environment variable whose value is sent as Authorization: Bearer (it never reaches Lua).",
                   example: "local r = lm.http({url = \"http://127.0.0.1:8080/v1/models\"}, {retries = 0, timeout = 5})\nprint(r.status, lm.json.decode(r.body).data[1].id)"),
+        HelpEntry(key: "lm.fs", usage: "lm.fs",
+                  text: "Files: lm.fs.mkdir. (Reading and writing files is Lua's io library.)",
+                  example: "lm.fs.mkdir(\"out/run1\")"),
+        HelpEntry(key: "lm.fs.mkdir", usage: "lm.fs.mkdir(path) -> boolean",
+                  text: "Makes the folder path and any missing folders above it, like mkdir -p, without a shell (so it works under refrain --sandbox=DIR, where os.execute is blocked): true when it made the folder, false when it was already there; an error when it cannot, or when path is a file. Sandboxed, the folder must lie inside DIR (the path resolved first, as for writing a file): sandbox: writing 'PATH' is outside the sandbox folder DIR.",
+                  example: "lm.fs.mkdir(\"results/\" .. os.date(\"%Y-%m-%d\"))"),
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
@@ -294,7 +300,10 @@ extension LuaHost {
         }
         name(lm, "executable", "lm.executable")
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http", "fs"] { name(lm, f, "lm." + f) }
+        lua.rawGet(lm, "fs")
+        name(lua.absolute(-1), "mkdir", "lm.fs.mkdir")
+        lua.pop()
         lua.rawGet(lm, "store")
         let store = lua.absolute(-1)
         for (f, _) in storeFunctions { name(store, f, "lm.store." + f) }

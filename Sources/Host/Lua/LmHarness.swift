@@ -1,6 +1,6 @@
 // The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress,
 // lm.plot, lm.analysis and lm.view, written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change),
-// plus the two things Lua cannot do alone that they need: a monotonic clock and isatty.
+// plus the three things Lua cannot do alone that they need: a monotonic clock, isatty, and making folders.
 //
 // Where the Lua lives: SwiftPM's `embedInCode` copies each lm/*.lua file into the binary (`PackageResources`), and
 // the host puts them in `package.preload`, so `require "lm.stats"` finds the same code under `swift run`, under
@@ -68,6 +68,41 @@ extension LuaHost {
             return 1
         }
         lua_setfield(L, lm, "isatty")
+        lua.newTable()
+        pushFunction("mkdir") { [unowned self] lua in
+            let path = try Arguments(lua: lua, function: "lm.fs.mkdir").string(1)
+            lua.push(try self.makeFolder(path))
+            return 1
+        }
+        lua_setfield(L, -2, "mkdir")
+        lua_setfield(L, lm, "fs")
+    }
+
+    /// `lm.fs.mkdir(path)`: makes the folder and the missing folders above it (`mkdir -p`); true when it made it,
+    /// false when it was there. Sandboxed, the folder must lie inside the sandbox folder, as for writing a file.
+    func makeFolder(_ path: String) throws -> Bool {
+        var target = path
+        if sandbox.enabled {
+            switch LuaHost.creatablePath(path, root: sandbox.folder.flatMap(LuaHost.realPath)) {
+            case .success(let p): target = p
+            case .failure(let e): throw LuaError.message("lm.fs.mkdir: sandbox: \(e.description)")
+            }
+        }
+        // mkdir(2) folder by folder, so that a failure names its cause (strerror).
+        var prefix = target.hasPrefix("/") ? "" : "."
+        var made = false
+        let parts = target.split(separator: "/")
+        for (i, part) in parts.enumerated() {
+            prefix += "/" + part
+            if mkdir(prefix, 0o777) == 0 { made = true; continue }
+            let e = errno
+            var st = stat()
+            if e == EEXIST, stat(prefix, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { made = false; continue }
+            if e == EEXIST && i == parts.count - 1 { throw LuaError.message("lm.fs.mkdir: '\(path)' exists and is not a folder") }
+            // A file where a folder above it should be: mkdir says it exists; the reason is that it is no folder.
+            throw LuaError.message("lm.fs.mkdir: cannot create '\(path)': \(String(cString: strerror(e == EEXIST ? ENOTDIR : e)))")
+        }
+        return made
     }
 
     /// Puts each harness module in `package.preload` and sets `lm.<name>` to what it returns. Runs after the

@@ -225,6 +225,33 @@ extension LuaHost {
         return .success(resolved)
     }
 
+    /// `path`, a folder to make with its missing parents, resolved as `writablePath` does when it lies inside
+    /// `root`: the part that exists is resolved (symbolic links and `..` followed), the rest must not hold `..`.
+    static func creatablePath(_ path: String, root: String?) -> Result<String, SandboxRefusal> {
+        guard let root else {
+            return .failure(SandboxRefusal(description: "writing '\(path)' is blocked (refrain --sandbox=DIR allows writing inside DIR)"))
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var existing = absolute.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        var missing: [String] = []
+        var st = stat()
+        while !existing.isEmpty && lstat("/" + existing.joined(separator: "/"), &st) != 0 {
+            missing.insert(existing.removeLast(), at: 0)
+        }
+        missing.removeAll { $0 == "." }
+        guard !missing.contains("..") else {
+            return .failure(SandboxRefusal(description: "cannot make '\(path)': '..' after a folder that does not exist"))
+        }
+        guard let dir = realPath("/" + existing.joined(separator: "/")) else {
+            return .failure(SandboxRefusal(description: "cannot resolve '\(path)' (a link to a missing file?)"))
+        }
+        let resolved = ([dir == "/" ? "" : dir] + missing).joined(separator: "/")
+        guard resolved == root || resolved.hasPrefix(root == "/" ? "/" : root + "/") else {
+            return .failure(SandboxRefusal(description: "writing '\(path)' is outside the sandbox folder \(root)"))
+        }
+        return .success(resolved.isEmpty ? "/" : resolved)
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }

@@ -16,6 +16,17 @@ struct HTTPRequest {
     let body: Data
 }
 
+/// A request's head, parsed: what comes before its body.
+struct HTTPHead {
+    let method: String
+    /// The path without the query string.
+    let path: String
+    /// Header names in lower case.
+    let headers: [String: String]
+    /// The body's length in bytes (0 without a Content-Length).
+    let contentLength: Int
+}
+
 /// An HTTP error a handler or the reader answers with.
 struct HTTPFailure: Error {
     let status: Int
@@ -151,32 +162,69 @@ final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Reads one request: the head up to a blank line (64 KiB at most), then Content-Length bytes of body.
+    /// Reads one request: the head up to a blank line (64 KiB at most), then Content-Length bytes of body, all
+    /// within `readTimeout` seconds of the connection's start (each `recv` waits for what is left of that time, so a
+    /// client sending a byte at a time cannot hold the connection longer).
     private func read(_ conn: HTTPConnection) throws -> HTTPRequest {
-        var tv = timeval(tv_sec: Int(readTimeout), tv_usec: 0)
-        setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = Date().addingTimeInterval(readTimeout)
         var buf = Data()
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let separator = Data("\r\n\r\n".utf8)
-        var headEnd: Range<Data.Index>? = nil
-        while headEnd == nil {
-            let n = recv(conn.fd, &chunk, chunk.count, 0)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw HTTPFailure(status: 408, message: "the request was not received in \(Int(readTimeout)) s") }
-            if n == 0 { throw HTTPFailure(status: 400, message: "the connection closed before the request ended") }
-            buf.append(contentsOf: chunk[0..<n])
-            headEnd = buf.range(of: separator)
-            if headEnd == nil && buf.count > 65536 { throw HTTPFailure(status: 413, message: "request head over 64 KiB") }
+        /// Receives more bytes into `buf`; throws 408 past the deadline and 400 when the peer closes first.
+        func receive(_ what: String, upTo limit: Int) throws {
+            while true {
+                let left = deadline.timeIntervalSinceNow
+                guard left > 0 else { throw HTTPFailure(status: 408, message: "the \(what) was not received in \(HTTPServer.seconds(readTimeout))") }
+                var tv = timeval(tv_sec: Int(left), tv_usec: min(999_999, Int((left - left.rounded(.down)) * 1e6) + 1))
+                setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                let n = recv(conn.fd, &chunk, min(chunk.count, limit), 0)
+                if n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
+                if n < 0 { throw HTTPFailure(status: 400, message: "reading the \(what): \(String(cString: strerror(errno)))") }
+                if n == 0 { throw HTTPFailure(status: 400, message: "the connection closed before the \(what) ended") }
+                buf.append(contentsOf: chunk[0..<n])
+                return
+            }
         }
-        let head = String(decoding: buf[..<headEnd!.lowerBound], as: UTF8.self)
-        var lines = head.components(separatedBy: "\r\n")
+        var parsed: (head: HTTPHead, bodyStart: Int)? = nil
+        while parsed == nil {
+            let searched = max(0, buf.count - 3)
+            try receive("request", upTo: chunk.count)
+            // The head is parsed once its blank line has come (only the new bytes are searched for it).
+            if buf.count > HTTPServer.maxHead || buf[searched...].range(of: Data("\r\n\r\n".utf8)) != nil {
+                parsed = try HTTPServer.parseHead(buf, maxBody: maxBody)
+            }
+        }
+        let (head, bodyStart) = parsed!
+        if head.headers["expect"]?.lowercased() == "100-continue" { conn.write(Data("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
+        while buf.count - bodyStart < head.contentLength {
+            try receive("request body", upTo: head.contentLength - (buf.count - bodyStart))
+        }
+        return HTTPServer.request(head, buf, bodyStart: bodyStart)!
+    }
+
+    static func seconds(_ t: Double) -> String { t == t.rounded() ? "\(Int(t)) s" : "\(t) s" }
+
+    /// The largest request head read (the request line and the headers).
+    static let maxHead = 65536
+
+    /// Parses the head at the start of `bytes`, the bytes received so far: nil while its blank line has not come
+    /// (and the bytes are under `maxHead`), else the head and the offset of the body's first byte. Throws a 400 for
+    /// a malformed request line, header or Content-Length, or a chunked body, and a 413 for a head over `maxHead`
+    /// or a Content-Length over `maxBody`.
+    static func parseHead(_ bytes: Data, maxBody: Int) throws -> (head: HTTPHead, bodyStart: Int)? {
+        guard let end = bytes.range(of: Data("\r\n\r\n".utf8)) else {
+            if bytes.count > maxHead { throw HTTPFailure(status: 413, message: "request head over 64 KiB") }
+            return nil
+        }
+        guard end.lowerBound - bytes.startIndex <= maxHead else { throw HTTPFailure(status: 413, message: "request head over 64 KiB") }
+        let text = String(decoding: bytes[..<end.lowerBound], as: UTF8.self)
+        var lines = text.components(separatedBy: "\r\n")
         let start = lines.removeFirst().split(separator: " ")
         guard start.count == 3, start[2].hasPrefix("HTTP/1.") else {
             throw HTTPFailure(status: 400, message: "malformed request line")
         }
         var headers: [String: String] = [:]
         for l in lines {
-            guard let c = l.firstIndex(of: ":") else { throw HTTPFailure(status: 400, message: "malformed header line '\(l)'") }
+            guard let c = l.firstIndex(of: ":") else { throw HTTPFailure(status: 400, message: "malformed header line '\(l.prefix(200))'") }
             headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
         }
         if headers["transfer-encoding"] != nil {
@@ -187,17 +235,17 @@ final class HTTPServer: @unchecked Sendable {
         guard length <= maxBody else {
             throw HTTPFailure(status: 413, message: "request body of \(length) bytes is over the limit of \(maxBody) bytes")
         }
-        if headers["expect"]?.lowercased() == "100-continue" { conn.write(Data("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
-        var body = Data(buf[headEnd!.upperBound...])
-        while body.count < length {
-            let n = recv(conn.fd, &chunk, min(chunk.count, length - body.count), 0)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw HTTPFailure(status: 408, message: "the request body was not received in \(Int(readTimeout)) s") }
-            if n == 0 { throw HTTPFailure(status: 400, message: "the connection closed before the body ended") }
-            body.append(contentsOf: chunk[0..<n])
-        }
         let target = String(start[1])
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
-        return HTTPRequest(method: String(start[0]), path: path, headers: headers, body: body.prefix(length))
+        return (HTTPHead(method: String(start[0]), path: path, headers: headers, contentLength: length),
+                end.upperBound - bytes.startIndex)
+    }
+
+    /// The request whose head is `head` and whose body starts at offset `bodyStart` of `bytes`; nil while the body
+    /// is shorter than its Content-Length (bytes past it are ignored: one request per connection).
+    static func request(_ head: HTTPHead, _ bytes: Data, bodyStart: Int) -> HTTPRequest? {
+        let body = bytes.dropFirst(bodyStart)
+        guard body.count >= head.contentLength else { return nil }
+        return HTTPRequest(method: head.method, path: head.path, headers: head.headers, body: Data(body.prefix(head.contentLength)))
     }
 }

@@ -77,26 +77,59 @@ final class OpenAIServer: @unchecked Sendable {
 
     // MARK: - Routing
 
-    func handle(_ req: HTTPRequest, _ conn: HTTPConnection) {
-        let routes: [String: (String, (RequestFields, HTTPConnection) throws -> Void)] = [
-            "/v1/completions": ("POST", completions), "/v1/chat/completions": ("POST", chat),
-            "/tokenize": ("POST", tokenize), "/detokenize": ("POST", detokenize), "/apply-template": ("POST", applyTemplate),
-        ]
-        do {
+    /// A request read, routed and checked: what is left to do is the work itself.
+    enum Prepared {
+        case models, health
+        case completion(CompletionRequest)
+        case chat(ChatRequest)
+        case tokenize(text: String, addSpecial: Bool, special: Bool)
+        case detokenize([Int32], special: Bool)
+        case applyTemplate(String)
+    }
+
+    /// Routes `req` and reads and checks its body (JSON, fields, prompt, options) without running the model; throws
+    /// the `HTTPFailure` (or `EngineError`, `ChatTemplateError`) to answer with. Everything `refrain serve` does with
+    /// a request's bytes before any work, in one function the fuzz tests call directly.
+    func prepare(_ req: HTTPRequest) throws -> Prepared {
+        let routes: [String: String] = ["/v1/completions": "POST", "/v1/chat/completions": "POST", "/tokenize": "POST",
+                                        "/detokenize": "POST", "/apply-template": "POST"]
+        switch req.path {
+        case "/v1/models", "/models":
+            guard req.method == "GET" else { throw HTTPFailure(status: 405, message: "\(req.path) takes GET") }
+            return .models
+        case "/health", "/v1/health":
+            return .health
+        default:
+            guard let method = routes[req.path] else {
+                throw HTTPFailure(status: 404, message: "no route \(req.method) \(req.path) (this server has GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, /detokenize, /apply-template)", type: "not_found_error")
+            }
+            guard req.method == method else { throw HTTPFailure(status: 405, message: "\(req.path) takes \(method), not \(req.method)") }
+            let f = try RequestFields(req.body)
+            try checkModel(f)
             switch req.path {
-            case "/v1/models", "/models":
-                guard req.method == "GET" else { throw HTTPFailure(status: 405, message: "\(req.path) takes GET") }
-                conn.respond(200, modelList().data)
-            case "/health", "/v1/health":
-                conn.respond(200, JSON.object([("status", .string("ok"))]).data)
-            default:
-                guard let (method, route) = routes[req.path] else {
-                    throw HTTPFailure(status: 404, message: "no route \(req.method) \(req.path) (this server has GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, /detokenize, /apply-template)", type: "not_found_error")
-                }
-                guard req.method == method else { throw HTTPFailure(status: 405, message: "\(req.path) takes \(method), not \(req.method)") }
-                let f = try RequestFields(req.body)
-                try checkModel(f)
-                try route(f, conn)
+            case "/v1/completions": return .completion(try completionRequest(f))
+            case "/v1/chat/completions": return .chat(try chatRequest(f))
+            case "/tokenize": return try tokenizeRequest(f)
+            case "/detokenize": return try detokenizeRequest(f)
+            default: return .applyTemplate(try renderedChat(f))
+            }
+        }
+    }
+
+    func handle(_ req: HTTPRequest, _ conn: HTTPConnection) {
+        do {
+            switch try prepare(req) {
+            case .models: conn.respond(200, modelList().data)
+            case .health: conn.respond(200, JSON.object([("status", .string("ok"))]).data)
+            case .completion(let r): try completions(r, conn)
+            case .chat(let r): try chat(r, conn)
+            case .tokenize(let text, let add, let special):
+                let ids = model.tokenize(text, special: special, addSpecial: add ? nil : false)
+                conn.respond(200, JSON.object([("tokens", .ints(ids)), ("count", .int(ids.count)), ("max_model_len", .int(context))]).data)
+            case .detokenize(let ids, let special):
+                conn.respond(200, JSON.object([("content", .string(model.detokenize(ids, special: special)))]).data)
+            case .applyTemplate(let text):
+                conn.respond(200, JSON.object([("prompt", .string(text))]).data)
             }
         } catch let f as HTTPFailure {
             conn.respond(f.status, OpenAIServer.errorBody(f).data)
@@ -304,7 +337,14 @@ final class OpenAIServer: @unchecked Sendable {
         return (lps, tops)
     }
 
-    private func completions(_ f: RequestFields, _ conn: HTTPConnection) throws {
+    /// A /v1/completions request, checked.
+    struct CompletionRequest {
+        let prompt: [Int32], promptText: String, implicitBOS: Bool
+        let n: Int, logprobs: Int?, echo: Bool, stream: Bool, withIDs: Bool
+        let options: GenerationOptions
+    }
+
+    private func completionRequest(_ f: RequestFields) throws -> CompletionRequest {
         let (prompt, promptText, implicitBOS) = try completionPrompt(f)
         let n = try f.int("n", min: 1, max: 64) ?? 1
         let logprobs = try f.int("logprobs", min: 0, max: 20)
@@ -313,6 +353,13 @@ final class OpenAIServer: @unchecked Sendable {
         let withIDs = try f.bool("return_token_ids") ?? false
         var g = try options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: 16))
         g.topLogprobs = logprobs ?? 0
+        return CompletionRequest(prompt: prompt, promptText: promptText, implicitBOS: implicitBOS, n: n, logprobs: logprobs,
+                                 echo: echo, stream: stream, withIDs: withIDs, options: g)
+    }
+
+    private func completions(_ r: CompletionRequest, _ conn: HTTPConnection) throws {
+        let (prompt, promptText, implicitBOS) = (r.prompt, r.promptText, r.implicitBOS)
+        let (n, logprobs, echo, stream, withIDs, g) = (r.n, r.logprobs, r.echo, r.stream, r.withIDs, r.options)
         let id = OpenAIServer.newID("cmpl-")
         let promptChars = promptText.unicodeScalars.count
         // The echoed prompt's log-probabilities, computed before generating.
@@ -389,12 +436,15 @@ final class OpenAIServer: @unchecked Sendable {
         }
     }
 
-    private func chatPrompt(_ f: RequestFields) throws -> [Int32] {
-        let text: String
-        do { text = try model.renderChat(try messages(f)) } catch let e as ChatTemplateError {
+    /// The request's messages through the model's chat template.
+    private func renderedChat(_ f: RequestFields) throws -> String {
+        do { return try model.renderChat(try messages(f)) } catch let e as ChatTemplateError {
             throw HTTPFailure(status: 400, message: "the model's chat template cannot render these messages: \(e)")
         }
-        let ids = model.tokenize(text, special: true)
+    }
+
+    private func chatPrompt(_ f: RequestFields) throws -> [Int32] {
+        let ids = model.tokenize(try renderedChat(f), special: true)
         try check(ids)
         return ids
     }
@@ -408,7 +458,14 @@ final class OpenAIServer: @unchecked Sendable {
         return .object(entry(tok.id, tok.logprob) + [("top_logprobs", .array(k > 0 ? tok.top.map { .object(entry($0.id, $0.logprob)) } : []))])
     }
 
-    private func chat(_ f: RequestFields, _ conn: HTTPConnection) throws {
+    /// A /v1/chat/completions request, checked.
+    struct ChatRequest {
+        let prompt: [Int32]
+        let n: Int, wantLogprobs: Bool, k: Int, stream: Bool, withIDs: Bool
+        let options: GenerationOptions
+    }
+
+    private func chatRequest(_ f: RequestFields) throws -> ChatRequest {
         let prompt = try chatPrompt(f)
         let n = try f.int("n", min: 1, max: 64) ?? 1
         let wantLogprobs = try f.bool("logprobs") ?? false
@@ -418,6 +475,11 @@ final class OpenAIServer: @unchecked Sendable {
         let withIDs = try f.bool("return_token_ids") ?? false
         var g = try options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: nil))
         g.topLogprobs = k
+        return ChatRequest(prompt: prompt, n: n, wantLogprobs: wantLogprobs, k: k, stream: stream, withIDs: withIDs, options: g)
+    }
+
+    private func chat(_ r: ChatRequest, _ conn: HTTPConnection) throws {
+        let (prompt, n, wantLogprobs, k, stream, withIDs, g) = (r.prompt, r.n, r.wantLogprobs, r.k, r.stream, r.withIDs, r.options)
         let id = OpenAIServer.newID("chatcmpl-")
         if stream {
             guard conn.startEvents() else { return }
@@ -459,16 +521,14 @@ final class OpenAIServer: @unchecked Sendable {
     // MARK: - llama.cpp's extras
 
     /// POST /tokenize {content (or vLLM's prompt), add_special, parse_special} -> {tokens}.
-    private func tokenize(_ f: RequestFields, _ conn: HTTPConnection) throws {
+    private func tokenizeRequest(_ f: RequestFields) throws -> Prepared {
         guard let text = try f.string("content") ?? f.string("prompt") else { throw RequestFields.bad("content", "is required (the text to tokenize)") }
         let add = try f.bool("add_special") ?? f.bool("add_special_tokens") ?? false
-        let special = try f.bool("parse_special") ?? true
-        let ids = model.tokenize(text, special: special, addSpecial: add ? nil : false)
-        conn.respond(200, JSON.object([("tokens", .ints(ids)), ("count", .int(ids.count)), ("max_model_len", .int(context))]).data)
+        return .tokenize(text: text, addSpecial: add, special: try f.bool("parse_special") ?? true)
     }
 
     /// POST /detokenize {tokens, special} -> {content}.
-    private func detokenize(_ f: RequestFields, _ conn: HTTPConnection) throws {
+    private func detokenizeRequest(_ f: RequestFields) throws -> Prepared {
         guard let a = f.value("tokens")?.array else { throw RequestFields.bad("tokens", "is required (a list of token ids)") }
         let ids = try a.enumerated().map { i, e -> Int32 in
             guard let t = e.integer, t >= 0, t < model.config.vocabularySize else {
@@ -476,32 +536,24 @@ final class OpenAIServer: @unchecked Sendable {
             }
             return Int32(t)
         }
-        let text = model.detokenize(ids, special: try f.bool("special") ?? false)
-        conn.respond(200, JSON.object([("content", .string(text))]).data)
-    }
-
-    /// POST /apply-template {messages} -> {prompt}.
-    private func applyTemplate(_ f: RequestFields, _ conn: HTTPConnection) throws {
-        let text: String
-        do { text = try model.renderChat(try messages(f)) } catch let e as ChatTemplateError {
-            throw HTTPFailure(status: 400, message: "the model's chat template cannot render these messages: \(e)")
-        }
-        conn.respond(200, JSON.object([("prompt", .string(text))]).data)
+        return .detokenize(ids, special: try f.bool("special") ?? false)
     }
 }
 
-/// `refrain serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--threads N] [--name ID]`.
+/// `refrain serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--threads N] [--name ID] [--read-timeout S]`.
 func serveCommand(_ args: [String]) throws -> Never {
-    let o = try Options(args, valued: ["model", "host", "port", "threads", "name"], flags: [])
+    let o = try Options(args, valued: ["model", "host", "port", "threads", "name", "read-timeout"], flags: [])
     guard o.positional.isEmpty else { throw UsageError(description: "serve takes no text (got '\(o.positional.joined(separator: " "))')") }
     let host = o.value("host") ?? "127.0.0.1"
     let port = try o.int("port", 8080, min: 0)
     guard port <= 65535 else { throw UsageError(description: "--port expects 0..65535, got \(port)") }
+    let readTimeout = Double(try o.float("read-timeout", 30))
+    guard readTimeout > 0 else { throw UsageError(description: "--read-timeout expects a number of seconds > 0, got \(o.value("read-timeout") ?? "")") }
     let m = try loadModel(o)
     let file = URL(fileURLWithPath: m.file.path).lastPathComponent
     let name = o.value("name") ?? (file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file)
     let api = OpenAIServer(model: m, name: name)
-    let server = HTTPServer { req, conn in api.handle(req, conn) }
+    let server = HTTPServer(readTimeout: readTimeout) { req, conn in api.handle(req, conn) }
     let bound: Int
     do { bound = try server.bind(host: host, port: port) } catch let f as HTTPFailure { throw UsageError(description: f.message) }
     FileHandle.standardError.write(Data("refrain serve: \(name) at http://\(host):\(bound)/v1 (OpenAI-compatible; Ctrl-C stops)\n".utf8))

@@ -208,7 +208,9 @@ doc.encode = {
   usage = "lm.json.encode(value) -> text",
   text = "One line of JSON for a value: a table whose keys are 1..n is an array (an empty table is []), any "
     .. "other table an object with its keys sorted (integer keys written as strings); floats in the shortest "
-    .. "form that reads back equal. Functions, userdata, NaN, infinities and cycles are errors.",
+    .. "form that reads back equal, a whole float as an integer (3.0 as 3, as lua-cjson does, so that an API "
+    .. "wanting an integer gets one): it decodes as the integer 3. Functions, userdata, NaN, "
+    .. "infinities and cycles are errors.",
   example = "print(lm.json.encode({id = \"q1\", correct = true, scores = {0.5, 1}}))",
 }
 function M.encode(value)
