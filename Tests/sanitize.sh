@@ -10,8 +10,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-ASAN_FILTER="${REFRAIN_ASAN_FILTER:-GGUFTests|FuzzTests|LimitsTests|ChatTemplateTests|TokenizerUnitTests|SandboxTests|BadInputTests.testNUL|BadInputTests.testModelFile|LuaHostTests}"
-TSAN_FILTER="${REFRAIN_TSAN_FILTER:-ThreadPoolTests|BatchTests.testSampleCallbacks|LuaHostTests.testStreamSinkAndInterrupt|SandboxTests.testTimeLimit$}"
+ASAN_FILTER="${REFRAIN_ASAN_FILTER:-GGUFTests|FuzzTests|FuzzHostTests|LimitsTests|ChatTemplateTests|TokenizerUnitTests|SandboxTests|BadInputTests|LuaHostTests|REPLTests|StoreTests|CommandLineTests|ServeTests.testRemoteFaults|ServeTests.testServeCommandLine}"
+TSAN_FILTER="${REFRAIN_TSAN_FILTER:-ThreadPoolTests|BatchTests.testSampleCallbacks|LuaHostTests|SandboxTests.testTimeLimit$|REPLTests.testCtrlCInterruptsALuaLoop|ServeTests.testRemoteFaults|ServeTests.testServeCommandLine}"
 status=0
 for s in ${REFRAIN_SANITIZERS:-address thread}; do
     if [ "$s" = address ]; then filter="$ASAN_FILTER"; else filter="$TSAN_FILTER"; fi
