@@ -69,7 +69,7 @@ final class LuaTests: XCTestCase {
         p.executableURL = TestEnvironment.binary
         p.arguments = ["-e", "print(lm.verify.numeric(lm.extract.number('#### 1,234'), 1234))"]
         p.currentDirectoryURL = URL(fileURLWithPath: cwd)
-        p.environment = env
+        p.environment = env.merging(TestEnvironment.sanitizerOptions) { a, _ in a }
         let o = Pipe()
         p.standardOutput = o
         try p.run()

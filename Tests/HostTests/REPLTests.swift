@@ -32,7 +32,8 @@ final class TerminalSession {
         posix_spawn_file_actions_addclose(&actions, m)
         defer { posix_spawnattr_destroy(&attr); posix_spawn_file_actions_destroy(&actions) }
         let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let envp = environment.merging(TestEnvironment.sanitizerOptions) { a, _ in a }
+            .map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var p: pid_t = 0
         let rc = posix_spawn(&p, binary, &actions, &attr, argv, envp)

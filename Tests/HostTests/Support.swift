@@ -14,6 +14,13 @@ enum TestEnvironment {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? dirs[0].appendingPathComponent("refrain")
     }
 
+    /// The sanitizers' options of the test process (Tests/sanitize.sh sets them), for children started with an
+    /// environment of their own: their reports then go to the report files like every other child's, and
+    /// LeakSanitizer (on when ASAN_OPTIONS does not turn it off) does not make their exit status 1.
+    static var sanitizerOptions: [String: String] {
+        ProcessInfo.processInfo.environment.filter { ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"].contains($0.key) }
+    }
+
     /// $REFRAIN_HOME/models (REFRAIN_HOME defaulting to ~/.cache/refrain).
     static var modelsDirectory: String {
         (ProcessInfo.processInfo.environment["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")) + "/models"
