@@ -227,7 +227,7 @@ private func tileVecs4<K: BlockDot>(_: K.Type, _ a: TileArgs) {
 
 /// A block kernel that can also work from a decoded "panel": each weight block unpacked once into
 /// `panelBytes` bytes (bytes ready for the integer dot, broadcast scale vectors, f32 scales), and
-/// each activation block's f16 scales converted once. `panelDot` plus `panelScalar` must perform exactly
+/// each activation block's f16 scales converted once. `panelDot` plus the scalar term must perform exactly
 /// `dot(load(w), loadX(x))`'s arithmetic (the same integer lanes, the same float products and FMAs,
 /// in the same order), so that a panel tile's results stay bit-identical to `vecDot`.
 protocol PanelDot: BlockDot {
@@ -242,16 +242,21 @@ protocol PanelDot: BlockDot {
     static func xScales(_ x: UnsafeRawPointer) -> XS
     /// acc += dot(decoded block p, activation block x), given x's `xScales` (the vector part only).
     static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: XS, _ acc: inout DotAcc)
-    /// Whether the type also has a scalar term per block (Q4_1's m·s), added by `panelScalar` in a second pass:
-    /// kept out of the main loop so its accumulators do not push the vector ones out of registers.
+    /// Whether the type also has a scalar term per block (Q4_1's m·s): the product `scalarWeight(p) *
+    /// scalarScale(xs)`, added in a second pass, four vectors at a time from a separate array of the
+    /// activations' `scalarScale`s (kept out of the main loop so that its accumulators do not push the vector
+    /// ones out of registers).
     static var hasScalarPart: Bool { get }
-    /// The scalar term of decoded block p against an activation block with scales xs.
-    static func panelScalar(_ p: UnsafeRawPointer, _ xs: XS) -> Float
+    /// The weight's factor of the scalar term (Q4_1: m), from decoded block p.
+    static func scalarWeight(_ p: UnsafeRawPointer) -> Float
+    /// The activation's factor of the scalar term (Q8_1: s), from its scales.
+    static func scalarScale(_ xs: XS) -> Float
 }
 
 extension PanelDot {
     static var hasScalarPart: Bool { false }
-    @inline(__always) static func panelScalar(_ p: UnsafeRawPointer, _ xs: XS) -> Float { 0 }
+    @inline(__always) static func scalarWeight(_ p: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func scalarScale(_ xs: XS) -> Float { 0 }
 }
 
 /// Rows decoded together into one panel (each group of four vectors' blocks is then read once per chunk),
@@ -276,16 +281,23 @@ private func tilePanel<K: PanelDot>(_: K.Type, _ a: TileArgs) {
     let nx4 = a.nx & ~3
     let span = min(scaleVecs, nx4)
     let scaleBytes = K.usesXScales ? span * nb * MemoryLayout<K.XS>.stride : 0
-    withUnsafeTemporaryAllocation(byteCount: panelRows * rowPanel + scaleBytes, alignment: 64) { buf in
+    // The activations' factors of the scalar term, vector-contiguous (so four vectors' come in one load).
+    let scalarBytes = K.hasScalarPart ? span * nb * MemoryLayout<Float>.stride : 0
+    withUnsafeTemporaryAllocation(byteCount: panelRows * rowPanel + scaleBytes + scalarBytes, alignment: 64) { buf in
         let panel = UnsafeMutableRawPointer(buf.baseAddress!)
         let xs = (panel + panelRows * rowPanel).bindMemory(to: K.XS.self, capacity: span * nb)
+        let ss = (panel + panelRows * rowPanel + scaleBytes).bindMemory(to: Float.self, capacity: span * nb)
         var v0 = 0
         while v0 < nx4 {
             let v1 = min(v0 + span, nx4)
-            if K.usesXScales {
+            if K.usesXScales || K.hasScalarPart {
                 for v in v0..<v1 {
                     let xv = a.x + v * a.xBytes
-                    for b in 0..<nb { xs[b * span + v - v0] = K.xScales(xv + b * xb) }
+                    for b in 0..<nb {
+                        let sc = K.xScales(xv + b * xb)
+                        if K.usesXScales { xs[b * span + v - v0] = sc }
+                        if K.hasScalarPart { ss[b * span + v - v0] = K.scalarScale(sc) }
+                    }
                 }
             }
             var r0 = a.rows.lowerBound
@@ -299,8 +311,10 @@ private func tilePanel<K: PanelDot>(_: K.Type, _ a: TileArgs) {
                 while t < v1 {
                     let x0 = a.x + t * a.xBytes, x1 = x0 + a.xBytes, x2 = x1 + a.xBytes, x3 = x2 + a.xBytes
                     let xst = xs + (t - v0)
+                    // (Wrapping index arithmetic: the sizes were checked when the tile was laid out, and
+                    // overflow checks in this loop cost about a tenth of its instructions.)
                     @inline(__always) func dot4(_ b: Int, _ p: UnsafeRawPointer, _ c0: inout DotAcc, _ c1: inout DotAcc, _ c2: inout DotAcc, _ c3: inout DotAcc) {
-                        let o = b * xb, s = xst + b * span
+                        let o = b &* xb, s = xst + b &* span
                         K.panelDot(p, x0 + o, K.usesXScales ? s[0] : K.xScales(x0 + o), &c0)
                         K.panelDot(p, x1 + o, K.usesXScales ? s[1] : K.xScales(x1 + o), &c1)
                         K.panelDot(p, x2 + o, K.usesXScales ? s[2] : K.xScales(x2 + o), &c2)
@@ -312,28 +326,29 @@ private func tilePanel<K: PanelDot>(_: K.Type, _ a: TileArgs) {
                         var c20 = DotAcc(), c21 = DotAcc(), c30 = DotAcc(), c31 = DotAcc()
                         var b = 0
                         while b + 2 <= nb {
-                            dot4(b, pr + b * pb, &c00, &c10, &c20, &c30)
-                            dot4(b + 1, pr + (b + 1) * pb, &c01, &c11, &c21, &c31)
-                            b += 2
+                            dot4(b, pr + b &* pb, &c00, &c10, &c20, &c30)
+                            dot4(b &+ 1, pr + (b &+ 1) &* pb, &c01, &c11, &c21, &c31)
+                            b &+= 2
                         }
-                        if b < nb { dot4(b, pr + b * pb, &c00, &c10, &c20, &c30) }
+                        if b < nb { dot4(b, pr + b &* pb, &c00, &c10, &c20, &c30) }
                         if K.hasScalarPart {
-                            // The scalar terms, in the same even/odd block order as `rowDot`.
-                            @inline(__always) func xsAt(_ b: Int, _ k: Int) -> K.XS {
-                                K.usesXScales ? xst[b * span + k] : K.xScales(a.x + (t + k) * a.xBytes + b * xb)
+                            // The scalar terms, in the same even/odd block order as `rowDot`, the four vectors'
+                            // in the lanes of one SIMD4 (each lane's adds and products are rowDot's, unfused).
+                            let sst = UnsafeRawPointer(ss + (t - v0))
+                            @inline(__always) func scalar4(_ b: Int) -> SIMD4<Float> {
+                                SIMD4(repeating: K.scalarWeight(pr + b &* pb))
+                                    * sst.loadUnaligned(fromByteOffset: b &* span &* 4, as: SIMD4<Float>.self)
                             }
-                            @inline(__always) func scalar4(_ b: Int, _ s0: inout Float, _ s1: inout Float, _ s2: inout Float, _ s3: inout Float) {
-                                let p = pr + b * pb
-                                s0 += K.panelScalar(p, xsAt(b, 0)); s1 += K.panelScalar(p, xsAt(b, 1))
-                                s2 += K.panelScalar(p, xsAt(b, 2)); s3 += K.panelScalar(p, xsAt(b, 3))
-                            }
+                            var even = SIMD4<Float>(), odd = SIMD4<Float>()
                             b = 0
                             while b + 2 <= nb {
-                                scalar4(b, &c00.s, &c10.s, &c20.s, &c30.s)
-                                scalar4(b + 1, &c01.s, &c11.s, &c21.s, &c31.s)
-                                b += 2
+                                even += scalar4(b)
+                                odd += scalar4(b &+ 1)
+                                b &+= 2
                             }
-                            if b < nb { scalar4(b, &c00.s, &c10.s, &c20.s, &c30.s) }
+                            if b < nb { even += scalar4(b) }
+                            c00.s = even[0]; c10.s = even[1]; c20.s = even[2]; c30.s = even[3]
+                            c01.s = odd[0]; c11.s = odd[1]; c21.s = odd[2]; c31.s = odd[3]
                         }
                         a.out[t * a.outStride + r] = finish(c00, c01)
                         a.out[(t + 1) * a.outStride + r] = finish(c10, c11)
@@ -698,10 +713,9 @@ extension Q4_1Dot: PanelDot {
         acc.v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dotU8I8(ldA(p, 0), ld256(x, 4))), acc.v)
     }
     static var hasScalarPart: Bool { true }
-    /// m·s (s: the activation block's scaled sum).
-    @inline(__always) static func panelScalar(_ p: UnsafeRawPointer, _ xs: SIMD2<Float>) -> Float {
-        p.load(fromByteOffset: 36, as: Float.self) * xs[1]
-    }
+    /// m·s: m from the panel block, s (the activation block's scaled sum) from its scales.
+    @inline(__always) static func scalarWeight(_ p: UnsafeRawPointer) -> Float { p.load(fromByteOffset: 36, as: Float.self) }
+    @inline(__always) static func scalarScale(_ xs: SIMD2<Float>) -> Float { xs[1] }
 }
 
 /// Q4_K/Q5_K/Q6_K panel block (576 bytes): the 256 values as bytes, sub-block j (32 values) at 32j in
