@@ -275,20 +275,8 @@ private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int
             let lo = max(first, kb), hi = min(pos + 1, kb + n)
             if lo >= hi { continue }
             let bLo = (lo - kb) / 8, bHi = (hi - kb + 7) / 8
-            for hl in 0..<group {
-                let qi = (r - rows.lowerBound) * group + hl
-                let qv = q + r * qStride + (g * group + hl) * hd
-                // Scores of up to four 8-position blocks: Σ_d q[d] · K[d][lane].
-                var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-                for d in 0..<hd {
-                    let x = SIMD8<Float>(repeating: qv[d])
-                    let p = kt + d * 8
-                    s0 = s0.addingProduct(x, VecOps.ld(p, 0))
-                    if nb > 1 { s1 = s1.addingProduct(x, VecOps.ld(p, blockElems)) }
-                    if nb > 2 { s2 = s2.addingProduct(x, VecOps.ld(p, 2 * blockElems)) }
-                    if nb > 3 { s3 = s3.addingProduct(x, VecOps.ld(p, 3 * blockElems)) }
-                }
-                var sc = (s0, s1, s2, s3)
+            // Online-softmax update of query qi with the scores `sc` of this key block (lanes of blocks bLo..<bHi).
+            @inline(__always) func update(_ qi: Int, _ sc: inout (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
                 var bm = -Float.infinity
                 withUnsafeMutableBytes(of: &sc) { raw in
                     let v = raw.baseAddress!.assumingMemoryBound(to: SIMD8<Float>.self)
@@ -322,6 +310,42 @@ private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int
                     accumulate(acc + qi * vdh, corr: corr, p: ps + (lo - kb), v: vt + (lo - kb) * vdh,
                                count: hi - lo, vdh: vdh)
                 }
+            }
+            // Scores Σ_d q[d] · K[d][lane] of all four 8-position blocks (past `nb`, the lanes read stale widened
+            // keys and are never used), two heads at a time so that each key load serves both.
+            let qRow = q + r * qStride + g * group * hd
+            var hl = 0
+            while hl + 2 <= group {
+                let qa = qRow + hl * hd, qb = qa + hd
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+                for d in 0..<hd {
+                    let p = kt + d &* 8
+                    let k0 = VecOps.ld(p, 0), k1 = VecOps.ld(p, blockElems)
+                    let k2 = VecOps.ld(p, 2 &* blockElems), k3 = VecOps.ld(p, 3 &* blockElems)
+                    let xa = SIMD8<Float>(repeating: qa[d]), xb = SIMD8<Float>(repeating: qb[d])
+                    a0 = a0.addingProduct(xa, k0); a1 = a1.addingProduct(xa, k1)
+                    a2 = a2.addingProduct(xa, k2); a3 = a3.addingProduct(xa, k3)
+                    b0 = b0.addingProduct(xb, k0); b1 = b1.addingProduct(xb, k1)
+                    b2 = b2.addingProduct(xb, k2); b3 = b3.addingProduct(xb, k3)
+                }
+                let qi = (r - rows.lowerBound) * group + hl
+                var sa = (a0, a1, a2, a3), sb = (b0, b1, b2, b3)
+                update(qi, &sa)
+                update(qi + 1, &sb)
+                hl += 2
+            }
+            if hl < group {
+                let qa = qRow + hl * hd
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                for d in 0..<hd {
+                    let p = kt + d &* 8
+                    let xa = SIMD8<Float>(repeating: qa[d])
+                    a0 = a0.addingProduct(xa, VecOps.ld(p, 0)); a1 = a1.addingProduct(xa, VecOps.ld(p, blockElems))
+                    a2 = a2.addingProduct(xa, VecOps.ld(p, 2 &* blockElems)); a3 = a3.addingProduct(xa, VecOps.ld(p, 3 &* blockElems))
+                }
+                var sa = (a0, a1, a2, a3)
+                update((r - rows.lowerBound) * group + hl, &sa)
             }
         }
         kb += attentionKeyBlock
