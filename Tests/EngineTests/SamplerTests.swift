@@ -191,9 +191,29 @@ final class SamplerTests: XCTestCase {
         let row = randomRow(50_000, seed: 21, scale: 10)
         let m = Double(row.max()!)
         let naive = m + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
-        XCTAssertEqual(LogProbs.logSumExp(row), naive, accuracy: 1e-9)
-        XCTAssertEqual(LogProbs.logSumExp([1000, 1000]), 1000 + Foundation.log(2.0), accuracy: 1e-9)
-        XCTAssertEqual(LogProbs.logSumExp([-1000, -1000]), -1000 + Foundation.log(2.0), accuracy: 1e-9)
+        XCTAssertEqual(row.withUnsafeBufferPointer { LogProbs.logSumExpReference($0) }, naive, accuracy: 1e-9)
+        XCTAssertEqual(LogProbs.logSumExp(row), naive, accuracy: 1e-6)
+        XCTAssertEqual(LogProbs.logSumExp([1000, 1000]), 1000 + Foundation.log(2.0), accuracy: 1e-6)
+        XCTAssertEqual(LogProbs.logSumExp([-1000, -1000]), -1000 + Foundation.log(2.0), accuracy: 1e-6)
+        // The vectorized form against the Double reference: sizes around the 8-lane blocks, flat and peaked rows,
+        // -inf entries, and the special rows.
+        var worst = 0.0
+        for (i, n) in [1, 7, 8, 9, 15, 17, 100, 49_152, 151_936].enumerated() {
+            for scale: Float in [0.01, 1, 10, 60] {
+                var r = randomRow(n, seed: UInt64(100 + i), scale: scale)
+                if n > 3 { r[n / 2] = -.infinity }
+                let ref = r.withUnsafeBufferPointer { LogProbs.logSumExpReference($0) }
+                let fast = LogProbs.logSumExp(r)
+                worst = max(worst, abs(fast - ref))
+                XCTAssertEqual(fast, ref, accuracy: 1e-6, "n \(n) scale \(scale)")
+            }
+        }
+        print("logSumExp: largest difference from the Double reference \(worst)")
+        XCTAssertEqual(LogProbs.logSumExp([Float]()), -.infinity)
+        XCTAssertEqual(LogProbs.logSumExp([-.infinity, -.infinity]), -.infinity)
+        XCTAssertEqual(LogProbs.logSumExp([0, .infinity, 1]), .infinity)
+        XCTAssertTrue(LogProbs.logSumExp([0, .nan, 1, 2, 3, 4, 5, 6, 7, 8]).isNaN)
+        XCTAssertTrue(LogProbs.logSumExp([0, .nan]).isNaN)
         XCTAssertEqual(LogProbs.logProb([0, 0, 0, 0], 2), -Foundation.log(4.0), accuracy: 1e-12)
         // Entropy: log n for a uniform row, 0 for a one-hot one, and −Σ p log p from the definition otherwise.
         XCTAssertEqual(LogProbs.entropy([0, 0, 0, 0]), Foundation.log(4.0), accuracy: 1e-12)
