@@ -170,6 +170,7 @@ func strategyBench(_ o: Options) throws {
                      r["threads"] as! Int, prefix, r["second_prompt"] as! Int, r["second_warm_s"] as! Double,
                      r["cached"] as! Int, r["second_cold_s"] as! Double))
     }
+    print(String(format: "peak resident: %.1f MiB", Double(peakResidentBytes()) / 1_048_576))
 }
 
 func loadModelPath(_ o: Options) throws -> String { o.value("model") ?? defaultModelPath() }

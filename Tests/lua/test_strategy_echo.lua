@@ -168,4 +168,56 @@ T.test("likelihood gap on a generated trace, and the summary by correct/wrong", 
   T.eq(s.wrong.n, 1); T.eq(s.wrong.delta, -2); T.eq(s.wrong.suffix, nil); T.eq(s.wrong.echo_rate, 1)
 end)
 
+T.test("echo_report.lua: the ΔL and causal reports from runner lines with known values", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/echo_report.lua"
+  local dir = T.tmpdir()
+  local function write(lines)
+    local f = assert(io.open(dir .. "/results.jsonl", "w"))
+    for _, l in ipairs(lines) do f:write(lm.json.encode(l), "\n") end
+    f:close()
+  end
+  local function report(args)
+    return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args)
+  end
+  -- ΔL: two correct traces (ΔL 1 and 3), two wrong (-2 and 0.5), one correct trace the remover left alone.
+  write({
+    {item = "a", index = 1, strategy = "gap", call = "echo.likelihood_gap{}", correct = true,
+     extra = {echo = true, prefix = {delta = 1, sum = 4, per_removed = 0.5, suffix = -1}}},
+    {item = "b", index = 2, strategy = "gap", call = "echo.likelihood_gap{}", correct = true,
+     extra = {echo = true, prefix = {delta = 3, sum = 2, per_removed = 1.5, suffix = 1}}},
+    {item = "c", index = 3, strategy = "gap", call = "echo.likelihood_gap{}", correct = true, extra = {echo = false}},
+    {item = "d", index = 4, strategy = "gap", call = "echo.likelihood_gap{}", correct = false,
+     extra = {echo = true, prefix = {delta = -2, sum = 6, per_removed = 2}}},
+    {item = "e", index = 5, strategy = "gap", call = "echo.likelihood_gap{}", correct = false,
+     extra = {echo = true, prefix = {delta = 0.5, sum = 1, per_removed = 1}}},
+  })
+  local code, out = report("gap " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| correct | 3 | 0.67 | 2 | 2.000 | 3.000 | 1.000 | 0.000 |", 1, true), out)
+  T.ok(out:find("| wrong | 2 | 1.00 | 2 | -0.750 | 3.500 | 1.500 | – |", 1, true), out)
+  -- Every correct ΔL (1, 3) is above every wrong one (-2, 0.5): AUC 1.
+  T.ok(out:find("AUC 1.000 (2 correct, 2 wrong)", 1, true), out)
+  T.ok(out:find("No AUC: 0 correct and 0 wrong traces were changed by the remover.", 1, true), out)
+  -- Causal: item x failed and was continued in both conditions, y only with the reminder's line skipped.
+  write({
+    {item = "x", index = 1, strategy = "plain", correct = false, extra = {accuracy = 0.25, answers = {1, 2, 3, 4}}},
+    {item = "x", index = 1, strategy = "reminder", correct = true, extra = {accuracy = 0.75, answers = {1, 2, 3, 4}}},
+    {item = "y", index = 2, strategy = "plain", correct = false, extra = {skipped = true}},
+    {item = "y", index = 2, strategy = "reminder", correct = false, extra = {skipped = true}},
+    {item = "z", index = 3, strategy = "plain", correct = true, extra = {accuracy = 0.5, answers = {1, 2, 3, 4}}},
+    {item = "z", index = 3, strategy = "reminder", correct = true, extra = {accuracy = 0.5, answers = {1, 2, 3, 4}}},
+  })
+  code, out = report("causal " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("2 failed traces continued in both conditions, 1 skipped", 1, true), out)
+  T.ok(out:find("| with the reminder | 0.625 | 2/2 |", 1, true), out)
+  T.ok(out:find("| without | 0.375 | 1/2 |", 1, true), out)
+  T.ok(out:find("Paired difference (with − without), 4 continuations per trace: +0.250", 1, true), out)
+  T.ok(out:find("better with the reminder 1, worse 0, equal 1", 1, true), out)
+  code, out = report("causal " .. T.q(dir) .. " with without")
+  T.eq(code, 2); T.ok(out:find("no lines of strategy 'with'", 1, true), out)
+  code, out = report("gap /nonexistent")
+  T.eq(code, 2); T.ok(out:find("echo_report: cannot read /nonexistent/results.jsonl", 1, true), out)
+end)
+
 T.done()
