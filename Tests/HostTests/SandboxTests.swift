@@ -274,5 +274,10 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(refused.status, 1, refused.out + refused.err)
         XCTAssertTrue(refused.err.contains("lm.fs.mkdir: sandbox: writing '\(escape)' is outside the sandbox folder"), refused.err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: escape))
+        // A usage error ends with the runner's message alone (os.exit, which it uses outside, is blocked here).
+        let usage = try TestEnvironment.run(["run", "--sandbox=\(folder.path)", runner, "--n", "1", "--out", "\(folder.path)/x/usage"], env: env, timeout: 60)
+        XCTAssertEqual(usage.status, 1, usage.out + usage.err)
+        XCTAssertTrue(usage.err.contains("run.lua: --data is required (arithmetic, gsm8k:PATH or jsonl:PATH)"), usage.err)
+        XCTAssertFalse(usage.err.contains("os.exit is blocked"), usage.err)
     }
 }

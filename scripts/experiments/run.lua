@@ -67,7 +67,12 @@ do
 end
 
 -- A problem with what the user asked for: the message and exit status 2 (1 for a problem found while running).
+-- Under refrain --sandbox, os.exit is blocked (it raises an error), as package.loadlib is: there a usage error ends
+-- the script as a Lua error carrying the message (exit status 1), rather than the message and then the sandbox's.
+local SANDBOXED = not pcall(package.loadlib, "", "")
+
 local function die(msg, status)
+  if SANDBOXED then error("run.lua: " .. msg, 0) end
   io.stderr:write("run.lua: ", msg, "\n")
   os.exit(status or 2)
 end
