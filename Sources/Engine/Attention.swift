@@ -46,7 +46,13 @@ final class AttentionScratch {
         if threads != keys.count || need > perThread {
             for p in keys + values + state { p.deallocate() }
             perThread = max(need, perThread)
-            keys = (0..<threads).map { _ in .allocate(capacity: attentionKeyBlock * hd) }
+            // Zeroed: the score loop reads all four key blocks even when fewer are filled (lanes it never uses),
+            // so they must hold ordinary numbers, never garbage that might be a subnormal or a NaN.
+            keys = (0..<threads).map { _ in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: attentionKeyBlock * hd)
+                p.initialize(repeating: 0, count: attentionKeyBlock * hd)
+                return p
+            }
             values = (0..<threads).map { _ in .allocate(capacity: attentionKeyBlock * vdh) }
             state = (0..<threads).map { _ in .allocate(capacity: perThread) }
         }
