@@ -196,8 +196,10 @@ T.test("echo_report.lua: the ΔL and causal reports from runner lines with known
   T.ok(out:find("| correct | 3 | 0.67 | 2 | 2.000 | 3.000 | 1.000 | 0.000 |", 1, true), out)
   T.ok(out:find("| wrong | 2 | 1.00 | 2 | -0.750 | 3.500 | 1.500 | – |", 1, true), out)
   -- Every correct ΔL (1, 3) is above every wrong one (-2, 0.5): AUC 1.
-  T.ok(out:find("AUC 1.000 (2 correct, 2 wrong)", 1, true), out)
-  T.ok(out:find("No AUC: 0 correct and 0 wrong traces were changed by the remover.", 1, true), out)
+  T.ok(out:find("ΔL per token as a score for a correct trace: AUC 1.000 (2 correct, 2 wrong)", 1, true), out)
+  -- Per removed token the correct ones (0.5, 1.5) beat a wrong one (2, 1) in one pair of four.
+  T.ok(out:find("the gap per removed token as a score for a correct trace: AUC 0.250 (2 correct, 2 wrong)", 1, true), out)
+  T.ok(out:find("No AUC for ΔL per token: 0 correct and 0 wrong traces were changed by the remover.", 1, true), out)
   -- Causal: item x failed and was continued in both conditions, y only with the reminder's line skipped.
   write({
     {item = "x", index = 1, strategy = "plain", correct = false, extra = {accuracy = 0.25, answers = {1, 2, 3, 4}}},

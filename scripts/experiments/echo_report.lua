@@ -2,8 +2,8 @@
 --   refrain run scripts/experiments/echo_report.lua gap DIR [STRATEGY]
 --     the echo likelihood gap ΔL (lines of echo.likelihood_gap): for each remover (prefix, heavy), the items
 --     grouped by correct and wrong with n, the echo rate, and the means of ΔL per token, the summed gap, the gap per
---     removed token and the suffix-only gap (echo.gap_summary); then how well ΔL per token separates correct from
---     wrong traces (AUC, Cohen's d) over the items where the remover changed the trace.
+--     removed token and the suffix-only gap (echo.gap_summary); then how well ΔL per token, and the gap per removed
+--     token, separate correct from wrong traces (AUC, Cohen's d) over the items where the remover changed the trace.
 --   refrain run scripts/experiments/echo_report.lua causal DIR [WITH] [WITHOUT]
 --     the causal variant (lines of echo.causal with and without the reminder, strategy names WITH and WITHOUT,
 --     default "reminder" and "plain"): on the items whose greedy trace failed (continued in both conditions), the
@@ -64,19 +64,23 @@ if mode == "gap" then
           fmt(x.sum), fmt(x.per_removed), fmt(x.suffix)))
       end
     end
-    local pos, neg = {}, {}
-    for _, r in ipairs(results) do
-      local d = r[which]
-      if d and d.delta then
-        if r.correct then pos[#pos + 1] = d.delta else neg[#neg + 1] = d.delta end
+    print()
+    for _, field in ipairs({{"delta", "ΔL per token"}, {"per_removed", "the gap per removed token"}}) do
+      local pos, neg = {}, {}
+      for _, r in ipairs(results) do
+        local d = r[which]
+        if d and d[field[1]] then
+          if r.correct then pos[#pos + 1] = d[field[1]] else neg[#neg + 1] = d[field[1]] end
+        end
+      end
+      if #pos > 0 and #neg > 0 then
+        print(("%s as a score for a correct trace: AUC %.3f (%d correct, %d wrong); Cohen's d %s"):format(field[2],
+          lm.stats.auc(pos, neg), #pos, #neg, fmt((#pos > 1 and #neg > 1) and lm.stats.cohens_d(pos, neg) or nil)))
+      else
+        print(("No AUC for %s: %d correct and %d wrong traces were changed by the remover."):format(field[2], #pos, #neg))
       end
     end
-    if #pos > 0 and #neg > 0 then
-      print(("\nΔL per token as a score for a correct trace: AUC %.3f (%d correct, %d wrong); Cohen's d %s\n")
-        :format(lm.stats.auc(pos, neg), #pos, #neg, fmt((#pos > 1 and #neg > 1) and lm.stats.cohens_d(pos, neg) or nil)))
-    else
-      print(("\nNo AUC: %d correct and %d wrong traces were changed by the remover.\n"):format(#pos, #neg))
-    end
+    print()
   end
 else
   local with, without = lines_of(arg[3] or "reminder"), lines_of(arg[4] or "plain")
