@@ -69,6 +69,31 @@ static inline int refrain_lua_raise_arg(lua_State *L, int arg) {
 static inline int refrain_lua_raise_interrupted(lua_State *L) {
     return luaL_error(L, "interrupted!");
 }
+/* lm.store.with(labels, f, ...), yieldable: f may yield (a coroutine run by lm.batch), and the labels are put back
+   when f returns or raises, at once or after any number of yields. Upvalue 1 is the host's `enter(labels)` (sets
+   the labels over the current ones, returns the previous as a table), upvalue 2 its `label(t)` (sets t, returns the
+   previous). While f runs the stack holds [saved labels, label, f's results or error]. */
+static inline int refrain_store_with_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)ctx;
+    int results = lua_gettop(L) - 2;
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);                          /* label(saved) */
+    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);   /* f's error, on top, raised as it was */
+    return results;
+}
+static inline int refrain_store_with(lua_State *L) {
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);                          /* saved = enter(labels) */
+    lua_replace(L, 1);                          /* saved, f, ... */
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 2);                           /* saved, label, f, ... */
+    int status = lua_pcallk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, 0, refrain_store_with_k);
+    return refrain_store_with_k(L, status, 0);
+}
+
 /* The sandbox's memory limit: an allocator that counts the bytes the state holds and, while `enforcing`, refuses
    to grow past `hard` (the limit plus a little room for the error that reports it). Lua then runs an emergency
    collection and retries before it raises "not enough memory". Shrinking never fails, as Lua requires. */

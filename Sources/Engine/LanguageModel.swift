@@ -87,26 +87,71 @@ public final class LanguageModel: @unchecked Sendable {
     public func sample(prompt: [Int32], n: Int, options: GenerationOptions = .init(),
                        byteLimit: Int = LanguageModel.sampleByteLimit,
                        onToken: ((Int, GeneratedToken) -> SampleAction)? = nil) throws -> [Generation] {
-        guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
-        guard n >= 1 else { throw EngineError.badInput("sample needs n ≥ 1, got \(n)") }
-        try options.check()
-        let positions = min(prompt.count + min(max(options.maxTokens, 0), config.contextLength), config.contextLength)
-        let perSequence = positions * kvBytesPerPosition + 2 * config.vocabularySize * 4
-        let (need, overflow) = n.multipliedReportingOverflow(by: perSequence)
-        if overflow || need > byteLimit {
-            let gib = { (b: Double) in String(format: "%.1f GiB", b / Double(1 << 30)) }
-            throw EngineError.badInput("\(n) sequences of up to \(positions) positions need \(gib(Double(n) * Double(perSequence))) for their KV caches and logits, over the \(gib(Double(byteLimit))) limit (half this machine's memory): ask for at most \(max(1, byteLimit / perSequence)) at a time")
+        let request = BatchRequest(prompt: prompt, n: n, options: options)
+        let out = try generateBatch([request], byteLimit: byteLimit,
+                                    onToken: onToken.map { cb in { _, i, tok in cb(i, tok) } })
+        return out[0]
+    }
+
+    /// One request of `generateBatch`: a prompt and its options, and how many samples (`n` nil: one generation,
+    /// as `generate` gives; `n` = k: k samples with seeds `seed`, `seed + 1`, ..., as `sample` gives).
+    public struct BatchRequest: Sendable {
+        public var prompt: [Int32]
+        public var n: Int?
+        public var options: GenerationOptions
+        public init(prompt: [Int32], n: Int? = nil, options: GenerationOptions = .init()) {
+            self.prompt = prompt; self.n = n; self.options = options
         }
-        let t0 = Date()
-        let (base, cached) = try cachedState(for: prompt, room: 0)
-        _ = try base.logits()
-        var runs = (0..<n).map { i -> GenerationRun in
-            var o = options
-            o.sampling.seed = options.sampling.seed &+ UInt64(i)
-            let st = base.derive(base.tokens, keeping: base.cache.count, room: options.maxTokens)
-            return GenerationRun(state: st, options: o, start: t0, cached: cached)
+    }
+
+    /// Several requests decoded together, each with its own prompt and options: every prompt is evaluated in
+    /// turn (from the prefix cache when it can), then each step evaluates one token of every unfinished sequence
+    /// of every request in one batched pass (`Transformer.forwardStep`, whose rows are bit-identical to one-token
+    /// steps). Request `r`'s generations are those `generate` (n nil) or `sample` (n = k) would give alone.
+    /// `onToken(r, i, token)` sees token of sequence `i` of request `r` as it comes. Each evaluated prompt, and
+    /// each finished single generation, is offered to the prefix cache as those calls do.
+    /// Errors before any work when a request is invalid or the sequences' KV caches and logits would need more
+    /// than `byteLimit` together.
+    /// - Returns: per request, its generations (one when `n` is nil).
+    public func generateBatch(_ requests: [BatchRequest], byteLimit: Int = LanguageModel.sampleByteLimit,
+                              onToken: ((Int, Int, GeneratedToken) -> SampleAction)? = nil) throws -> [[Generation]] {
+        var need = 0
+        for (r, q) in requests.enumerated() {
+            let which = requests.count == 1 ? "" : "request \(r + 1): "
+            guard !q.prompt.isEmpty else { throw EngineError.badInput("\(which)generation needs a prompt of at least one token") }
+            if let n = q.n, n < 1 { throw EngineError.badInput("\(which)sample needs n ≥ 1, got \(n)") }
+            try q.options.check()
+            let n = q.n ?? 1
+            let positions = min(q.prompt.count + min(max(q.options.maxTokens, 0), config.contextLength), config.contextLength)
+            let perSequence = positions * kvBytesPerPosition + 2 * config.vocabularySize * 4
+            let (bytes, o1) = n.multipliedReportingOverflow(by: perSequence)
+            let (sum, o2) = need.addingReportingOverflow(bytes)
+            if o1 || o2 || sum > byteLimit {
+                let gib = { (b: Double) in String(format: "%.1f GiB", b / Double(1 << 30)) }
+                if requests.count == 1 {
+                    throw EngineError.badInput("\(n) sequences of up to \(positions) positions need \(gib(Double(n) * Double(perSequence))) for their KV caches and logits, over the \(gib(Double(byteLimit))) limit (half this machine's memory): ask for at most \(max(1, byteLimit / perSequence)) at a time")
+                }
+                throw EngineError.badInput("\(requests.count) requests need more than \(gib(Double(byteLimit))) for their KV caches and logits (the limit: half this machine's memory); \(which)brings the total past it: batch fewer at a time")
+            }
+            need = sum
         }
-        rememberState(base)
+        // Each prompt is evaluated once; its sequences are forks of it (a single generation too, so that the
+        // evaluated prompt can go to the prefix cache before the others are looked up, as sequential calls would).
+        var runs: [GenerationRun] = []
+        var owner: [(request: Int, index: Int)] = []
+        for (r, q) in requests.enumerated() {
+            let t0 = Date()
+            let (base, cached) = try cachedState(for: q.prompt, room: 0)
+            _ = try base.logits()
+            for i in 0..<(q.n ?? 1) {
+                var o = q.options
+                o.sampling.seed = q.options.sampling.seed &+ UInt64(i)
+                let st = base.derive(base.tokens, keeping: base.cache.count, room: q.options.maxTokens)
+                runs.append(GenerationRun(state: st, options: o, start: t0, cached: cached))
+                owner.append((r, i))
+            }
+            rememberState(base)
+        }
         let V = config.vocabularySize
         while true {
             let active = runs.indices.filter { runs[$0].canContinue }
@@ -115,7 +160,7 @@ public final class LanguageModel: @unchecked Sendable {
             if !stepping.isEmpty {
                 let states = stepping.map { runs[$0].state }
                 for st in states where st.cache.count != st.count - 1 {
-                    fatalError("sample: a sequence holds \(st.count - st.cache.count) unevaluated tokens, not 1")
+                    fatalError("generateBatch: a sequence holds \(st.count - st.cache.count) unevaluated tokens, not 1")
                 }
                 let rows = transformer.forwardStep(states.map { $0.tokens.last! }, caches: states.map { $0.cache })
                 for (k, st) in states.enumerated() { st.evaluated(rows[(k * V)..<((k + 1) * V)]) }
@@ -123,14 +168,20 @@ public final class LanguageModel: @unchecked Sendable {
             for i in active where !runs[i].done {
                 let row = try runs[i].state.logits()
                 guard let tok = try runs[i].consume(row), !runs[i].done, let cb = onToken else { continue }
-                switch cb(i, tok) {
+                switch cb(owner[i].request, owner[i].index, tok) {
                 case .proceed: break
                 case .stop: runs[i].cancel()
                 case .stopAll: for j in runs.indices { runs[j].cancel() }
                 }
             }
         }
-        return runs.indices.map { runs[$0].finish() }
+        var out = requests.map { q in [Generation]() }
+        for (k, (r, _)) in owner.enumerated() {
+            out[r].append(runs[k].finish())
+            // A single generation's final state goes to the prefix cache, as `generate` does.
+            if requests[r].n == nil { rememberState(runs[k].state) }
+        }
+        return out
     }
 
     // MARK: - Prefix cache

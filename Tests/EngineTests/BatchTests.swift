@@ -96,6 +96,49 @@ final class BatchTests: XCTestCase {
         }
     }
 
+    /// `generateBatch`: requests with different prompts and options, generate-like and sample-like, decoded
+    /// together, give what the separate calls give, bit for bit; an empty prompt or n = 0 is refused by name.
+    func testGenerateBatchEqualsSeparateCalls() throws {
+        let m = try model(TestModels.smolLM2)
+        m.prefixCacheEntries = 0
+        defer { m.prefixCacheEntries = 4 }
+        var greedy = GenerationOptions()
+        greedy.maxTokens = 24
+        greedy.sampling.temperature = 0
+        let requests: [LanguageModel.BatchRequest] = [
+            .init(prompt: m.tokenize("The capital of France is"), options: greedy),
+            .init(prompt: m.tokenize("Once upon a time"), n: 3, options: options(seed: 11, maxTokens: 18)),
+            .init(prompt: m.tokenize("1, 2, 3, 4,"), options: options(seed: 5, maxTokens: 30, stop: [" 9"])),
+            .init(prompt: m.tokenize("A"), options: options(seed: 2, maxTokens: 3)),
+        ]
+        let batched = try m.generateBatch(requests)
+        XCTAssertEqual(batched.map(\.count), [1, 3, 1, 1])
+        for (r, q) in requests.enumerated() {
+            let alone = q.n == nil ? [try m.generate(q.prompt, options: q.options)]
+                                   : try m.sample(prompt: q.prompt, n: q.n!, options: q.options)
+            XCTAssertEqual(alone.count, batched[r].count)
+            for (g, b) in zip(alone, batched[r]) {
+                XCTAssertEqual(b.ids, g.ids, "request \(r)")
+                XCTAssertEqual(b.text, g.text, "request \(r)")
+                XCTAssertEqual(b.finish, g.finish, "request \(r)")
+                XCTAssertEqual(b.promptTokens, g.promptTokens, "request \(r)")
+                XCTAssertEqual(b.tokens.map(\.logprob.bitPattern), g.tokens.map(\.logprob.bitPattern), "request \(r)")
+            }
+        }
+        XCTAssertEqual(batched[2][0].finish, .stop, "the stop string ends request 3 on its own")
+        XCTAssertEqual(batched[3][0].ids.count, 3)
+        XCTAssertThrowsError(try m.generateBatch([requests[0], .init(prompt: [], options: greedy)])) { e in
+            XCTAssertTrue("\(e)".contains("request 2: generation needs a prompt"), "\(e)")
+        }
+        XCTAssertThrowsError(try m.generateBatch([.init(prompt: [1], n: 0)])) { e in
+            XCTAssertTrue("\(e)".contains("sample needs n ≥ 1"), "\(e)")
+        }
+        XCTAssertThrowsError(try m.generateBatch(requests, byteLimit: 1000)) { e in
+            XCTAssertTrue("\(e)".contains("4 requests need more than"), "\(e)")
+        }
+        XCTAssertEqual(try m.generateBatch([]).count, 0)
+    }
+
     func testSampleCallbacks() throws {
         let m = try model(TestModels.smolLM2)
         let prompt = m.tokenize("The weather today")

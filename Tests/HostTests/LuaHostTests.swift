@@ -73,10 +73,10 @@ final class LuaHostTests: XCTestCase {
 
     func testCompletions() throws {
         let h = try host(model: true)
-        XCTAssertEqual(h.completions(for: "lm.ge"), ["lm.generate"])
+        XCTAssertEqual(h.completions(for: "lm.ge"), ["lm.generate", "lm.generate_batch"])
         XCTAssertEqual(h.completions(for: "x = lm.to"), ["lm.token", "lm.tokenize"])
         XCTAssertEqual(h.evaluate("m = lm.model"), .ok)
-        XCTAssertEqual(h.completions(for: "m:gen"), ["m:generate"])
+        XCTAssertEqual(h.completions(for: "m:gen"), ["m:generate", "m:generate_batch"])
         XCTAssertEqual(h.completions(for: "m.in"), ["m.info"])
         XCTAssertEqual(h.completions(for: "m.info.voc"), ["m.info.vocab"])
         XCTAssertEqual(h.evaluate("st = m:state('x')"), .ok)

@@ -42,6 +42,7 @@ final class LuaTests: XCTestCase {
     func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua", scripts: projectScripts) }
     func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua", scripts: projectScripts) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
+    func testBatch() throws { try runLuaFile("test_batch.lua") }
     func testPlot() throws { try runLuaFile("test_plot.lua") }
     func testInspectAnalysisAndViews() throws { try runLuaFile("test_inspect.lua") }
 

@@ -235,6 +235,44 @@ T.test("--workers 2 on the local model gives the lines and the table one process
   T.ok(o:find("0 to run, 6 skipped", 1, true) and not o:find("worker 1/2", 1, true), o)
 end)
 
+T.test("--batch 4 decodes pairs together and gives the lines and the table one pair at a time gives", function()
+  local B = TMP .. "/batch"
+  local c, o = experiment(B, "--batch 4")
+  T.eq(c, 0, o)
+  T.ok(o:find("6 to run, 0 skipped", 1, true), o)
+  local function sorted(lines)
+    local out = {}
+    for i, l in ipairs(lines) do
+      local t = lm.json.decode(l)
+      t.batch = nil
+      out[i] = lm.json.encode(t)
+    end
+    table.sort(out)
+    return out
+  end
+  local want, got = sorted(T.results_without_timing(A)), sorted(T.results_without_timing(B))
+  T.eq(#got, #want)
+  for i = 1, #want do T.eq(got[i], want[i], "line " .. i) end
+  for _, r in ipairs(results(B)) do T.eq(r.batch, 4, "each line says it ran in a batch") end
+  T.eq(T.report_without_timing(B), T.report_without_timing(A))
+  -- Every call is in the store under its own pair's labels, though the pairs' calls were decoded together.
+  if lm.store.path() then
+    local questions = {}
+    for _, it in ipairs(lm.tasks.arithmetic({n = 3, seed = 1})) do questions[it.id] = it.question end
+    local calls = lm.store.calls{experiment = B}
+    T.eq(#calls, 6, "one call per pair")
+    for _, call in ipairs(calls) do
+      T.ok(call.prompt:find(questions[call.item], 1, true), "call " .. call.id .. " is item " .. call.item .. "'s")
+      T.eq(call.kind, call.strategy == "s" and "sample" or "generate")
+      T.ok(call.injected[1] and call.injected[1]:find(questions[call.item], 1, true),
+        "call " .. call.id .. " carries the string its own pair injected")
+    end
+  end
+  c, o = experiment(B, "--batch 4")
+  T.eq(c, 0, o)
+  T.ok(o:find("0 to run, 6 skipped", 1, true), o)
+end)
+
 T.test("a worker killed mid-run: the others' lines are kept, the failure named, a rerun completes the table", function()
   local W = TMP .. "/wk"
   local p = io.popen("(REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)

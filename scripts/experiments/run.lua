@@ -46,6 +46,10 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
                      pays only with cores to spare. Results merge into results.jsonl in item order; logs in
                      DIR/workers/
   --worker I/K       (what --workers gives its children) run as worker I of K, on the plan in DIR/workers/
+  --batch K          run K pending pairs at once in this process (lm.batch), their generate and sample calls
+                     decoded together: several times the throughput on a CPU, the same result lines (each call
+                     gives what it gives alone) but for the seconds, which then count time shared with the
+                     others; lines are written in the order pairs end (default 1: one pair after another)
   --strategies LIST  comma-separated NAME=MODULE.FUNCTION{OPTIONS}; OPTIONS is a Lua table constructor, e.g.
                      'greedy=selection.self_consistency{n=1,temperature=0},sc=selection.self_consistency{n=8}'
                      (quote it: the shell expands braces with commas). NAME= may be left out (the name is then
@@ -181,6 +185,7 @@ local function parse_args(args)
     elseif a == "--api-key-env" then o.api_key_env = value(a)
     elseif a == "--concurrency" then o.concurrency = integer(a, value(a), 1)
     elseif a == "--workers" then o.workers = integer(a, value(a), 1)
+    elseif a == "--batch" then o.batch = integer(a, value(a), 1)
     elseif a == "--worker" then
       local text = value(a)
       local w, k = text:match("^(%d+)/(%d+)$")
@@ -210,6 +215,7 @@ local function parse_args(args)
     o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
   end
   o.workers = o.workers or (#o.backends > 1 and #o.backends or 1)
+  o.batch = o.batch or 1
   if not o.report and not o.worker and o.workers > 1 then
     -- In the sandbox, os.execute and io.popen raise an error (and os.exit too, so this is an error, not die).
     if not pcall(os.execute) then
@@ -586,17 +592,19 @@ end
 
 -- Running the pairs, in this process or in workers -----------------------------------------------------------
 
--- Runs strategy s on item i and records the result: a line appended to `out` (flushed) and kept in the run store.
--- A failing strategy or an interrupt ends the process; nothing is recorded for that pair. -> the result line
-local function run_pair(o, s, fn, model, item, i, model_name, out)
+-- The seed, options (the strategy's, with the seed) and run-store labels of strategy s on item i.
+local function pair_setup(o, s, item, i)
   local seed = o.seed * 1000000 + (o.offset + i) * 1000
   local opts = {}
   for k, v in pairs(s.options) do opts[k] = v end
   opts.seed = seed
-  local t0 = lm.clock()
-  local labels = {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
-  local ok, r = xpcall(lm.store.with, debug.traceback, labels, fn, model, item, opts)
-  local wall = lm.clock() - t0
+  return seed, opts, {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
+end
+
+-- Records what strategy s gave on item i (ok and r as xpcall returns them): a line appended to `out` (flushed)
+-- and kept in the run store. A failing strategy or an interrupt ends the process; nothing is recorded for that
+-- pair. -> the result line
+local function finish_pair(o, s, item, i, seed, ok, r, wall, model_name, out)
   if not ok then
     out:close()
     die(("strategy '%s' failed on item %s (nothing recorded for it):\n%s"):format(s.name, tostring(item.id), r), 1)
@@ -605,11 +613,41 @@ local function run_pair(o, s, fn, model, item, i, model_name, out)
   if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
   local line = result_line(o, s, item, i, seed, r, wall, model_name)
   line.seed_base = o.seed
+  if o.batch > 1 then line.batch = o.batch end
   local text = lm.json.encode(line)
   out:write(text, "\n")
   out:flush()
   lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = s.name, data = text}
   return line
+end
+
+-- Runs strategy s on item i and records the result (finish_pair). -> the result line
+local function run_pair(o, s, fn, model, item, i, model_name, out)
+  local seed, opts, labels = pair_setup(o, s, item, i)
+  local t0 = lm.clock()
+  local ok, r = xpcall(lm.store.with, debug.traceback, labels, fn, model, item, opts)
+  return finish_pair(o, s, item, i, seed, ok, r, lm.clock() - t0, model_name, out)
+end
+
+-- --batch K: the pairs of `todo` K at a time as lm.batch jobs, whose generate and sample calls are decoded
+-- together; each pair's calls give what they give alone, so its line is the one run_pair would write (but for
+-- the seconds, which count the time it shared the machine with the others). Lines come in the order pairs end.
+local function run_batched(o, todo, fns, model, model_name, out, lines, bar)
+  local jobs, started, seeds = {}, {}, {}
+  for j, job in ipairs(todo) do
+    local i, item, s = job[1], job[2], job[3]
+    jobs[j] = function(m)
+      local seed, opts, labels = pair_setup(o, s, item, i)
+      seeds[j], started[j] = seed, lm.clock()
+      return lm.store.with(labels, fns[s.name], m, item, opts)
+    end
+  end
+  lm.batch.run(model, jobs, {size = o.batch, done = function(j, ok, r)
+    local i, item, s = todo[j][1], todo[j][2], todo[j][3]
+    lines[#lines + 1] = finish_pair(o, s, item, i, seeds[j], ok, r, lm.clock() - (started[j] or lm.clock()),
+      model_name, out)
+    if bar then bar:tick() end
+  end})
 end
 
 -- The backends worker w of k sends its requests to: backend w (mod B) when there are at least as many workers as
@@ -705,6 +743,7 @@ local function run_worker(o, items, fns, byname, model, model_name)
   end
   local out = io.open(("%s/%d.jsonl"):format(workers_dir(o), w), "a")
     or die(("cannot append to %s/%d.jsonl"):format(workers_dir(o), w), 1)
+  local mine_todo = {}
   for _, p in ipairs(plan.todo) do
     local i, name, id = p[1], p[2], p[3]
     if mine[i] then
@@ -712,9 +751,19 @@ local function run_worker(o, items, fns, byname, model, model_name)
       if not item or tostring(item.id) ~= id or not s then
         die(("--worker %d/%d: the plan's pair (%s, %s) is not one of this run's"):format(w, k, tostring(id), tostring(name)), 1)
       end
-      run_pair(o, s, fns[name], model, item, i, model_name, out)
-      io.stdout:write(("@worker %d done\n"):format(w))
-      io.stdout:flush()
+      mine_todo[#mine_todo + 1] = {i, item, s}
+    end
+  end
+  local function tick()
+    io.stdout:write(("@worker %d done\n"):format(w))
+    io.stdout:flush()
+  end
+  if o.batch > 1 then
+    run_batched(o, mine_todo, fns, model, model_name, out, {}, {tick = function() tick() end})
+  else
+    for _, job in ipairs(mine_todo) do
+      run_pair(o, job[3], fns[job[3].name], model, job[2], job[1], model_name, out)
+      tick()
     end
   end
   out:close()
@@ -911,10 +960,14 @@ if o.workers > 1 and n_pending > 1 then
 else
   local out = io.open(results_path, "a") or die("cannot append to " .. results_path, 1)
   local bar = lm.progress(#todo, o.data:match("^[^:]*"))
-  for _, job in ipairs(todo) do
-    local i, item, s = job[1], job[2], job[3]
-    lines[#lines + 1] = run_pair(o, s, fns[s.name], model, item, i, model_name, out)
-    bar:tick()
+  if o.batch > 1 then
+    run_batched(o, todo, fns, model, model_name, out, lines, bar)
+  else
+    for _, job in ipairs(todo) do
+      local i, item, s = job[1], job[2], job[3]
+      lines[#lines + 1] = run_pair(o, s, fns[s.name], model, item, i, model_name, out)
+      bar:tick()
+    end
   end
   out:close()
   bar:done()

@@ -109,6 +109,9 @@ enum Help {
         HelpEntry(key: "sample", usage: "m:sample(prompt, n [, opts]) -> {result, ...}",
                   text: "n generations from one prompt: the prompt is evaluated once and each sample continues a fork of it, with seeds opts.seed, opts.seed + 1, ... (so the set is reproducible; sample i equals generate with seed opts.seed + i - 1). The samples decode together, one batched step per token, so on_token calls of different samples interleave (info.sample = i says whose); with stream = true they run one after another. Options and results as for generate; usage.cached counts prompt tokens reused from an earlier call.",
                   example: "for i, r in ipairs(m:sample(\"Once upon a time\", 4, {max_tokens = 20, seed = 7})) do print(i, r.text) end"),
+        HelpEntry(key: "generate_batch", usage: "m:generate_batch({{prompt=, opts=, n=, labels=}, ...}) -> {result, ...}",
+                  text: "Several generations with different prompts, decoded together: each prompt is evaluated in turn, then every step evaluates one token of every unfinished sequence in one batched pass, which on a CPU costs little more than one. Request k without n gives what m:generate(prompt, opts) gives (a result table); with n it gives what m:sample(prompt, n, opts) gives (a list of n results): the same tokens, bit for bit. Each request is recorded in the run store as its own generate or sample call, under its labels when given (lm.store.labels() at the time it was asked). on_token and stream are not supported here. lm.batch runs whole strategies this way.",
+                  example: "local rs = m:generate_batch{{prompt = \"2+2=\", opts = {max_tokens = 4}}, {prompt = \"The sky is\", n = 2, opts = {max_tokens = 8, temperature = 0.8, seed = 1}}}\nprint(rs[1].text, rs[2][1].text, rs[2][2].text)"),
         HelpEntry(key: "score", usage: "m:score(prefix, continuation) -> {sum=, mean=, logprobs=, ids=}",
                   text: "Log-probabilities of the continuation's tokens after the prefix. The prefix is a prompt as for generate; the continuation is text (tokenized without BOS) or a list of ids. sum is the total log-probability, mean the per-token average.",
                   example: "=m:score(\"The capital of France is\", \" Paris\").sum"),
@@ -177,7 +180,7 @@ enum Help {
     /// `lm.stats` holds `lm.stats.auc`), the list of what it holds.
     static func render(_ e: HelpEntry, documented: [HelpEntry] = []) -> String {
         var usage = e.usage
-        if ["tokenize", "detokenize", "token", "template", "generate", "sample", "score", "choose", "state",
+        if ["tokenize", "detokenize", "token", "template", "generate", "sample", "generate_batch", "score", "choose", "state",
             "attention", "hidden", "logit_lens"].contains(e.key) {
             usage += "\n" + e.usage.replacingOccurrences(of: "m:", with: "lm.") + "   (on lm.model)"
         }

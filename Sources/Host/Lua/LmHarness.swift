@@ -1,5 +1,5 @@
 // The experiment harness: lm.extract, lm.verify, lm.data, lm.tasks, lm.stats, lm.json, lm.random, lm.progress,
-// lm.plot, lm.analysis and lm.view, written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change),
+// lm.plot, lm.analysis, lm.view and lm.batch, written in Lua (Sources/Host/Lua/lm/*.lua, what researchers read and change),
 // plus the three things Lua cannot do alone that they need: a monotonic clock, isatty, and making folders.
 //
 // Where the Lua lives: SwiftPM's `embedInCode` copies each lm/*.lua file into the binary (`PackageResources`), and
@@ -20,6 +20,7 @@ extension LuaHost {
         ("stats", PackageResources.stats_lua), ("progress", PackageResources.progress_lua),
         ("plot", PackageResources.plot_lua), ("analysis", PackageResources.analysis_lua),
         ("view", PackageResources.view_lua), ("remote", PackageResources.remote_lua),
+        ("batch", PackageResources.batch_lua),
     ]
 
     /// The absolute path of the running binary (`lm.executable`, for a script that starts more refrain processes,

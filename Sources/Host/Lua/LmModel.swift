@@ -17,7 +17,7 @@ extension LuaHost {
     /// The model methods, in the order `help()` lists them.
     var modelOperations: [(String, ModelOperation)] {
         [("tokenize", tokenize), ("detokenize", detokenize), ("token", token), ("template", template),
-         ("generate", generate), ("sample", sample), ("score", score), ("choose", choose), ("state", state),
+         ("generate", generate), ("sample", sample), ("generate_batch", generateBatch), ("score", score), ("choose", choose), ("state", state),
          ("attention", attention), ("hidden", hidden), ("logit_lens", logitLens)]
     }
 
@@ -305,6 +305,110 @@ extension LuaHost {
             if let err = callbackError { throw LuaError.raw(err) }
         }
         return results
+    }
+
+    /// `m:generate_batch(requests)`: each request `{prompt=, opts=, n=, labels=}` is what `m:generate(prompt,
+    /// opts)` (no `n`) or `m:sample(prompt, n, opts)` would compute, and all are decoded together. Each is
+    /// recorded in the run store as its own generate or sample call, under its `labels` when given.
+    func generateBatch(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
+        try a.table(b)
+        let lua = a.lua
+        let count = Int(lua.rawLength(b))
+        var requests: [LanguageModel.BatchRequest] = []
+        var luaOptions: [LuaGenerationOptions] = []
+        var requestLabels: [CallLabels?] = []
+        defer { for o in luaOptions { release(o) } }
+        let known: Set<String> = ["prompt", "opts", "n", "labels"]
+        for k in 0..<count {
+            lua.rawGet(b, k + 1)
+            let t = lua.top
+            defer { lua_settop(L, t - 1) }
+            func fail(_ message: String) -> LuaError { .message("generate_batch: request \(k + 1): \(message)") }
+            guard lua.type(t) == LUA_TTABLE else { throw fail("a \(lua.typeName(t)), not a table {prompt=, opts=, n=, labels=}") }
+            lua.pushNil()
+            while lua_next(L, t) != 0 {
+                defer { lua.pop() }
+                let key = lua.type(-2) == LUA_TSTRING ? lua.string(-2) : nil
+                guard let key, known.contains(key) else {
+                    throw fail("unknown field \(key.map { "'\($0)'" } ?? lua.describe(-2)) (known: labels, n, opts, prompt)")
+                }
+            }
+            do {
+                lua.rawGet(t, "prompt")
+                if lua.isNoneOrNil(-1) { throw fail("no prompt") }
+                let prompt = try promptIDs(a, m, lua.absolute(-1))
+                guard !prompt.isEmpty else { throw fail("empty prompt (generation needs at least one token)") }
+                lua.pop()
+                lua.rawGet(t, "n")
+                var n: Int? = nil
+                if !lua.isNoneOrNil(-1) {
+                    guard lua_isinteger(L, -1) != 0, lua_tointegerx(L, -1, nil) >= 1 else {
+                        throw fail("n must be an integer ≥ 1, got \(lua.describe(-1))")
+                    }
+                    n = Int(lua_tointegerx(L, -1, nil))
+                }
+                lua.pop()
+                lua.rawGet(t, "opts")
+                let o = try generationOptions(a, opts: lua.isNoneOrNil(-1) ? 0 : lua.absolute(-1))
+                luaOptions.append(o)
+                if o.onToken != LUA_NOREF || o.stream == true {
+                    throw fail("on_token and stream are not supported in a batch (call generate or sample)")
+                }
+                lua.pop()
+                lua.rawGet(t, "labels")
+                requestLabels.append(lua.isNoneOrNil(-1) ? nil : try readLabels(a, lua.absolute(-1)))
+                lua.pop()
+                requests.append(.init(prompt: prompt, n: n, options: o.engine))
+            } catch LuaError.argument(_, let message) {
+                throw fail(message)
+            }
+        }
+        let started = Date()
+        lastInterrupted = false
+        var results: [[Generation]]
+        do {
+            results = try m.generateBatch(requests) { [unowned self] _, _, _ in
+                if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
+                return .proceed
+            }
+        } catch {
+            for (q, l) in zip(requests, requestLabels) {
+                record(q, l, m, started: started, outputs: [], error: "\(error)")
+            }
+            throw error
+        }
+        for (k, q) in requests.enumerated() {
+            record(q, requestLabels[k], m, started: started, outputs: results[k].map { callOutput($0, m) }, error: nil)
+        }
+        lua.newTable(array: results.count) {
+            for (k, gs) in results.enumerated() {
+                lua.element(k + 1) {
+                    if requests[k].n == nil { pushGeneration(gs[0], m); return }
+                    lua.newTable(array: gs.count) {
+                        for (i, g) in gs.enumerated() { lua.element(i + 1) { pushGeneration(g, m) } }
+                    }
+                }
+            }
+        }
+        return 1
+    }
+
+    /// Records one request of a batch as the generate or sample call it stands for, under `l` (else the current
+    /// labels).
+    private func record(_ q: LanguageModel.BatchRequest, _ l: CallLabels?, _ m: LanguageModel, started: Date,
+                        outputs: [CallOutput], error: String?) {
+        guard recorder != nil else { return }
+        var fields = q.options.recordFields
+        if let n = q.n { fields["n"] = n; fields["stream"] = false }
+        var r = CallRecord(kind: q.n == nil ? "generate" : "sample", model: m.file.path,
+                           prompt: m.detokenize(q.prompt, special: true), promptIDs: q.prompt,
+                           options: CallRecord.json(fields), started: started, seconds: Date().timeIntervalSince(started))
+        r.outputs = outputs
+        r.error = error
+        let saved = labels
+        if let l { labels = l }
+        defer { labels = saved }
+        _ = recordCall(r)
     }
 
     func score(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {

@@ -7,7 +7,7 @@ extension LuaHost {
     /// The `lm.store` functions, in the order `help(lm.store)` lists them.
     var storeFunctions: [(String, (Lua) throws -> Int32)] {
         [("path", storePath), ("run", storeRun), ("enabled", storeEnabled), ("label", storeLabel),
-         ("labels", storeLabels), ("with", storeWith), ("calls", storeCalls), ("last", storeLast),
+         ("labels", storeLabels), ("with", storeWithEnter), ("calls", storeCalls), ("last", storeLast),
          ("put_result", storePutResult), ("results", storeResults)]
     }
 
@@ -28,6 +28,11 @@ extension LuaHost {
             pushFunction("store." + name, body)
             lua_setfield(L, -2, name)
         }
+        // `with` is the C closure over the `enter` half just installed under its name and `label`.
+        lua.rawGet(-1, "with")
+        lua.rawGet(-2, "label")
+        refrain_lua_pushcclosure(L, refrain_store_with, 2)
+        lua_setfield(L, -2, "with")
         lua_setfield(L, lm, "store")
     }
 
@@ -120,21 +125,15 @@ extension LuaHost {
         return 1
     }
 
-    /// `lm.store.with(labels, f, ...)`: f(...) with `labels` over the current ones, restored after (errors too).
-    func storeWith(_ lua: Lua) throws -> Int32 {
+    /// The first half of `lm.store.with(labels, f, ...)` (f(...) with `labels` over the current ones, restored
+    /// after, errors too): sets the labels and returns the previous ones. The call of f and the restoring are C
+    /// (`refrain_store_with`), so that f may yield (lm.batch runs strategies as coroutines).
+    func storeWithEnter(_ lua: Lua) throws -> Int32 {
         let a = Arguments(lua: lua, function: "with")
         let new = try readLabels(a, 1, over: labels)
-        guard lua.type(2) == LUA_TFUNCTION else { throw a.typeError(2, "function") }
-        let saved = labels
+        pushLabels(labels)
         labels = new
-        defer { labels = saved }
-        let base: Int32 = 1
-        lua_rotate(L, base, -1)         // labels table to the top
-        lua.pop()                       // f, ... now from index 1
-        let nargs = lua.top - 1
-        // An error is raised again as it is (the trampoline raises the value on top for -1).
-        if lua_pcallk(L, nargs, LUA_MULTRET, 0, 0, nil) != LUA_OK { return -1 }
-        return lua.top
+        return 1
     }
 
     /// The filter table of `lm.store.calls` at `i`.

@@ -25,7 +25,11 @@ public final class LuaHost {
         public let description: String
     }
 
-    let L: OpaquePointer
+    /// The Lua state's main thread (what `lua_close` takes).
+    let mainState: OpaquePointer
+    /// The thread the host works on: the main thread, or, while a binding runs, the thread (a coroutine) that
+    /// called it, so that what a binding pushes lands on its caller's stack.
+    var L: OpaquePointer
     let threads: Int
     /// The sandbox and limits this host runs its code under (none by default).
     let sandbox: SandboxOptions
@@ -60,6 +64,7 @@ public final class LuaHost {
     public init(modelPath: String?, threads: Int, sandbox: SandboxOptions = SandboxOptions()) throws {
         guard let L = luaL_newstate() else { throw HostError(description: "cannot create a Lua state") }
         self.L = L
+        self.mainState = L
         self.threads = threads
         self.sandbox = sandbox
         limits = .allocate(capacity: 1)
@@ -73,7 +78,7 @@ public final class LuaHost {
     }
 
     deinit {
-        lua_close(L)
+        lua_close(mainState)
         limits.deallocate()
     }
 
@@ -231,6 +236,10 @@ public final class LuaHost {
         let index = Int(lua_tointegerx(L, refrain_lua_upvalueindex(2), nil))
         let binding = host.bindings[index]
         let lua = Lua(L: L)
+        // A binding called from a coroutine works on that coroutine's stack.
+        let callerState = host.L
+        host.L = L
+        defer { host.L = callerState }
         // The host's own work is not held to the memory limit (a refused allocation would longjmp through Swift
         // frames); the limits are checked when it returns.
         let saved = host.limits.pointee.enforcing
