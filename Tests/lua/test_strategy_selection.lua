@@ -211,4 +211,49 @@ T.test("early rejection: partial steps, the best N/M finished, tokens saved", fu
   T.eq(#plain.calls, 3); T.eq(plain.answer, r.answer); T.eq(plain.spearman, nil)
 end)
 
+T.test("selection_report.lua: read-outs and surprisal picks from runner lines with known values", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Four items. Greedy right on a and b. Read-outs: majority right on a, b, c; pass on all four; first on none.
+  local function reads(first, majority, hi, lo, pass)
+    return {first = {correct = first}, majority = {correct = majority}, max_logprob = {correct = hi},
+            min_logprob = {correct = lo}, pass = {correct = pass}}
+  end
+  local rows = {
+    {"a", true, reads(false, true, true, false, true)}, {"b", true, reads(false, true, false, false, true)},
+    {"c", false, reads(false, true, true, false, true)}, {"d", false, reads(false, false, false, false, true)},
+  }
+  for i, r in ipairs(rows) do
+    f:write(lm.json.encode({item = r[1], index = i, strategy = "greedy", correct = r[2]}), "\n")
+    f:write(lm.json.encode({item = r[1], index = i, strategy = "bon8", correct = r[3].max_logprob.correct,
+      extra = {readouts = r[3], samples = {{}, {}}}}), "\n")
+  end
+  -- Surprisal: item a has two correct samples (means -1 and -0.5), item b one (-2), item c none.
+  f:write(lm.json.encode({item = "a", index = 1, strategy = "surprisal8", correct = true,
+    extra = {picks = {least = 1, most = 2}, samples = {{mean = -1}, {mean = -0.5}}}}), "\n")
+  f:write(lm.json.encode({item = "b", index = 2, strategy = "surprisal8", correct = true,
+    extra = {picks = {least = 1, most = 1}, samples = {{mean = -2}}}}), "\n")
+  f:write(lm.json.encode({item = "c", index = 3, strategy = "surprisal8", correct = false, extra = {picks = {}}}), "\n")
+  f:close()
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local code, out = report("readouts " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("Read-outs of bon8's 2 samples per item on 4 items", 1, true), out)
+  T.ok(out:find("| greedy | 0.500 [", 1, true), out)
+  T.ok(out:find("| first sample | 0.000 [0.000, 0.000] | -0.500 [", 1, true), out)
+  T.ok(out:find("| majority@N (self-consistency) | 0.750 [", 1, true) and out:find("| 1.000 | 1 / 0 |", 1, true), out)
+  T.ok(out:find("| pass@N (oracle: any sample right) | 1.000 [1.000, 1.000] | +0.500 [", 1, true), out)
+  code, out = report("surprisal " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("over 3 items", 1, true) and out:find("2 have a correct sample (the strategy's accuracy, 0.667, is pass@N)", 1, true), out)
+  T.ok(out:find("| least confident (the primary pick) | 1.500 |", 1, true), out)     -- (1 + 2) / 2
+  T.ok(out:find("| most confident | 1.250 |", 1, true), out)                        -- (0.5 + 2) / 2
+  T.ok(out:find("The two picks differ on 1 of 2 items", 1, true), out)
+  code, out = report("readouts " .. T.q(dir) .. " bon8 nobody")
+  T.eq(code, 2); T.ok(out:find("no baseline 'nobody'", 1, true), out)
+  code, out = report("bogus " .. T.q(dir))
+  T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
+end)
+
 T.done()

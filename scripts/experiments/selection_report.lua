@@ -1,0 +1,102 @@
+-- Reports on the runner's lines for the selection analyses that are not one accuracy per strategy:
+--   refrain run scripts/experiments/selection_report.lua readouts DIR [STRATEGY] [BASELINE]
+--     every read-out of best-of-N's one shared sample set (lines of selection.best_of_n, strategy STRATEGY,
+--     default "bon8"): first sample, majority@N (self-consistency), highest and lowest mean log-probability, and
+--     pass@N (an oracle), each with its accuracy and 95% bootstrap interval and, against BASELINE (default
+--     "greedy"), the paired difference with its interval and McNemar's test.
+--   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY]
+--     surprisal-guided picks (lines of selection.surprisal, default "surprisal8"): on the items with a correct
+--     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
+--     sample, and how often they differ; the strategy's accuracy is pass@N by construction (it picks among the
+--     samples a verifier accepts).
+-- DIR is run.lua's --out folder; the report goes to standard output as Markdown.
+local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
+
+local mode, dir = arg[1], arg[2]
+if (mode ~= "readouts" and mode ~= "surprisal") or not dir then
+  die("usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY]")
+end
+
+-- The lines of DIR/results.jsonl, by strategy name, each keyed by item id.
+local path = dir .. "/results.jsonl"
+local f = io.open(path, "r")
+if not f then die("cannot read " .. path) end
+local by, order, n = {}, {}, 0
+for line in f:lines() do
+  n = n + 1
+  local ok, r = pcall(lm.json.decode, line)
+  if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
+  if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
+  by[r.strategy][r.item] = r
+end
+f:close()
+
+local function lines_of(name)
+  local t = by[name]
+  if not t then die(("no lines of strategy '%s' in %s (it has: %s)"):format(name, path, table.concat(order, ", "))) end
+  local out = {}
+  for _, r in pairs(t) do out[#out + 1] = r end
+  table.sort(out, function(a, b) return a.index < b.index end)
+  return out
+end
+
+local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
+
+if mode == "readouts" then
+  local name, base_name = arg[3] or "bon8", arg[4] or "greedy"
+  local rows, base = lines_of(name), by[base_name]
+  if not base then die(("no baseline '%s' in %s (it has: %s)"):format(base_name, path, table.concat(order, ", "))) end
+  local names = {"first", "majority", "max_logprob", "min_logprob", "pass"}
+  local label = {first = "first sample", majority = "majority@N (self-consistency)",
+                 max_logprob = "highest mean log-prob", min_logprob = "lowest mean log-prob",
+                 pass = "pass@N (oracle: any sample right)"}
+  local got, ref, samples = {}, {}, nil
+  for _, k in ipairs(names) do got[k] = {} end
+  for _, r in ipairs(rows) do
+    local b = base[r.item]
+    local reads = r.extra and r.extra.readouts
+    if b and reads then
+      ref[#ref + 1] = b.correct == true
+      for _, k in ipairs(names) do got[k][#ref] = reads[k] and reads[k].correct == true or false end
+      samples = samples or (r.extra.samples and #r.extra.samples)
+    end
+  end
+  local lo, hi, acc = lm.stats.bootstrap_ci(ref)
+  print(("Read-outs of %s's %s samples per item on %d items (%s), against %s\n"):format(name,
+    tostring(samples or "?"), #ref, dir, base_name))
+  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost |"):format(base_name))
+  print("|---|---|---|--:|--:|")
+  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — |"):format(base_name, acc, lo, hi))
+  for _, k in ipairs(names) do
+    local l, h, a = lm.stats.bootstrap_ci(got[k])
+    local d = lm.stats.paired(got[k], ref)
+    local t = lm.stats.mcnemar(got[k], ref)
+    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d |"):format(label[k], a, l, h, d.diff,
+      d.lo, d.hi, fmt_p(t.p), t.b10, t.b01))
+  end
+else
+  local rows = lines_of(arg[3] or "surprisal8")
+  local least, most, differ, with, total = {}, {}, 0, 0, 0
+  for _, r in ipairs(rows) do
+    total = total + 1
+    local e = r.extra or {}
+    local picks, samples = e.picks or {}, e.samples or {}
+    if picks.least and picks.most then
+      with = with + 1
+      least[#least + 1] = -samples[picks.least].mean
+      most[#most + 1] = -samples[picks.most].mean
+      if picks.least ~= picks.most then differ = differ + 1 end
+    end
+  end
+  print(("Surprisal-guided picks over %d items (%s): %d have a correct sample (the strategy's accuracy, %.3f, is "
+    .. "pass@N)\n"):format(total, dir, with, total > 0 and with / total or 0))
+  if with == 0 then return end
+  local d = lm.stats.paired(least, most)
+  print("| pick among the correct samples | per-token surprisal (nats), mean |")
+  print("|---|---|")
+  print(("| least confident (the primary pick) | %.3f |"):format(d.mean_a))
+  print(("| most confident | %.3f |"):format(d.mean_b))
+  print(("\nThe two picks differ on %d of %d items (on the others one sample is correct, or the correct ones "
+    .. "tie); difference %+.3f [%+.3f, %+.3f] nats per token (95%% bootstrap). Without a quality score beyond "
+    .. "right or wrong, the picks cannot be told apart further."):format(differ, with, d.diff, d.lo, d.hi))
+end
