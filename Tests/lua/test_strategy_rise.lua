@@ -74,4 +74,28 @@ T.test("without opts.extract: lm.extract.boxed, and the last number with fallbac
   T.eq(f.turns[1], lm.extract.boxed(f.texts[1]) or lm.extract.number(f.texts[1]) or false)
 end)
 
+T.test("rise_report.lua: the four metrics and the paired comparisons from runner lines with known values", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/rise_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Four items: {m1t1, m5t1, m1t5, p1t5}.
+  local rows = {{true, true, true, true}, {false, true, false, true}, {false, false, true, true}, {false, false, false, false}}
+  for i, r in ipairs(rows) do
+    f:write(lm.json.encode({item = "i" .. i, index = i, strategy = "rise", call = "rise.run{}", correct = r[3],
+      extra = {m1t1 = r[1], m5t1 = r[2], m1t5 = r[3], p1t5 = r[4], tokens_sequential = 10 * i, tokens_parallel = 20}}), "\n")
+  end
+  f:close()
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local code, out = report(T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("RISE protocol over 4 items", 1, true), out)
+  T.ok(out:find("| m1@t1 (first turn) | 0.250 [", 1, true), out)
+  T.ok(out:find("| p1@t5 (some turn right, oracle) | 0.750 [", 1, true), out)
+  T.ok(out:find("| sequential − parallel (equal attempts) | +0.000 [", 1, true) and out:find("| 1.000 | 1 / 1 |", 1, true), out)
+  T.ok(out:find("| oracle over 5 turns − first turn | +0.500 [", 1, true) and out:find("| 0.500 | 2 / 0 |", 1, true), out)
+  T.ok(out:find("Completion tokens per item: sequential turns 25.0, parallel first turns 20.0.", 1, true), out)
+  code, out = report(T.q(dir) .. " other")
+  T.eq(code, 2); T.ok(out:find("no lines of strategy 'other'", 1, true) and out:find("(it has: rise)", 1, true), out)
+end)
+
 T.done()
