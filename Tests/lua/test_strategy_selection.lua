@@ -250,6 +250,10 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.ok(out:find("| least confident (the primary pick) | 1.500 |", 1, true), out)     -- (1 + 2) / 2
   T.ok(out:find("| most confident | 1.250 |", 1, true), out)                        -- (0.5 + 2) / 2
   T.ok(out:find("The two picks differ on 1 of 2 items", 1, true), out)
+  -- best_of_n's lines: the picks are made here from their sample sets (none of these samples is marked correct).
+  code, out = report("surprisal " .. T.q(dir) .. " bon8")
+  T.eq(code, 0, out)
+  T.ok(out:find("over 4 items", 1, true) and out:find("0 have a correct sample", 1, true), out)
   code, out = report("readouts " .. T.q(dir) .. " bon8 nobody")
   T.eq(code, 2); T.ok(out:find("no baseline 'nobody'", 1, true), out)
   code, out = report("bogus " .. T.q(dir))

@@ -5,11 +5,14 @@
 --     pass@N (an oracle), each with its accuracy and 95% bootstrap interval and, against BASELINE (default
 --     "greedy"), the paired difference with its interval and McNemar's test.
 --   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY]
---     surprisal-guided picks (lines of selection.surprisal, default "surprisal8"): on the items with a correct
+--     surprisal-guided picks (lines of selection.surprisal, default "surprisal8", or of selection.best_of_n, whose
+--     sample sets are picked from here with selection.surprisal_pick): on the items with a correct
 --     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
 --     sample, and how often they differ; the strategy's accuracy is pass@N by construction (it picks among the
 --     samples a verifier accepts).
 -- DIR is run.lua's --out folder; the report goes to standard output as Markdown.
+local selection = require "strategies.selection"
+
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
 local mode, dir = arg[1], arg[2]
@@ -80,7 +83,9 @@ else
   for _, r in ipairs(rows) do
     total = total + 1
     local e = r.extra or {}
-    local picks, samples = e.picks or {}, e.samples or {}
+    local samples = e.samples or {}
+    -- Lines of selection.surprisal carry their picks; best_of_n's lines carry the same kind of sample set.
+    local picks = e.picks or selection.surprisal_pick(samples)
     if picks.least and picks.most then
       with = with + 1
       least[#least + 1] = -samples[picks.least].mean
