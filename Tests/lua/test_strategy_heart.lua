@@ -123,4 +123,36 @@ T.test("accuracy within n rounds and iterations needed, on hand-made results", f
   T.eq(heart.mean_iterations({{}}), nil)
 end)
 
+T.test("fields_report.lua: accuracy of extra fields per strategy, paired against the baseline's", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/fields_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Three items; majority right: base on 1, heart on 1, 2, 3; heart's item 3 lacks the field (counts as wrong).
+  local rows = {
+    {"base", "a", true, true}, {"base", "b", false, false}, {"base", "c", false, false},
+    {"heart", "a", true, true}, {"heart", "b", true, true}, {"heart", "c", false, nil},
+  }
+  for k, r in ipairs(rows) do
+    f:write(lm.json.encode({strategy = r[1], item = r[2], index = (k - 1) % 3 + 1, correct = r[3],
+      extra = {correct_majority = r[4]}}), "\n")
+  end
+  f:close()
+  local run = assert(io.open(dir .. "/run.json", "w"))
+  run:write(lm.json.encode({baseline = "base"}), "\n")
+  run:close()
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local code, out = report(T.q(dir) .. " correct_majority")
+  T.eq(code, 0, out)
+  T.ok(out:find("baseline base", 1, true), out)
+  T.ok(out:find("| base | 3 | 0.333 [", 1, true), out)
+  T.ok(out:find("| heart | 3 | 0.667 [", 1, true) and out:find("+0.333 [", 1, true) and out:find("| 1.000 | 1 / 0 | 1 |", 1, true), out)
+  code, out = report(T.q(dir) .. " correct --baseline heart")
+  T.eq(code, 0, out)
+  T.ok(out:find("| heart | 3 | 0.667 [", 1, true) and out:find("(baseline)", 1, true), out)
+  code, out = report(T.q(dir) .. " correct --baseline nobody")
+  T.eq(code, 2); T.ok(out:find("no baseline 'nobody'", 1, true), out)
+  code, out = report(T.q(dir))
+  T.eq(code, 2); T.ok(out:find("usage: fields_report.lua DIR FIELD", 1, true), out)
+end)
+
 T.done()

@@ -1,0 +1,85 @@
+-- Accuracy tables for any right/wrong field a strategy records in its result lines' `extra`, where the runner's own
+-- table reads only `correct`: HEART's verifier-free read-outs (correct_synthesis, correct_majority, any_correct),
+-- RISE's metrics (m1t1, m5t1, m1t5, p1t5), or a field of your own strategy.
+--   refrain run scripts/experiments/fields_report.lua DIR FIELD [FIELD ...] [--baseline NAME]
+-- For every strategy in DIR/results.jsonl and every FIELD ("correct" is the line's own), the share of items where
+-- it is true with a 95% bootstrap interval, and against the baseline strategy's same field (default: the run's
+-- baseline, from DIR/run.json) the paired difference with its interval, McNemar's test and won / lost, on the
+-- items both have. A line without the field counts as wrong and is counted in a "missing" column. Markdown on
+-- standard output.
+local function die(msg) io.stderr:write("fields_report: " .. msg .. "\n"); os.exit(2) end
+
+local dir, fields, baseline = nil, {}, nil
+local i = 1
+while i <= #arg do
+  if arg[i] == "--baseline" then baseline = arg[i + 1] or die("--baseline needs a strategy name"); i = i + 2
+  else
+    if dir == nil then dir = arg[i] else fields[#fields + 1] = arg[i] end
+    i = i + 1
+  end
+end
+if not dir or #fields == 0 then die("usage: fields_report.lua DIR FIELD [FIELD ...] [--baseline NAME]") end
+
+local function read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local path = dir .. "/results.jsonl"
+local text = read(path) or die("cannot read " .. path)
+local by, order, n = {}, {}, 0
+for line in text:gmatch("[^\n]+") do
+  n = n + 1
+  local ok, r = pcall(lm.json.decode, line)
+  if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
+  if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
+  by[r.strategy][r.item] = r
+end
+if #order == 0 then die(path .. " has no lines") end
+if not baseline then
+  local meta = read(dir .. "/run.json")
+  local ok, m = pcall(lm.json.decode, meta or "")
+  baseline = ok and type(m) == "table" and m.baseline or order[1]
+end
+if not by[baseline] then die(("no baseline '%s' in %s (it has: %s)"):format(baseline, path, table.concat(order, ", "))) end
+
+-- The field's value on a line: true, false, or nil when the line lacks it.
+local function value(r, field)
+  local v
+  if field == "correct" then v = r.correct else v = r.extra and r.extra[field] end
+  if v == nil or v == lm.json.null then return nil end
+  return v == true
+end
+
+local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
+
+print(("Fields %s over the lines of %s; baseline %s\n"):format(table.concat(fields, ", "), dir, baseline))
+for _, field in ipairs(fields) do
+  print(("**%s**\n"):format(field))
+  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | missing |"):format(baseline))
+  print("|---|--:|---|---|--:|--:|--:|")
+  for _, name in ipairs(order) do
+    local rows = {}
+    for _, r in pairs(by[name]) do rows[#rows + 1] = r end
+    table.sort(rows, function(a, b) return a.index < b.index end)
+    local xs, missing, a, b = {}, 0, {}, {}
+    for k, r in ipairs(rows) do
+      local v = value(r, field)
+      if v == nil then missing = missing + 1 end
+      xs[k] = v == true
+      local base = by[baseline][r.item]
+      if base then a[#a + 1], b[#b + 1] = v == true, value(base, field) == true end
+    end
+    local lo, hi, acc = lm.stats.bootstrap_ci(xs)
+    local cmp = "(baseline) | — | —"
+    if name ~= baseline and #a > 0 then
+      local d, t = lm.stats.paired(a, b), lm.stats.mcnemar(a, b)
+      cmp = ("%+.3f [%+.3f, %+.3f] | %s | %d / %d"):format(d.diff, d.lo, d.hi, fmt_p(t.p), t.b10, t.b01)
+    end
+    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(name, #rows, acc, lo, hi, cmp, missing))
+  end
+  print("")
+end
