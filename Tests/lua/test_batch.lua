@@ -131,6 +131,11 @@ T.test("lm.batch.run: a failing job reports its error and traceback; the others 
       {size = 2, done = function() error("stop here", 0) end})
   end, "stop here")
   T.eq(lm.store.labels().item, nil, "no label left behind")
+  local got = {}
+  lm.batch.run(m, {function() coroutine.yield("stray") end, function(mm) return mm:generate("a", {max_tokens = 2}).text end},
+    {done = function(i, ok, v) got[i] = {ok, v} end})
+  T.eq(got[1][1], false); T.ok(tostring(got[1][2]):find("job 1 yielded (stray) outside a model call", 1, true), tostring(got[1][2]))
+  T.eq(got[2][1], true)
   T.err(function() lm.batch.run(m, {1}) end, "job 1 is a number, not a function")
   T.err(function() lm.batch.run(m, {}, {size = 0}) end, "size must be an integer >= 1")
   T.err(function() lm.batch.run(m, {}, {bogus = 1}) end, "unknown option 'bogus'")

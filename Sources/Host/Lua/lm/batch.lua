@@ -12,6 +12,9 @@ local lm = require "lm"
 
 local M = {}
 
+-- The mark of a request the stand-in yields (anything else a job yields is an error of the job's).
+local REQUEST = {}
+
 -- The stand-in for `model` that job coroutines call: generate and sample yield a request to the scheduler when
 -- called from one of `ours` (coroutine -> true); anything else is the model's own.
 local function stand_in(model, ours)
@@ -22,6 +25,7 @@ local function stand_in(model, ours)
   end
   local function ask(request)
     request.labels = lm.store and lm.store.labels() or nil
+    request[REQUEST] = true
     local ok, value = coroutine.yield(request)
     if not ok then error(value, 0) end
     return value
@@ -57,9 +61,10 @@ end
 -- Runs the requests: together when the model has generate_batch; one by one when it has not, or when the batch
 -- failed (so that the error reaches only the job whose call caused it). -> a list of {ok, value}
 local function serve(model, requests)
-  local out = {}
+  local out, clean = {}, {}
+  for i, q in ipairs(requests) do clean[i] = {prompt = q.prompt, opts = q.opts, n = q.n, labels = q.labels} end
   if model.generate_batch then
-    local ok, rs = pcall(model.generate_batch, model, requests)
+    local ok, rs = pcall(model.generate_batch, model, clean)
     if ok then
       for i, r in ipairs(rs) do out[i] = {true, r} end
       return out
@@ -114,6 +119,11 @@ local function run(model, jobs, opts)
     if store then a.labels = store.label(outer) end
     if not ok then return true, false, what end                     -- an error outside the job's xpcall
     if coroutine.status(a.co) == "dead" then return true, what, value end
+    if type(what) ~= "table" or not what[REQUEST] then
+      coroutine.close(a.co)
+      return true, false, "lm.batch.run: job " .. a.i .. " yielded (" .. tostring(what) .. ") outside a model call: "
+        .. "a job may yield only through the model's generate and sample"
+    end
     a.request = what
     return false
   end
