@@ -256,6 +256,20 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.ok(out:find("over 4 items", 1, true) and out:find("0 have a correct sample", 1, true), out)
   code, out = report("readouts " .. T.q(dir) .. " bon8 nobody")
   T.eq(code, 2); T.ok(out:find("no baseline 'nobody'", 1, true), out)
+  -- Retry histories: item a right in round 2 after a wrong 3; item b wrong three times, keeping 5 again in round 3
+  -- when its draws offered nothing new.
+  local rdir = T.tmpdir()
+  local g = assert(io.open(rdir .. "/results.jsonl", "w"))
+  g:write(lm.json.encode({item = "a", index = 1, strategy = "none", correct = true, extra = {history = {
+    {answer = 3, answers = {3, 4}, correct = false}, {answer = 4, answers = {4, 3}, correct = true}}}}), "\n")
+  g:write(lm.json.encode({item = "b", index = 2, strategy = "none", correct = false, extra = {history = {
+    {answer = 5, answers = {5, 6}, correct = false}, {answer = 6, answers = {6, 5}, correct = false},
+    {answer = 5, answers = {5, 6}, correct = false}}}}), "\n")
+  g:close()
+  code, out = report("retry " .. T.q(rdir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| strategy | items | right within 1 | right within 2 | right within 3 |", 1, true), out)
+  T.ok(out:find("| none | 2 | 0.000 | 0.500 | 0.500 | 3 | 1 (33%) | 1 (33%) |", 1, true), out)
   code, out = report("bogus " .. T.q(dir))
   T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
 end)

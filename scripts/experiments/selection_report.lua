@@ -10,14 +10,18 @@
 --     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
 --     sample, and how often they differ; the strategy's accuracy is pass@N by construction (it picks among the
 --     samples a verifier accepts).
+--   refrain run scripts/experiments/selection_report.lua retry DIR
+--     feedback-friction retries (lines of selection.retry, every strategy in DIR): per strategy, the share of items
+--     right within 1, 2, ... rounds, and in the rounds after the first how often the kept answer was one already
+--     tried and how often none of the round's draws offered a new answer.
 -- DIR is run.lua's --out folder; the report goes to standard output as Markdown.
 local selection = require "strategies.selection"
 
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
 local mode, dir = arg[1], arg[2]
-if (mode ~= "readouts" and mode ~= "surprisal") or not dir then
-  die("usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY]")
+if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry") or not dir then
+  die("usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] | retry DIR")
 end
 
 -- The lines of DIR/results.jsonl, by strategy name, each keyed by item id.
@@ -76,6 +80,48 @@ if mode == "readouts" then
     local t = lm.stats.mcnemar(got[k], ref)
     print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d |"):format(label[k], a, l, h, d.diff,
       d.lo, d.hi, fmt_p(t.p), t.b10, t.b01))
+  end
+elseif mode == "retry" then
+  local most = 0
+  for _, name in ipairs(order) do
+    for _, r in pairs(by[name]) do most = math.max(most, #((r.extra or {}).history or {})) end
+  end
+  if most == 0 then die(path .. " has no retry histories (lines of selection.retry)") end
+  local head = {"| strategy | items |"}
+  local rule = {"|---|--:|"}
+  for k = 1, most do head[#head + 1] = (" right within %d |"):format(k); rule[#rule + 1] = "--:|" end
+  head[#head + 1] = " later rounds | kept an answer already tried | no new answer among the draws |"
+  rule[#rule + 1] = "--:|--:|--:|"
+  print(("Retries over the lines of %s\n"):format(dir))
+  print(table.concat(head)); print(table.concat(rule))
+  for _, name in ipairs(order) do
+    local rows = lines_of(name)
+    local within, later, repeated, none_new = {}, 0, 0, 0
+    for k = 1, most do within[k] = 0 end
+    for _, r in ipairs(rows) do
+      local h = (r.extra or {}).history or {}
+      local first
+      for k, round in ipairs(h) do if round.correct and not first then first = k end end
+      if first then for k = first, most do within[k] = within[k] + 1 end end
+      local tried = {}
+      for k, round in ipairs(h) do
+        if k > 1 then
+          later = later + 1
+          if round.answer ~= nil and tried[selection.key(round.answer)] then repeated = repeated + 1 end
+          local fresh = false
+          for _, a in ipairs(round.answers or {}) do
+            if a ~= nil and a ~= lm.json.null and not tried[selection.key(a)] then fresh = true end
+          end
+          if not fresh then none_new = none_new + 1 end
+        end
+        if round.answer ~= nil then tried[selection.key(round.answer)] = true end
+      end
+    end
+    local cells = {("| %s | %d |"):format(name, #rows)}
+    for k = 1, most do cells[#cells + 1] = (" %.3f |"):format(#rows > 0 and within[k] / #rows or 0) end
+    cells[#cells + 1] = (" %d | %d (%.0f%%) | %d (%.0f%%) |"):format(later, repeated, later > 0 and 100 * repeated / later or 0,
+      none_new, later > 0 and 100 * none_new / later or 0)
+    print(table.concat(cells))
   end
 else
   local rows = lines_of(arg[3] or "surprisal8")
