@@ -28,16 +28,8 @@ local function read(path)
   return text
 end
 
-local path = dir .. "/results.jsonl"
-local text = read(path) or die("cannot read " .. path)
-local by, order, n = {}, {}, 0
-for line in text:gmatch("[^\n]+") do
-  n = n + 1
-  local ok, r = pcall(lm.json.decode, line)
-  if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
-  if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
-  by[r.strategy][r.item] = r
-end
+local run = require("experiments.lines").read(dir, die)
+local path, by, order = run.path, run.by, run.order
 if #order == 0 then die(path .. " has no lines") end
 if not baseline then
   local meta = read(dir .. "/run.json")

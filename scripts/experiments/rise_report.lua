@@ -9,25 +9,8 @@ local function die(msg) io.stderr:write("rise_report: " .. msg .. "\n"); os.exit
 
 local dir, name = arg[1], arg[2] or "rise"
 if not dir then die("usage: rise_report.lua DIR [STRATEGY]") end
-local path = dir .. "/results.jsonl"
-local f = io.open(path, "r")
-if not f then die("cannot read " .. path) end
-local rows, seen, n = {}, {}, 0
-for line in f:lines() do
-  n = n + 1
-  local ok, r = pcall(lm.json.decode, line)
-  if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
-  seen[r.strategy] = true
-  if r.strategy == name then rows[#rows + 1] = r end
-end
-f:close()
-if #rows == 0 then
-  local names = {}
-  for k in pairs(seen) do names[#names + 1] = k end
-  table.sort(names)
-  die(("no lines of strategy '%s' in %s (it has: %s)"):format(name, path, table.concat(names, ", ")))
-end
-table.sort(rows, function(a, b) return a.index < b.index end)
+local run = require("experiments.lines").read(dir, die)
+local rows = run:of(name)
 
 local keys = {"m1t1", "m5t1", "m1t5", "p1t5"}
 local label = {m1t1 = "m1@t1 (first turn)", m5t1 = "m5@t1 (majority of 5 first turns, parallel)",
@@ -37,7 +20,7 @@ for _, k in ipairs(keys) do v[k] = {} end
 for i, r in ipairs(rows) do
   local e = r.extra or {}
   for _, k in ipairs(keys) do
-    if e[k] == nil then die(("%s: item %s has no %s: not a rise.run line"):format(path, tostring(r.item), k)) end
+    if e[k] == nil then die(("%s: item %s has no %s: not a rise.run line"):format(run.path, tostring(r.item), k)) end
     v[k][i] = e[k] == true
   end
   seq[i], par[i] = e.tokens_sequential or 0, e.tokens_parallel or 0

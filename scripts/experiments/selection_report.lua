@@ -24,28 +24,9 @@ if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry") or not dir t
   die("usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] | retry DIR")
 end
 
--- The lines of DIR/results.jsonl, by strategy name, each keyed by item id.
-local path = dir .. "/results.jsonl"
-local f = io.open(path, "r")
-if not f then die("cannot read " .. path) end
-local by, order, n = {}, {}, 0
-for line in f:lines() do
-  n = n + 1
-  local ok, r = pcall(lm.json.decode, line)
-  if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
-  if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
-  by[r.strategy][r.item] = r
-end
-f:close()
-
-local function lines_of(name)
-  local t = by[name]
-  if not t then die(("no lines of strategy '%s' in %s (it has: %s)"):format(name, path, table.concat(order, ", "))) end
-  local out = {}
-  for _, r in pairs(t) do out[#out + 1] = r end
-  table.sort(out, function(a, b) return a.index < b.index end)
-  return out
-end
+local run = require("experiments.lines").read(dir, die)
+local path, by, order = run.path, run.by, run.order
+local function lines_of(name) return run:of(name) end
 
 local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 
