@@ -761,7 +761,7 @@ local function run_worker(o, items, fns, byname, model, model_name)
     io.stdout:flush()
   end
   if o.batch > 1 then
-    run_batched(o, mine_todo, fns, model, model_name, out, {}, {tick = function() tick() end})
+    run_batched(o, mine_todo, fns, model, model_name, out, {}, {tick = tick})
   else
     for _, job in ipairs(mine_todo) do
       run_pair(o, job[3], fns[job[3].name], model, job[2], job[1], model_name, out)
