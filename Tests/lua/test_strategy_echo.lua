@@ -116,6 +116,13 @@ T.test("echo detection on hand-written traces", function()
   T.eq(echo.detect(Q, "Tom buys pears today.", {threshold = 0.5}).echo, true)
   local dec = echo.detect(Q, "He pays 3.5 dollars for 7 apples. Then more.")
   T.eq(#dec.sentences, 2, "3.5 does not end a sentence"); T.eq(dec.sentences[1].text, "He pays 3.5 dollars for 7 apples.")
+  local h = echo.detect(Q, "Copy the problem statement:\nTom has 12 apples and buys 7 more. Adding gives 19.")
+  T.eq(h.echo, true, "a heading line before the echo"); T.eq(h.heading, true); T.eq(h.count, 1)
+  T.eq(h.sentences[1].echo, true); T.eq(h.sentences[3].echo, false)
+  local nh = echo.detect(Q, "Solution:\nAdding gives 19. Tom has 12 apples and buys 7 more.")
+  T.eq(nh.echo, false, "a heading alone is no echo"); T.eq(nh.heading, false); T.eq(nh.sentences[1].echo, false)
+  T.eq(echo.detect(Q, "Here is how I would solve this problem step by step:\nTom has 12 apples.").heading, false,
+       "more than six words is not a heading")
 end)
 
 T.test("the two removers", function()
@@ -123,6 +130,8 @@ T.test("the two removers", function()
   T.eq(echo.trim_prefix(Q, y), "We add 12 and 7 to get 19 in all. Tom has 19 apples now. All is done.")
   T.eq(echo.trim_heavy(Q, y), "We add 12 and 7 to get 19 in all. ", "every echo sentence and every short one goes")
   T.eq(echo.trim_prefix(Q, "No echo here at all. Tom has 12 apples."), "No echo here at all. Tom has 12 apples.")
+  T.eq(echo.trim_prefix(Q, "Problem:\nTom has 12 apples and buys 7 more.\n\nAdding gives 19."), "Adding gives 19.",
+       "the heading goes with the echo")
 end)
 
 T.test("likelihood gap: ΔL and its variants equal what two m:score calls give", function()

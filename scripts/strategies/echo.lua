@@ -175,18 +175,30 @@ function M.overlap(question, sentence)
   return shared / n, n
 end
 
+-- A heading: a line of at most six words that ends with ":" ("Copy of the problem:", "Problem statement:").
+local function heading(s)
+  local _, n = words(s.text)
+  return n > 0 and n <= 6 and s.text:match(":%s*$") ~= nil
+end
+
 --- Echo detection: the trace's sentences, each with its overlap with the question; the echo is the run of
---- sentences with overlap >= opts.threshold (0.6) that opens the trace. -> {echo = bool, count = sentences in the
---- run, sentences = {{text=, overlap=, echo=, first=, last=}, ...}}
+--- sentences with overlap >= opts.threshold (0.6) that opens the trace. A heading line that opens the trace
+--- ("Problem statement:", at most six words ending with ":") belongs to the echo when an echo sentence follows it
+--- (`heading = true`; it is not counted in `count`). -> {echo = bool, count = echo sentences in the run,
+--- heading = bool, sentences = {{text=, overlap=, echo=, heading=, first=, last=}, ...}}
 function M.detect(question, trace, opts)
   local o = settings(opts)
   local list, count, open = sentences(trace), 0, true
-  for _, s in ipairs(list) do
-    s.overlap = M.overlap(question, s.text)
+  for _, s in ipairs(list) do s.overlap = M.overlap(question, s.text) end
+  local head = list[1] ~= nil and list[1].overlap < o.threshold and heading(list[1])
+      and list[2] ~= nil and list[2].overlap >= o.threshold
+  for i = head and 2 or 1, #list do
+    local s = list[i]
     s.echo = open and s.overlap >= o.threshold
     if s.echo then count = count + 1 else open = false end
   end
-  return {echo = count > 0, count = count, sentences = list}
+  if head then list[1].echo, list[1].heading = true, true end
+  return {echo = count > 0, count = count, heading = head, sentences = list}
 end
 
 -- The trace without the sentences `drop(sentence)` picks.
@@ -247,7 +259,8 @@ function M.likelihood_gap(model, item, opts)
   local trace = o.trace or rec:generate(prompt, gen(o, o.budget)).text
   local answer, correct = grade(o, trace, item.answer)
   local found = M.detect(item.question, trace, o)
-  local out = {answer = answer, correct = correct, trace = trace, echo = found.echo, echo_sentences = found.count}
+  local out = {answer = answer, correct = correct, trace = trace, echo = found.echo, echo_sentences = found.count,
+               echo_heading = found.heading or nil}
   for name, trimmer in pairs({prefix = M.trim_prefix, heavy = M.trim_heavy}) do
     local y_trim = trimmer(item.question, trace, o)
     if y_trim ~= trace and y_trim:match("%S") then out[name] = M.gap(rec, prompt, trace, y_trim) end
