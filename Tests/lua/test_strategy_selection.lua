@@ -206,6 +206,9 @@ T.test("early rejection: partial steps, the best N/M finished, tokens saved", fu
   local best = 1
   for i = 2, 4 do if r.full_means[i] > r.full_means[best] then best = i end end
   T.eq(r.best_kept, best == r.kept[1] or best == r.kept[2])
+  local each = 0
+  for i = 1, 4 do T.ok(r.full_tokens[i] >= partial[i].usage.completion, "tokens of " .. i); each = each + r.full_tokens[i] end
+  T.eq(each, r.tokens.completion, "the candidates' tokens add up to all that was generated")
   local plain = sel.early_rejection(m, ITEM, {n = 4, m = 2, tau = 4, max_tokens = 12, seed = 2,
                                               extract = extract, verify = verify})
   T.eq(#plain.calls, 3); T.eq(plain.answer, r.answer); T.eq(plain.spearman, nil)
@@ -270,6 +273,33 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.eq(code, 0, out)
   T.ok(out:find("| strategy | items | right within 1 | right within 2 | right within 3 |", 1, true), out)
   T.ok(out:find("| none | 2 | 0.000 | 0.500 | 0.500 | 3 | 1 (33%) | 1 (33%) |", 1, true), out)
+  -- Early rejection with compare: three items of four candidates each (worked out by hand).
+  local edir = T.tmpdir()
+  f = assert(io.open(edir .. "/results.jsonl", "w"))
+  local early = {
+    {"a", true, {generated = 20, full_means = {-1, -0.5, -2, -0.1}, full_correct = {false, true, false, false},
+                 full_tokens = {10, 10, 10, 10}, spearman = 0.5, best_kept = false}},
+    {"b", false, {generated = 24, full_means = {-0.2, -1, -3, -4}, full_correct = {true, false, false, false},
+                  full_tokens = {5, 6, 7, 8}, spearman = 1, best_kept = true}},
+    {"c", false, {generated = 16, full_means = {-1, -1, -1, -1}, full_correct = {false, false, false, false},
+                  full_tokens = {4, 4, 4, 4}, best_kept = false}},
+  }
+  for i, r in ipairs(early) do
+    f:write(lm.json.encode({item = r[1], index = i, strategy = "early", correct = r[2], extra = r[3]}), "\n")
+  end
+  f:close()
+  code, out = report("early " .. T.q(edir))
+  T.eq(code, 0, out)
+  T.ok(out:find("same 4 candidates finished in full, 3 items", 1, true), out)
+  T.ok(out:find("| early | 0.333 [", 1, true) and out:find("| (baseline) | — | — | 20.0 |", 1, true), out)
+  T.ok(out:find("| best of 1 | 0.333 [0.000, 1.000] | +0.000 [", 1, true) and out:find("| 1 / 1 | 6.3 |", 1, true), out)
+  T.ok(out:find("| best of 2 | 0.667 [", 1, true) and out:find("| 1 / 0 | 13.0 |", 1, true), out)
+  T.ok(out:find("| best of 4 | 0.333 [", 1, true) and out:find("| 1 / 1 | 27.3 |", 1, true), out)
+  T.ok(not out:find("| best of 4 |.*| best of 4 |"), "k = N appears once")
+  T.ok(out:find("| pass@4 (oracle: any candidate right) | 0.667 [", 1, true) and out:find("| 1 / 0 | — |", 1, true), out)
+  T.ok(out:find("mean Spearman rho 0.750 over 2 items", 1, true) and out:find("on 1 of 3 items (33%)", 1, true), out)
+  code, out = report("early " .. T.q(dir) .. " bon8")
+  T.eq(code, 2); T.ok(out:find("run early_rejection with compare=true", 1, true), out)
   code, out = report("bogus " .. T.q(dir))
   T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
 end)

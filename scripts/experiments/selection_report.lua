@@ -10,6 +10,12 @@
 --     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
 --     sample, and how often they differ; the strategy's accuracy is pass@N by construction (it picks among the
 --     samples a verifier accepts).
+--   refrain run scripts/experiments/selection_report.lua early DIR [STRATEGY]
+--     early rejection run with compare=true (lines of selection.early_rejection, default "early"), against
+--     best-of-k by highest mean log-probability over the same candidates finished in full (the first k, k = 1, 2,
+--     4, and all N): accuracy with its 95% interval, the paired difference to early rejection with McNemar's test,
+--     tokens generated per item; then how well the partial scores rank the full ones (mean Spearman rho, how often
+--     the best full candidate survived).
 --   refrain run scripts/experiments/selection_report.lua retry DIR
 --     feedback-friction retries (lines of selection.retry, every strategy in DIR): per strategy, the share of items
 --     right within 1, 2, ... rounds, and in the rounds after the first how often the kept answer was one already
@@ -20,9 +26,9 @@ local selection = require "strategies.selection"
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
 local mode, dir = arg[1], arg[2]
-if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry") or not dir then
-  die("usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] | retry DIR")
-end
+local USAGE = "usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] | "
+  .. "early DIR [STRATEGY] | retry DIR"
+if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry" and mode ~= "early") or not dir then die(USAGE) end
 
 local run = require("experiments.lines").read(dir, die)
 local path, by, order = run.path, run.by, run.order
@@ -62,6 +68,62 @@ if mode == "readouts" then
     print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d |"):format(label[k], a, l, h, d.diff,
       d.lo, d.hi, fmt_p(t.p), t.b10, t.b01))
   end
+elseif mode == "early" then
+  local name = arg[3] or "early"
+  local early, reads, tokens, n, ks, rho, rhos, kept = {}, {}, {}, nil, {}, 0, 0, 0
+  for _, r in ipairs(lines_of(name)) do
+    local e = r.extra or {}
+    if not (e.full_means and e.full_correct and e.full_tokens) then
+      die(("%s: item %s of '%s' has no full_means/full_correct/full_tokens (run early_rejection with "
+        .. "compare=true)"):format(path, tostring(r.item), name))
+    end
+    if not n then
+      n = #e.full_means
+      for _, k in ipairs({1, 2, 4}) do if k < n then ks[#ks + 1] = k end end
+      ks[#ks + 1] = n
+    end
+    early[#early + 1] = r.correct == true
+    tokens.early = (tokens.early or 0) + e.generated
+    for _, k in ipairs(ks) do
+      if k <= #e.full_means then
+        local key, best, spent = ("best of %d"):format(k), nil, 0
+        for i = 1, k do
+          spent = spent + e.full_tokens[i]
+          if best == nil or e.full_means[i] > e.full_means[best] then best = i end
+        end
+        reads[key] = reads[key] or {}
+        reads[key][#early] = e.full_correct[best] == true
+        tokens[key] = (tokens[key] or 0) + spent
+      end
+    end
+    local any = false
+    for i = 1, n do any = any or e.full_correct[i] == true end
+    reads.pass = reads.pass or {}
+    reads.pass[#early] = any
+    if type(e.spearman) == "number" then rho, rhos = rho + e.spearman, rhos + 1 end
+    if e.best_kept then kept = kept + 1 end
+  end
+  local items = #early
+  local lo, hi, acc = lm.stats.bootstrap_ci(early)
+  print(("Early rejection (%s) against best-of-k by highest mean log-probability over the same %d candidates "
+    .. "finished in full, %d items (%s)\n"):format(name, n, items, dir))
+  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | tokens per item |"):format(name))
+  print("|---|---|---|--:|--:|--:|")
+  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — | %.1f |"):format(name, acc, lo, hi, tokens.early / items))
+  local rows = {}
+  for _, k in ipairs(ks) do rows[#rows + 1] = ("best of %d"):format(k) end
+  rows[#rows + 1] = "pass"
+  for _, key in ipairs(rows) do
+    local got = reads[key]
+    local l, h, a = lm.stats.bootstrap_ci(got)
+    local d, t = lm.stats.paired(got, early), lm.stats.mcnemar(got, early)
+    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d | %s |"):format(
+      key == "pass" and ("pass@%d (oracle: any candidate right)"):format(n) or key, a, l, h, d.diff, d.lo, d.hi,
+      fmt_p(t.p), t.b10, t.b01, tokens[key] and ("%.1f"):format(tokens[key] / items) or "—"))
+  end
+  print(("\nPartial scores against full ones: mean Spearman rho %s over %d items with a defined rho; the best full "
+    .. "candidate survived the cut on %d of %d items (%.0f%%)."):format(rhos > 0 and ("%.3f"):format(rho / rhos) or "—",
+    rhos, kept, items, 100 * kept / items))
 elseif mode == "retry" then
   local most = 0
   for _, name in ipairs(order) do

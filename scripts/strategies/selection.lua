@@ -250,7 +250,9 @@ end
 --- the rest are dropped. The answer is the finished candidate with the highest mean log-probability.
 --- `generated` is what the strategy generated, `saved` = n * max_tokens - generated. With opts.compare the
 --- dropped ones are finished too (recorded, but not counted in `generated`) to report how the partial scores
---- rank the full ones (`spearman`, `best_kept`: the best full candidate survived) and `saved_exact`.
+--- rank the full ones (`spearman`, `best_kept`: the best full candidate survived), `saved_exact`, and per
+--- candidate `full_means`, `full_correct` and `full_tokens` (its tokens generated, partial and continuation), from
+--- which best-of-k over the same candidates can be read (selection_report.lua early).
 function M.early_rejection(model, item, opts)
   local o = settings(opts)
   assert(o.tau < o.max_tokens, "early_rejection: need tau < max_tokens")
@@ -299,8 +301,11 @@ function M.early_rejection(model, item, opts)
     out.full_means, out.spearman, out.saved_exact = means, M.rank_correlation(out.partial_means, means), all - generated
     out.best_kept = false
     for _, i in ipairs(kept) do if i == best_full then out.best_kept = true end end
-    out.full_correct = {}
-    for i = 1, o.n do out.full_correct[i] = full[i].sample.correct end
+    out.full_correct, out.full_tokens = {}, {}
+    for i = 1, o.n do
+      out.full_correct[i] = full[i].sample.correct
+      out.full_tokens[i] = partial[i].usage.completion + full[i].generated
+    end
   end
   return rec:result(out)
 end
