@@ -175,7 +175,7 @@ public final class LanguageModel: @unchecked Sendable {
                 }
             }
         }
-        var out = requests.map { q in [Generation]() }
+        var out = [[Generation]](repeating: [], count: requests.count)
         for (k, (r, _)) in owner.enumerated() {
             out[r].append(runs[k].finish())
             // A single generation's final state goes to the prefix cache, as `generate` does.
