@@ -98,6 +98,13 @@ T.test("behavior-conditioned answering: K behaviors before the problem, a reques
   T.ok(prompt:find(block, 1, true) == 1 and prompt:find(ITEM.question, 1, true) > #block, "behaviors come first")
   for _, name in ipairs(r.cited) do T.ok(r.text:lower():find(name, 1, true), name) end
   T.eq(r.answer, last_int(r.text))
+  local after = mc.conditioned(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2, place = "after"})
+  T.eq(after.calls[1].prompt[1].content, ITEM.question .. " " .. mc.phrases.instruction .. "\n\n" .. block)
+  local sys = mc.conditioned(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2, place = "system"})
+  T.eq(#sys.calls[1].prompt, 2); T.eq(sys.calls[1].prompt[1].role, "system"); T.eq(sys.calls[1].prompt[1].content, block)
+  T.eq(sys.calls[1].prompt[2].content, ITEM.question .. " " .. mc.phrases.instruction)
+  local ok, err = pcall(mc.conditioned, m, ITEM, {place = "middle"})
+  T.ok(not ok and err:find('place must be "before", "after" or "system", not "middle"', 1, true), err)
   local p = mc.plain(m, ITEM, O)
   T.eq(p.tokens.calls, 1); T.eq(p.calls[1].prompt[1].content, ITEM.question .. " " .. mc.phrases.instruction)
   T.eq(p.calls[1].opts.max_tokens, 16)

@@ -6,7 +6,8 @@
 --                into a handbook keyed by topic (M.build), or load a written one (M.load("arithmetic"))
 --   retrieve     K behaviors by topic (the item's topics, or topics read from keywords of the question) or by
 --                similarity (a simple lexical one: Jaccard overlap of content words; no embeddings)
---   conditioned  the K behaviors before the problem, the model asked to cite the ones it uses; baseline: `plain`
+--   conditioned  the K behaviors with the problem (before it, after it or as the system message), the model
+--                asked to cite the ones it uses; baseline: `plain`
 --                (the problem alone) with the same max_tokens, reporting tokens next to accuracy
 --   self_improve behaviors extracted from the model's own first attempt guide a second attempt (3 calls);
 --                baseline: critique_revise (attempt, critique, revision: 3 calls, same max_tokens per call)
@@ -173,16 +174,31 @@ local function cited(text, behaviors)
 end
 
 --- Behavior-conditioned answering: K retrieved behaviors (opts.handbook: a table or a name/path for M.load,
---- default "arithmetic"; opts.k, opts.by) before the problem; the result lists the behaviors given and cited.
+--- default "arithmetic"; opts.k, opts.by) given with the problem; the result lists the behaviors given and cited.
+--- opts.place says where the behaviors go: "before" the problem in the user turn (the default), "after" it, or
+--- "system", a system message of their own (which takes the place of the template's default one).
 function M.conditioned(model, item, opts)
   opts = opts or {}
+  local place = opts.place or "before"
+  if place ~= "before" and place ~= "after" and place ~= "system" then
+    error(("metacognitive.conditioned: place must be \"before\", \"after\" or \"system\", not %q"):format(
+      tostring(place)), 2)
+  end
   local P = record.phrases(M.phrases, opts.phrases)
   local hb = type(opts.handbook) == "table" and opts.handbook or M.load(opts.handbook or "arithmetic")
   local rec = record.new(model, {strategy = "metacognitive.conditioned", item = item.id})
   local behaviors = M.retrieve(hb, item, opts)
-  local prompt = rec:inject("behaviors", behavior_block(P, behaviors)) .. "\n\n" .. item.question .. " " ..
-                 rec:inject("instruction", P.instruction)
-  local r = rec:generate({{role = "user", content = prompt}}, gen_opts(opts, 1))
+  local block = rec:inject("behaviors", behavior_block(P, behaviors))
+  local problem = item.question .. " " .. rec:inject("instruction", P.instruction)
+  local messages
+  if place == "system" then
+    messages = {{role = "system", content = block}, {role = "user", content = problem}}
+  elseif place == "after" then
+    messages = {{role = "user", content = problem .. "\n\n" .. block}}
+  else
+    messages = {{role = "user", content = block .. "\n\n" .. problem}}
+  end
+  local r = rec:generate(messages, gen_opts(opts, 1))
   local out = judge({behaviors = {}}, r, item, opts)
   for i, b in ipairs(behaviors) do out.behaviors[i] = b.name end
   out.cited = cited(r.text, behaviors)
