@@ -210,6 +210,14 @@ T.test("a killed run whose results.jsonl is lost resumes from the run store to t
   T.ok(o:find(("%d to run, %d skipped"):format(6 - restored, restored), 1, true), o)
   T.eq(#lines_of(K .. "/results.jsonl"), 6)
   T.eq(table_rows(K), table_rows(A))
+  -- A file moved aside does not make the folder new: the store still has its results, and a changed strategy is
+  -- told apart from them, naming the store rather than a line of a file that is not there.
+  os.rename(K .. "/results.jsonl", K .. "/moved.jsonl")
+  c, o = runner("--data arithmetic --n 3 --seed 1 --strategies 'g=tiny.greedy{max_tokens=9}' --out " .. q(K))
+  T.eq(c, 1, o)
+  T.ok(o:find("the run store's result for item arith-mixed-s1-1, strategy g, of experiment " .. K, 1, true)
+       and o:find("--experiment NAME starts afresh) was run with strategy g =", 1, true), o)
+  os.rename(K .. "/moved.jsonl", K .. "/results.jsonl")
   -- Every call the experiment made is in the store with its labels.
   c, o = sh(q(BIN) .. " log calls --experiment " .. q(K) .. " --limit 100")
   T.eq(c, 0, o)

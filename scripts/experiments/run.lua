@@ -420,11 +420,12 @@ end
 
 local function basename(path) return (tostring(path):match("([^/]+)$") or path) end
 
--- Checks that a line already in the file belongs to this experiment.
-local function check_line(path, k, line, o, byname, model_name)
+-- Checks that a line already in the file belongs to this experiment. `where` names the line in the message
+-- (default: "PATH line K").
+local function check_line(path, k, line, o, byname, model_name, where)
   local function differ(what, had, now)
-    die(("%s line %d was run with %s %s, this run has %s: use another --out (or another strategy name)")
-      :format(path, k, what, tostring(had), tostring(now)), 1)
+    die(("%s was run with %s %s, this run has %s: use another --out (or another strategy name)")
+      :format(where or (path .. " line " .. k), what, tostring(had), tostring(now)), 1)
   end
   if line.data ~= o.data then differ("--data", line.data, o.data) end
   if line.model ~= model_name then differ("model", line.model, model_name) end
@@ -698,7 +699,7 @@ local function absorb_workers(o, results_path, lines, done, check, keep_logs)
         if l == nil then break end      -- the unfinished last line
         local key = tostring(l.item) .. "\t" .. tostring(l.strategy)
         if not done[key] then
-          check(#lines + #new + 1, l)
+          check(#lines + #new + 1, l, ("%s line %d"):format(path, k))
           done[key] = true
           new[#new + 1] = {line = l, text = text}
         end
@@ -912,8 +913,8 @@ end
 -- file was lost, or cut short by a crash), appended to the file.
 local lines = read_results(results_path, true)
 local done = {}
-local function check(k, l)
-  check_line(results_path, k, l, o, byname, model_name)
+local function check(k, l, where)
+  check_line(results_path, k, l, o, byname, model_name, where)
   if l.seed_base and l.seed_base ~= o.seed then die(("%s line %d has --seed %s"):format(results_path, k, l.seed_base), 1) end
 end
 for k, l in ipairs(lines) do
@@ -928,7 +929,9 @@ if lm.store.path() then
     local key = r.item .. "\t" .. r.strategy
     if not done[key] then
       local l = lm.json.decode(r.data)
-      check(#lines + 1, l)
+      -- Not in the file: the store kept it when the file was moved, lost or cut short.
+      check(#lines + 1, l, ("the run store's result for item %s, strategy %s, of experiment %s (kept there, not "
+        .. "in %s; --experiment NAME starts afresh)"):format(r.item, r.strategy, o.experiment, results_path))
       lines[#lines + 1] = l
       restored[#restored + 1] = r.data .. "\n"
       done[key] = true
