@@ -82,19 +82,21 @@ elseif mode == "early" then
       for _, k in ipairs({1, 2, 4}) do if k < n then ks[#ks + 1] = k end end
       ks[#ks + 1] = n
     end
+    if #e.full_means ~= n then
+      die(("%s: item %s of '%s' has %d candidates, the first one %d"):format(path, tostring(r.item), name,
+        #e.full_means, n))
+    end
     early[#early + 1] = r.correct == true
     tokens.early = (tokens.early or 0) + e.generated
     for _, k in ipairs(ks) do
-      if k <= #e.full_means then
-        local key, best, spent = ("best of %d"):format(k), nil, 0
-        for i = 1, k do
-          spent = spent + e.full_tokens[i]
-          if best == nil or e.full_means[i] > e.full_means[best] then best = i end
-        end
-        reads[key] = reads[key] or {}
-        reads[key][#early] = e.full_correct[best] == true
-        tokens[key] = (tokens[key] or 0) + spent
+      local key, best, spent = ("best of %d"):format(k), nil, 0
+      for i = 1, k do
+        spent = spent + e.full_tokens[i]
+        if best == nil or e.full_means[i] > e.full_means[best] then best = i end
       end
+      reads[key] = reads[key] or {}
+      reads[key][#early] = e.full_correct[best] == true
+      tokens[key] = (tokens[key] or 0) + spent
     end
     local any = false
     for i = 1, n do any = any or e.full_correct[i] == true end
