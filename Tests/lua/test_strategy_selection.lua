@@ -91,6 +91,8 @@ T.test("best-of-N: every read-out from the same samples", function()
   local function mean(d) local s = 0; for _, x in ipairs(d.logprobs) do s = s + x end; return s / #d.logprobs end
   for i, d in ipairs(direct) do
     T.ok(near(r.samples[i].mean, mean(d)), "mean log-prob " .. i)
+    T.eq(r.scores[i].mean, r.samples[i].mean); T.eq(r.scores[i].answer, r.samples[i].answer)
+    T.eq(r.scores[i].tokens, #d.logprobs); T.eq(r.scores[i].text, nil, "scores carry no text")
     if mean(d) > mean(direct[hi]) then hi = i end
     if mean(d) < mean(direct[lo]) then lo = i end
     if extract(d.text) == 19 then any = true end
@@ -302,6 +304,59 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.eq(code, 2); T.ok(out:find("run early_rejection with compare=true", 1, true), out)
   code, out = report("bogus " .. T.q(dir))
   T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
+end)
+
+T.test("selection_report.lua surprisal: sample sets too large for the line come from the run store", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
+  local dir, store = T.tmpdir(), os.tmpname()
+  os.remove(store)
+  -- A child draws best_of_n's samples with the store on, labelled as run.lua labels them, and writes the line as
+  -- run.lua does when the sample set is too large for it: read-outs kept, samples and scores dropped. The gold
+  -- answer is 7, which SmolLM2 gives in some of these samples (a wrong sum, but the report's figures need a
+  -- correct sample to show).
+  local child = dir .. "/draw.lua"
+  local f = assert(io.open(child, "w"))
+  f:write([=[
+local sel = require "strategies.selection"
+local dir, fake = arg[1], arg[2] == "tamper"
+local item = {id = "a", question = "Tom has 12 apples and buys 7 more. How many apples does he have now?", answer = "7"}
+local r = lm.store.with({experiment = dir, item = "a", strategy = "bon8"}, sel.best_of_n, lm.model, item,
+                        {n = 4, max_tokens = 20, seed = 3})
+if fake then r.readouts.max_logprob.index = r.readouts.max_logprob.index % 4 + 1 end
+local out = assert(io.open(dir .. "/results.jsonl", "w"))
+out:write(lm.json.encode({item = "a", index = 1, strategy = "bon8", gold = "7", correct = r.correct,
+  extra = {readouts = r.readouts}, dropped = {"samples", "scores"}}), "\n")
+out:close()
+local p = sel.surprisal_pick(r.samples)
+print(("means %.6f %.6f any %s"):format(p.least and -r.samples[p.least].mean or -1,
+  p.most and -r.samples[p.most].mean or -1, tostring(r.readouts.pass.correct)))
+]=])
+  f:close()
+  local env = "REFRAIN_STORE=" .. T.q(store) .. " "
+  local exe = T.q(lm.executable()) .. " run --model " .. T.q(lm.model.info.path) .. " "
+  local code, drawn = T.sh(env .. exe .. T.q(child) .. " " .. T.q(dir))
+  T.eq(code, 0, drawn)
+  local least, most, any = drawn:match("means ([%d.%-]+) ([%d.%-]+) any (%a+)")
+  T.ok(least, drawn)
+  local function report(args) return T.sh(env .. T.q(lm.executable()) .. " run " .. T.q(script) .. " " .. args) end
+  local out
+  code, out = report("surprisal " .. T.q(dir) .. " bon8")
+  T.eq(code, 0, out)
+  T.ok(out:find("The sample sets of 1 of these lines come from the run store (experiment " .. dir .. ")", 1, true), out)
+  T.eq(any, "true", "some sample is right: " .. drawn)
+  T.ok(out:find("over 1 items", 1, true) and out:find("1 have a correct sample", 1, true), out)
+  T.ok(out:find(("| least confident (the primary pick) | %.3f |"):format(tonumber(least)), 1, true), out)
+  T.ok(out:find(("| most confident | %.3f |"):format(tonumber(most)), 1, true), out)
+  -- Another experiment name finds no call: a one-line error, not an empty report.
+  code, out = report("surprisal " .. T.q(dir) .. " bon8 --experiment elsewhere")
+  T.eq(code, 2); T.ok(out:find("item a of 'bon8': its sample set was too large for the line, and the run store has "
+    .. "no sample call for it under experiment elsewhere", 1, true), out)
+  -- A line whose read-outs the stored samples do not give is refused.
+  code, drawn = T.sh(env .. exe .. T.q(child) .. " " .. T.q(dir) .. " tamper")
+  T.eq(code, 0, drawn)
+  code, out = report("surprisal " .. T.q(dir) .. " bon8")
+  T.eq(code, 2); T.ok(out:find("does not give the line's read-out 'max_logprob'", 1, true), out)
+  os.remove(store); os.remove(store .. "-wal"); os.remove(store .. "-shm")
 end)
 
 T.done()

@@ -4,12 +4,15 @@
 --     default "bon8"): first sample, majority@N (self-consistency), highest and lowest mean log-probability, and
 --     pass@N (an oracle), each with its accuracy and 95% bootstrap interval and, against BASELINE (default
 --     "greedy"), the paired difference with its interval and McNemar's test.
---   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY]
+--   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY] [--experiment NAME]
 --     surprisal-guided picks (lines of selection.surprisal, default "surprisal8", or of selection.best_of_n, whose
 --     sample sets are picked from here with selection.surprisal_pick): on the items with a correct
 --     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
 --     sample, and how often they differ; the strategy's accuracy is pass@N by construction (it picks among the
---     samples a verifier accepts).
+--     samples a verifier accepts). A line's sample set is its `samples`, else its `scores` (the set without
+--     texts); lines of older runs that have neither (too large for the line) take it from the run store: the
+--     line's sample call of experiment NAME (default: the absolute DIR, as run.lua names it), graded with
+--     lm.extract.number and lm.verify.numeric and checked against the line's own read-outs.
 --   refrain run scripts/experiments/selection_report.lua early DIR [STRATEGY]
 --     early rejection run with compare=true (lines of selection.early_rejection, default "early"), against
 --     best-of-k by highest mean log-probability over the same candidates finished in full (the first k, k = 1, 2,
@@ -26,7 +29,7 @@ local selection = require "strategies.selection"
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
 local mode, dir = arg[1], arg[2]
-local USAGE = "usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] | "
+local USAGE = "usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | surprisal DIR [STRATEGY] [--experiment NAME] | "
   .. "early DIR [STRATEGY] | retry DIR"
 if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry" and mode ~= "early") or not dir then die(USAGE) end
 
@@ -52,7 +55,9 @@ if mode == "readouts" then
     if b and reads then
       ref[#ref + 1] = b.correct == true
       for _, k in ipairs(names) do got[k][#ref] = reads[k] and reads[k].correct == true or false end
-      samples = samples or (r.extra.samples and #r.extra.samples)
+      local call = r.calls and r.calls[1]
+      samples = samples or (r.extra.samples and #r.extra.samples) or (r.extra.scores and #r.extra.scores)
+        or (call and call.kind == "sample" and call.n)
     end
   end
   local lo, hi, acc = lm.stats.bootstrap_ci(ref)
@@ -169,12 +174,71 @@ elseif mode == "retry" then
     print(table.concat(cells))
   end
 else
-  local rows = lines_of(arg[3] or "surprisal8")
-  local least, most, differ, with, total = {}, {}, 0, 0, 0
+  local name, experiment = "surprisal8", nil
+  local k = 3
+  while arg[k] do
+    if arg[k] == "--experiment" then
+      experiment = arg[k + 1] or die("--experiment needs a NAME"); k = k + 2
+    else
+      name = arg[k]; k = k + 1
+    end
+  end
+  if not experiment then
+    if dir:sub(1, 1) == "/" then experiment = dir:gsub("/+$", "") else
+      local ok, p = pcall(io.popen, "pwd")
+      p = ok and p or nil
+      local cwd = p and p:read("l") or os.getenv("PWD") or "."
+      if p then p:close() end
+      experiment = cwd .. "/" .. dir:gsub("^%./", ""):gsub("/+$", "")
+    end
+  end
+  local sum = function(xs) local t = 0; for _, x in ipairs(xs) do t = t + x end; return t end
+  -- A line's sample set: its own, else rebuilt from its sample call in the run store (texts graded here).
+  local function sample_set(r)
+    local e = r.extra or {}
+    if e.samples and #e.samples > 0 then return e.samples end
+    if e.scores then return e.scores end
+    local dropped = false
+    for _, f in ipairs(r.dropped or {}) do dropped = dropped or f == "samples" or f == "scores" end
+    if not dropped then return {} end
+    local where = ("%s: item %s of '%s'"):format(path, tostring(r.item), tostring(r.strategy))
+    local ok, calls = pcall(lm.store.calls, {experiment = experiment, item = tostring(r.item),
+                                             strategy = r.strategy, kind = "sample"})
+    if not ok then die(where .. ": its sample set was too large for the line, and the run store cannot be read ("
+      .. tostring(calls) .. ")") end
+    local call = calls[#calls]   -- the latest: a resumed run may have drawn an item again
+    if not call then
+      die(where .. ": its sample set was too large for the line, and the run store has no sample call for it "
+        .. "under experiment " .. experiment .. " (give the run's --experiment NAME, or run on the machine that ran it)")
+    end
+    local out = {}
+    for i, o in ipairs(call.outputs or {}) do
+      local lp = o.logprobs or {}
+      local a = lm.extract.number(o.text or "")
+      out[i] = {answer = a, correct = a ~= nil and r.gold ~= nil and lm.verify.numeric(a, r.gold) == true,
+                tokens = #lp, sum = sum(lp), mean = #lp > 0 and sum(lp) / #lp or 0}
+    end
+    -- The rebuilt set must give the line's own read-outs, or it is not the set the run used.
+    local reads = e.readouts
+    if reads and #out > 0 then
+      local again = selection.readouts(out, function(a) return a ~= nil and lm.verify.numeric(a, r.gold) == true end)
+      for _, key in ipairs({"first", "max_logprob", "min_logprob", "pass"}) do
+        if reads[key] and (again[key].correct ~= (reads[key].correct == true)
+            or (reads[key].index and again[key].index ~= reads[key].index and key ~= "pass")) then
+          die(("%s: the run store's sample call %s does not give the line's read-out '%s'"):format(where,
+            tostring(call.id), key))
+        end
+      end
+    end
+    return out
+  end
+  local rows = lines_of(name)
+  local least, most, differ, with, total, stored = {}, {}, 0, 0, 0, 0
   for _, r in ipairs(rows) do
     total = total + 1
     local e = r.extra or {}
-    local samples = e.samples or {}
+    local samples = sample_set(r)
+    if not (e.samples and #e.samples > 0) and not e.scores and #samples > 0 then stored = stored + 1 end
     -- Lines of selection.surprisal carry their picks; best_of_n's lines carry the same kind of sample set.
     local picks = e.picks or selection.surprisal_pick(samples)
     if picks.least and picks.most then
@@ -186,6 +250,9 @@ else
   end
   print(("Surprisal-guided picks over %d items (%s): %d have a correct sample (the strategy's accuracy, %.3f, is "
     .. "pass@N)\n"):format(total, dir, with, total > 0 and with / total or 0))
+  if stored > 0 then
+    print(("The sample sets of %d of these lines come from the run store (experiment %s).\n"):format(stored, experiment))
+  end
   if with == 0 then return end
   local d = lm.stats.paired(least, most)
   print("| pick among the correct samples | per-token surprisal (nats), mean |")

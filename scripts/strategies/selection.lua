@@ -74,6 +74,16 @@ local function graded(o, r, gold)
           mean = #lp > 0 and sum(lp) / #lp or 0}
 end
 
+-- A sample set without its texts: {answer=, correct=, mean=, sum=, tokens=} per sample. Result lines keep this
+-- when the whole set (with texts) is too large for them, so that reports can still read the log-probabilities.
+local function scores(samples)
+  local out = {}
+  for i, s in ipairs(samples) do
+    out[i] = {answer = s.answer, correct = s.correct, mean = s.mean, sum = s.sum, tokens = s.tokens}
+  end
+  return out
+end
+
 -- The N samples every read-out shares: one batched call, seeds opts.seed, opts.seed + 1, ...
 local function draw(model, item, o, label)
   local rec = record.new(model, {strategy = "selection." .. label, item = item.id})
@@ -128,14 +138,15 @@ function M.self_consistency(model, item, opts)
 end
 
 --- Best-of-N: one shared set of N samples and every read-out of it (M.readouts); the result's answer is the
---- opts.readout one ("majority" by default; "pass", "max_logprob", "min_logprob", "first").
+--- opts.readout one ("majority" by default; "pass", "max_logprob", "min_logprob", "first"). `samples` holds the
+--- samples with their texts, `scores` the same without texts (small enough for the runner's result lines).
 function M.best_of_n(model, item, opts)
   local o = settings(opts)
   local rec, samples = draw(model, item, o, "best_of_n")
   local reads = M.readouts(samples, function(a) return check(o, a, item.answer) end)
   local pick = reads[o.readout or "majority"] or error("best_of_n: unknown readout '" .. tostring(o.readout) .. "'")
   return rec:result{answer = pick.answer, correct = pick.correct, readout = o.readout or "majority",
-                    readouts = reads, samples = samples}
+                    readouts = reads, samples = samples, scores = scores(samples)}
 end
 
 --- Surprisal-guided picks from a sample set ({correct=, mean=, sum=}, ...): among the correct samples, `least`
@@ -162,13 +173,15 @@ function M.surprisal_pick(samples, opts)
 end
 
 --- Surprisal-guided selection over N samples: the answer is the pick's (`best` when opts.quality is given, else
---- `least`); picks and, with a quality function, the quality of each pick are in the result.
+--- `least`); picks and, with a quality function, the quality of each pick are in the result, and the sample set
+--- as in best_of_n (`samples`, `scores`).
 function M.surprisal(model, item, opts)
   local o = settings(opts)
   local rec, samples = draw(model, item, o, "surprisal")
   local picks = M.surprisal_pick(samples, o)
   local i = picks.best or picks.least
-  local out = {answer = i and samples[i].answer, correct = i ~= nil, picks = picks, samples = samples}
+  local out = {answer = i and samples[i].answer, correct = i ~= nil, picks = picks, samples = samples,
+               scores = scores(samples)}
   if o.quality then
     out.quality = {}
     for _, name in ipairs({"best", "least", "least_total", "most"}) do
