@@ -225,6 +225,7 @@ T.test("echo_report.lua: the ΔL and causal reports from runner lines with known
   T.ok(out:find("| without | 0.375 | 1/2 |", 1, true), out)
   T.ok(out:find("Paired difference (with − without), 4 continuations per trace: +0.250", 1, true), out)
   T.ok(out:find("better with the reminder 1, worse 0, equal 1", 1, true), out)
+  T.ok(out:find("McNemar on the first continuation: 1/0 discordant, p = 1.000 (exact).", 1, true), out)
   code, out = report("causal " .. T.q(dir) .. " with without")
   T.eq(code, 2); T.ok(out:find("no lines of strategy 'with'", 1, true), out)
   code, out = report("gap /nonexistent")

@@ -95,6 +95,6 @@ else
   print(("| without | %.3f | %d/%d |"):format(d.mean_b, firstB, #fb))
   print(("\nPaired difference (with − without), %d continuations per trace: %+.3f [%+.3f, %+.3f] (95%% bootstrap); "
     .. "items better with the reminder %d, worse %d, equal %d. McNemar on the first continuation: %d/%d discordant, "
-    .. "p = %s (%s)."):format(samples or 0, d.diff, d.lo, d.hi, d.wins, d.losses, d.ties, t.b10, t.b01,
-    fmt(t.p, 3), t.method))
+    .. "p %s (%s)."):format(samples or 0, d.diff, d.lo, d.hi, d.wins, d.losses, d.ties, t.b10, t.b01,
+    t.p < 0.001 and "< 0.001" or ("= " .. fmt(t.p, 3)), t.method))
 end
