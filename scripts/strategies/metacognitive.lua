@@ -80,11 +80,12 @@ function M.save(handbook, path)
   f:close()
 end
 
---- The "behavior_name: instruction" lines of a text, as {name=, instruction=} (names lower-cased).
+--- The "behavior_name: instruction" lines of a text, as {name=, instruction=} (names lower-cased; the prefix in
+--- any case, since models write "Behavior_name:" at the start of a line).
 function M.extract_behaviors(text)
   local out = {}
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    local name, instruction = line:match("(behavior_[%w_]+)%**%s*[:%-]%s*(.-)%s*$")
+    local name, instruction = line:match("([Bb][Ee][Hh][Aa][Vv][Ii][Oo][Rr]_[%w_]+)%**%s*[:%-]%s*(.-)%s*$")
     if name and instruction ~= "" then out[#out + 1] = {name = name:lower(), instruction = instruction} end
   end
   return out
