@@ -155,4 +155,39 @@ T.test("fields_report.lua: accuracy of extra fields per strategy, paired against
   T.eq(code, 2); T.ok(out:find("usage: fields_report.lua DIR FIELD", 1, true), out)
 end)
 
+T.test("fields_report.lua --extract: answers read again from each line's final text", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/fields_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Gold 20 for every item. item a: boxed 20 then "in 3 years" (the last number, 3, was graded wrong); item b:
+  -- only the last call's output holds the text; item c: no number at all; item d: right either way.
+  local lines = {
+    {strategy = "s", item = "a", index = 1, gold = 20, correct = false,
+     extra = {text = "So Vera will be \\boxed{20} years old in 3 years."}},
+    {strategy = "s", item = "b", index = 2, gold = 20, correct = false,
+     calls = {{outputs = {{text = "first try: 7"}}}, {outputs = {{text = "The answer is 20, I counted 4 twice."}}}}},
+    {strategy = "s", item = "c", index = 3, gold = 20, correct = false, extra = {text = "I do not know."}},
+    {strategy = "s", item = "d", index = 4, gold = 20, correct = true, extra = {text = "It is 20."}},
+  }
+  for _, l in ipairs(lines) do f:write(lm.json.encode(l), "\n") end
+  f:close()
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local code, out = report(T.q(dir) .. " correct --extract answer")
+  T.eq(code, 0, out)
+  T.ok(out:find("**correct**", 1, true) and out:find("| s | 4 | 0.250 [", 1, true), out)
+  -- a (boxed first), b ("answer is" in the last call) and d are right on the second reading; c has no answer.
+  T.ok(out:find("**extract.answer**", 1, true) and out:find("| s | 4 | 0.750 [", 1, true), out)
+  code, out = report(T.q(dir) .. " --extract number")
+  T.eq(code, 0, out)
+  T.ok(out:find("**extract.number**", 1, true) and out:find("| s | 4 | 0.250 [", 1, true), out)
+  code, out = report(T.q(dir) .. " --extract nothing")
+  T.eq(code, 2); T.ok(out:find("no lm.extract.nothing", 1, true), out)
+  local g = assert(io.open(dir .. "/results.jsonl", "w"))
+  g:write(lm.json.encode({strategy = "s", item = "x", index = 1, gold = "Paris", correct = false,
+                          extra = {text = "It is 3."}}), "\n")
+  g:close()
+  code, out = report(T.q(dir) .. " --extract answer")
+  T.eq(code, 2); T.ok(out:find("item x of strategy s has gold \"Paris\", not a number", 1, true), out)
+end)
+
 T.done()

@@ -7,18 +7,30 @@
 -- baseline, from DIR/run.json) the paired difference with its interval, McNemar's test and won / lost, on the
 -- items both have. A line without the field counts as wrong and is counted in a "missing" column. Markdown on
 -- standard output.
+--   refrain run scripts/experiments/fields_report.lua DIR [FIELD ...] --extract KIND
+-- also reads every line's answer again from its final text (`extra.text` where the strategy keeps it, else the
+-- last output of its last call) with lm.extract.KIND ("answer": the last \boxed{}, else "####", else "answer is",
+-- else the last number) and checks it against the line's gold with lm.verify.numeric: the field
+-- `extract.KIND`, to see what a strategy's own extractor missed (e.g. "\boxed{20} years old in 3 years", whose
+-- last number is 3).
 local function die(msg) io.stderr:write("fields_report: " .. msg .. "\n"); os.exit(2) end
 
-local dir, fields, baseline = nil, {}, nil
+local dir, fields, baseline, extract = nil, {}, nil, nil
 local i = 1
 while i <= #arg do
   if arg[i] == "--baseline" then baseline = arg[i + 1] or die("--baseline needs a strategy name"); i = i + 2
+  elseif arg[i] == "--extract" then
+    local kind = arg[i + 1] or die("--extract needs a kind of lm.extract (answer, boxed, number)")
+    if type(lm.extract[kind]) ~= "function" then die(("--extract: no lm.extract.%s"):format(kind)) end
+    extract = kind
+    fields[#fields + 1] = "extract." .. kind
+    i = i + 2
   else
     if dir == nil then dir = arg[i] else fields[#fields + 1] = arg[i] end
     i = i + 1
   end
 end
-if not dir or #fields == 0 then die("usage: fields_report.lua DIR FIELD [FIELD ...] [--baseline NAME]") end
+if not dir or #fields == 0 then die("usage: fields_report.lua DIR FIELD [FIELD ...] [--baseline NAME] [--extract KIND]") end
 
 local function read(path)
   local f = io.open(path, "r")
@@ -38,10 +50,37 @@ if not baseline then
 end
 if not by[baseline] then die(("no baseline '%s' in %s (it has: %s)"):format(baseline, path, table.concat(order, ", "))) end
 
+-- The final text of a line: the strategy's `extra.text`, else the last output of its last recorded call.
+local function final_text(r)
+  if r.extra and type(r.extra.text) == "string" then return r.extra.text end
+  local calls = type(r.calls) == "table" and r.calls or {}
+  local last = calls[#calls]
+  local outs = last and type(last.outputs) == "table" and last.outputs or {}
+  local o = outs[#outs]
+  return o and type(o.text) == "string" and o.text or nil
+end
+
+-- The answer read again from the final text with lm.extract[extract], checked against the gold one; nil when the
+-- line has no text or no gold.
+local function regraded(r)
+  local text = final_text(r)
+  if text == nil or r.gold == nil or r.gold == lm.json.null then return nil end
+  local answer = lm.extract[extract](text)
+  if answer == nil then return false end
+  local ok, same = pcall(lm.verify.numeric, answer, r.gold)
+  if not ok then
+    die(("--extract: item %s of strategy %s has gold %s, not a number (--extract checks numbers)"):format(
+      tostring(r.item), tostring(r.strategy), lm.json.encode(r.gold)))
+  end
+  return same == true
+end
+
 -- The field's value on a line: true, false, or nil when the line lacks it.
 local function value(r, field)
   local v
-  if field == "correct" then v = r.correct else v = r.extra and r.extra[field] end
+  if field == "correct" then v = r.correct
+  elseif extract and field == "extract." .. extract then v = regraded(r)
+  else v = r.extra and r.extra[field] end
   if v == nil or v == lm.json.null then return nil end
   return v == true
 end
