@@ -12,7 +12,8 @@
 -- last output of its last call) with lm.extract.KIND ("answer": the last \boxed{}, else "####", else "answer is",
 -- else the last number) and checks it against the line's gold with lm.verify.numeric: the field
 -- `extract.KIND`, to see what a strategy's own extractor missed (e.g. "\boxed{20} years old in 3 years", whose
--- last number is 3).
+-- last number is 3). It reads one text per line, so it suits strategies with one final answer; for a vote over
+-- samples that keep no `extra.text` it reads the last sample only.
 local function die(msg) io.stderr:write("fields_report: " .. msg .. "\n"); os.exit(2) end
 
 local dir, fields, baseline, extract = nil, {}, nil, nil
