@@ -1,0 +1,75 @@
+// What a caller passes to generation and scoring, and what it gets back: options, streamed tokens, finish
+// reasons, results.
+
+/// Log-probabilities of a continuation.
+public struct Score: Sendable {
+    public let ids: [Int32]
+    public let logprobs: [Float]
+    /// Prefix tokens whose evaluation was reused from an earlier call (the prefix cache).
+    public var cached = 0
+    public var sum: Double { logprobs.reduce(0) { $0 + Double($1) } }
+    public var mean: Double { logprobs.isEmpty ? 0 : sum / Double(logprobs.count) }
+}
+
+/// What to generate and how.
+public struct GenerationOptions: Sendable {
+    public var maxTokens = 128
+    public var sampling = SamplingParameters()
+    /// Generation stops when the text contains one of these; the stop string is not part of the result.
+    public var stop: [String] = []
+    /// Alternatives to report per generated token (0: none; at most `maxTopLogprobs`).
+    public var topLogprobs = 0
+    /// Keep going past end-of-generation tokens.
+    public var ignoreEOS = false
+    public init() {}
+
+    /// The most alternatives a generation reports per token (each becomes a table in Lua, a JSON object on the
+    /// command line; the whole distribution is what `score` and `inspect` are for).
+    public static let maxTopLogprobs = 1000
+
+    /// Errors for options no generation can honour, before any work.
+    public func check() throws {
+        guard maxTokens >= 0 else { throw EngineError.badInput("max_tokens must be ≥ 0, got \(maxTokens)") }
+        guard topLogprobs >= 0, topLogprobs <= GenerationOptions.maxTopLogprobs else {
+            throw EngineError.badInput("logprobs: at most \(GenerationOptions.maxTopLogprobs) alternatives per token, got \(topLogprobs)")
+        }
+    }
+}
+
+/// One generated token, as streamed.
+public struct GeneratedToken: Sendable {
+    public let id: Int32
+    /// The text this token completes (complete UTF-8 only; may be empty while a character spans tokens).
+    public let text: String
+    /// Log-probability of the token under the model's distribution (before temperature and truncation).
+    public let logprob: Float
+    /// The most likely alternatives with their log-probabilities, best first (when asked for).
+    public let top: [(id: Int32, logprob: Float)]
+    /// The entropy of the model's distribution at this step in nats (when alternatives were asked for).
+    public var entropy: Float? = nil
+}
+
+/// What `sample` does after a token: go on, stop this sequence, or stop every sequence.
+public enum SampleAction: Sendable {
+    case proceed, stop, stopAll
+}
+
+/// Why a generation ended.
+public enum FinishReason: String, Sendable {
+    case stop, length, eos, cancelled
+}
+
+/// The result of a generation.
+public struct Generation: Sendable {
+    public var ids: [Int32] = []
+    public var text = ""
+    public var tokens: [GeneratedToken] = []
+    public var finish = FinishReason.length
+    /// The end-of-generation token that ended it (finish `eos`); not part of `ids` or `text`.
+    public var endToken: Int32? = nil
+    public var promptTokens = 0
+    /// Prompt tokens whose evaluation was reused from an earlier call (the prefix cache), not evaluated again.
+    public var cachedTokens = 0
+    public var promptSeconds = 0.0
+    public var seconds = 0.0
+}

@@ -1,0 +1,97 @@
+// The prefix cache: a few recent evaluated states, so that a later call whose tokens begin with one of them
+// continues from its KV cache instead of evaluating those tokens again; and the model's calls that use it.
+import Foundation
+
+/// The prefix cache: a few recent states, most recent last, holding at most `maxBytes` of KV together. Callers
+/// hold `lock`.
+final class PrefixCache: @unchecked Sendable {
+    let lock = NSLock()
+    var maxEntries = 4
+    var maxBytes = 512 << 20
+    private var entries: [ModelState] = []
+
+    /// The entry sharing the longest evaluated prefix with `ids`, and that length (moved to most recent).
+    func longestPrefix(of ids: [Int32]) -> (ModelState, Int)? {
+        // Longest first; among equals, one whose logits after exactly `ids` are at hand, then the most recent.
+        var best: (index: Int, length: Int, exact: Bool)? = nil
+        for (i, e) in entries.enumerated() {
+            let limit = min(ids.count, e.cache.count)
+            var n = 0
+            e.tokens.withUnsafeBufferPointer { t in
+                ids.withUnsafeBufferPointer { p in while n < limit && t[n] == p[n] { n += 1 } }
+            }
+            let exact = n == ids.count && e.isEvaluated && e.count == n
+            if n > 0, best == nil || n > best!.length || (n == best!.length && (exact || !best!.exact)) {
+                best = (i, n, exact)
+            }
+        }
+        guard let best else { return nil }
+        let e = entries.remove(at: best.index)
+        entries.append(e)
+        return (e, best.length)
+    }
+
+    /// Adds `state` as the most recent entry; an entry whose evaluated tokens `state` extends is dropped.
+    func insert(_ state: ModelState) {
+        guard maxEntries > 0, state.cache.bytes <= maxBytes else { return }
+        let n = state.cache.count
+        entries.removeAll { e in
+            e === state || (e.cache.count <= n && e.tokens.prefix(e.cache.count).elementsEqual(state.tokens.prefix(e.cache.count)))
+        }
+        entries.append(state)
+        trim()
+    }
+
+    /// Drops the oldest entries beyond the limits.
+    func trim() {
+        while entries.count > maxEntries { entries.removeFirst() }
+        while entries.reduce(0, { $0 + $1.cache.bytes }) > maxBytes, !entries.isEmpty { entries.removeFirst() }
+    }
+}
+
+// MARK: - The model's prefix cache calls
+
+extension LanguageModel {
+    /// Most states the prefix cache keeps (0 turns it off), and the most bytes of KV they may hold together.
+    public var prefixCacheEntries: Int {
+        get { prefixCache.lock.withLock { prefixCache.maxEntries } }
+        set { prefixCache.lock.withLock { prefixCache.maxEntries = max(0, newValue); prefixCache.trim() } }
+    }
+    public var prefixCacheBytes: Int {
+        get { prefixCache.lock.withLock { prefixCache.maxBytes } }
+        set { prefixCache.lock.withLock { prefixCache.maxBytes = max(0, newValue); prefixCache.trim() } }
+    }
+
+    /// A new state holding `prompt` whose cache starts with the longest evaluated prefix of `prompt` found in the
+    /// prefix cache (with room for `room` more tokens). Returns it and how many of its positions were reused.
+    /// The state is the caller's own: the cached one is copied, never shared.
+    public func cachedState(for prompt: [Int32], room: Int = 0) throws -> (state: ModelState, cached: Int) {
+        try cachedState(for: prompt, room: room, needLogits: true)
+    }
+
+    /// As `cachedState(for:room:)`; without `needLogits` (a caller that only extends the cache), a prompt wholly
+    /// inside a cached state keeps all its positions, and the state's logits must not be used.
+    func cachedState(for prompt: [Int32], room: Int, needLogits: Bool) throws -> (state: ModelState, cached: Int) {
+        try validate(prompt)
+        guard prompt.count <= config.contextLength else {
+            throw EngineError.badInput("context full: the prompt's \(prompt.count) tokens exceed the model's context of \(config.contextLength)")
+        }
+        return prefixCache.lock.withLock {
+            guard let (entry, common) = prefixCache.longestPrefix(of: prompt) else {
+                return (ModelState(model: self, tokens: prompt), 0)
+            }
+            // A prompt wholly inside an entry: its logits are at hand only when the entry ends exactly there;
+            // otherwise the last prompt token is evaluated again for them.
+            var keep = common
+            if needLogits && keep == prompt.count && !(entry.isEvaluated && entry.count == prompt.count) { keep -= 1 }
+            if keep <= 0 { return (ModelState(model: self, tokens: prompt), 0) }
+            return (entry.derive(prompt, keeping: keep, room: room), keep)
+        }
+    }
+
+    /// Offers `state` to the prefix cache (the caller must not change it afterwards).
+    public func rememberState(_ state: ModelState) {
+        guard state.model === self, state.cache.count > 0 else { return }
+        prefixCache.lock.withLock { prefixCache.insert(state) }
+    }
+}
