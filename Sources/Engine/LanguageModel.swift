@@ -7,7 +7,12 @@
 import Foundation
 
 /// A GGUF model loaded for inference.
-public final class LanguageModel: @unchecked Sendable {
+///
+/// One caller at a time: what evaluates the model (generate, sample, score, states, inspection) shares the
+/// transformer's scratch buffers, thread pool and prefix cache, unguarded. What never changes after loading
+/// (`file`, `config`, `tokenizer`, `chatTemplate`, and `tokenize`, `detokenize`, `validate`, `renderChat` over
+/// them) may be read from any thread. To share a model between threads, hand it to a `ModelScheduler`.
+public final class LanguageModel {
     public let file: GGUFFile
     public let weights: ModelWeights
     public let tokenizer: Tokenizer

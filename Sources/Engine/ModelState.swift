@@ -4,7 +4,7 @@ import Foundation
 
 /// A token sequence and its KV cache, which can be extended, forked and rewound. Tokens are evaluated lazily,
 /// when logits are needed, so appending a generated token costs nothing until the next step.
-public final class ModelState: @unchecked Sendable {
+public final class ModelState {
     public let model: LanguageModel
     public private(set) var tokens: [Int32] = []
     let cache: KVCache

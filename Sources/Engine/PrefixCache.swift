@@ -2,10 +2,9 @@
 // continues from its KV cache instead of evaluating those tokens again; and the model's calls that use it.
 import Foundation
 
-/// The prefix cache: a few recent states, most recent last, holding at most `maxBytes` of KV together. Callers
-/// hold `lock`.
-final class PrefixCache: @unchecked Sendable {
-    let lock = NSLock()
+/// The prefix cache: a few recent states, most recent last, holding at most `maxBytes` of KV together. Used by its
+/// model's one caller at a time (see `LanguageModel`), so it takes no lock of its own.
+final class PrefixCache {
     var maxEntries = 4
     var maxBytes = 512 << 20
     private var entries: [ModelState] = []
@@ -54,12 +53,12 @@ final class PrefixCache: @unchecked Sendable {
 extension LanguageModel {
     /// Most states the prefix cache keeps (0 turns it off), and the most bytes of KV they may hold together.
     public var prefixCacheEntries: Int {
-        get { prefixCache.lock.withLock { prefixCache.maxEntries } }
-        set { prefixCache.lock.withLock { prefixCache.maxEntries = max(0, newValue); prefixCache.trim() } }
+        get { prefixCache.maxEntries }
+        set { prefixCache.maxEntries = max(0, newValue); prefixCache.trim() }
     }
     public var prefixCacheBytes: Int {
-        get { prefixCache.lock.withLock { prefixCache.maxBytes } }
-        set { prefixCache.lock.withLock { prefixCache.maxBytes = max(0, newValue); prefixCache.trim() } }
+        get { prefixCache.maxBytes }
+        set { prefixCache.maxBytes = max(0, newValue); prefixCache.trim() }
     }
 
     /// A new state holding `prompt` whose cache starts with the longest evaluated prefix of `prompt` found in the
@@ -76,7 +75,7 @@ extension LanguageModel {
         guard prompt.count <= config.contextLength else {
             throw EngineError.badInput("context full: the prompt's \(prompt.count) tokens exceed the model's context of \(config.contextLength)")
         }
-        return prefixCache.lock.withLock {
+        do {
             guard let (entry, common) = prefixCache.longestPrefix(of: prompt) else {
                 return (ModelState(model: self, tokens: prompt), 0)
             }
@@ -92,6 +91,6 @@ extension LanguageModel {
     /// Offers `state` to the prefix cache (the caller must not change it afterwards).
     public func rememberState(_ state: ModelState) {
         guard state.model === self, state.cache.count > 0 else { return }
-        prefixCache.lock.withLock { prefixCache.insert(state) }
+        prefixCache.insert(state)
     }
 }

@@ -16,8 +16,9 @@ public enum LogitsRequest: Sendable {
     case none, last, all
 }
 
-/// Runs a model's weights over token batches against a `KVCache`.
-public final class Transformer: @unchecked Sendable {
+/// Runs a model's weights over token batches against a `KVCache`. One caller at a time (its scratch buffers and
+/// thread pool are shared by every call; the pool's workers split one call's work between them).
+public final class Transformer {
     public let weights: ModelWeights
     public var config: ModelConfig { weights.config }
     public let pool: ThreadPool
