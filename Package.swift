@@ -17,8 +17,13 @@ let engineFlags: [SwiftSetting] = [.unsafeFlags(["-wmo"]), .define("REFRAIN_PORT
 let package = Package(
     name: "refrain",
     products: [
-        .executable(name: "refrain", targets: ["Host"]),
+        .executable(name: "refrain", targets: ["refrain"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Host", targets: ["Host"]),
+    ],
+    dependencies: [
+        // The command line: subcommands, options with their help, completion scripts.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CLua", path: "Sources/CLua", pkgConfig: "lua5.4",
@@ -28,10 +33,15 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Engine", path: "Sources/Engine", swiftSettings: engineFlags),
-        // Lua/lm/*.lua, the harness modules written in Lua, are compiled into the binary (see LmHarness.swift).
-        .executableTarget(name: "Host", dependencies: ["Engine", "CLua", "CEdit", "CSQLite"], path: "Sources/Host",
-                          resources: [.embedInCode("Lua/lm")],
-                          swiftSettings: portable ? [.define("REFRAIN_PORTABLE")] : []),
+        // The host library: the REPL, the Lua bindings, the commands, the run store, the HTTP client and server.
+        // Lua/lm/*.lua, the harness modules written in Lua, are compiled into it (see LmHarness.swift).
+        .target(name: "Host", dependencies: ["Engine", "CLua", "CEdit", "CSQLite",
+                                             .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                path: "Sources/Host",
+                resources: [.embedInCode("Lua/lm")],
+                swiftSettings: portable ? [.define("REFRAIN_PORTABLE")] : []),
+        // The executable: one file that hands the command line to the library.
+        .executableTarget(name: "refrain", dependencies: ["Host"], path: "Sources/refrain"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HostTests", dependencies: ["Host"], path: "Tests/HostTests"),

@@ -79,7 +79,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(ids.err.contains("token id 999999 at index 1 is outside the vocabulary"), ids.err)
         let opt = try run(["generate", "--bogus"])
         XCTAssertEqual(opt.status, 2)
-        XCTAssertTrue(opt.err.contains("unknown option --bogus"), opt.err)
+        XCTAssertTrue(opt.err.contains("unknown option '--bogus'"), opt.err)
         let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-model-\(UUID()).gguf")
         try Data("this is not a model file at all.".utf8).write(to: notGGUF)
         defer { try? FileManager.default.removeItem(at: notGGUF) }

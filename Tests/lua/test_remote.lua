@@ -106,6 +106,20 @@ T.test("what a server cannot do is an error naming it", function()
   T.err(function() m:generate("", {}) end, "empty prompt")
 end)
 
+T.test("every bounded option of lm.options is checked before a request, as the local model checks it", function()
+  local n = 0
+  for k, spec in pairs(lm.options) do
+    local bad = spec.max and spec.max + 1 or spec.min and spec.min - 1
+    if bad and spec.type == "integer" then bad = math.tointeger(bad) end
+    if bad then
+      T.err(function() m:generate(P, {[k] = bad}) end, "option '" .. k .. "' must be")
+      if lm.model then T.err(function() lm.model:generate(P, {[k] = bad}) end, "option '" .. k .. "' must be") end
+      n = n + 1
+    end
+  end
+  T.ok(n >= 8, "bounded options checked: " .. n)
+end)
+
 T.test("the server's 400s come back as errors with its message", function()
   T.err(function() m:generate({999999}, {max_tokens = 1}) end, "HTTP 400: 'prompt' token id 999999 at item 0 is outside the vocabulary")
   T.err(function() m:generate(P, {max_tokens = 9000}) end, "exceed the model's context of 8192 tokens")

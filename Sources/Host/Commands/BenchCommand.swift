@@ -32,24 +32,23 @@ func benchTokens(_ n: Int, vocab: Int) -> [Int32] {
     }
 }
 
-func benchCommand(_ args: [String]) throws {
-    let o = try Options(args, valued: ["model", "threads", "runs", "pp", "tg", "sample", "prefix", "context"], flags: ["json", "exact"])
-    if o.value("sample") != nil { return try strategyBench(o) }
-    let runs = try o.int("runs", 5, min: 1), pp = try o.int("pp", 128, min: 0), tg = try o.int("tg", 128, min: 0)
+func benchCommand(_ o: BenchCommand) throws {
+    if o.sample != nil { return try strategyBench(o) }
+    let runs = o.runs, pp = o.pp ?? 128, tg = o.tg ?? 128
     // --context N: decode after N tokens already in the cache (filled untimed), to see how decode grows with context.
-    let context = try o.int("context", 0, min: 0)
-    let threadList = try (o.value("threads") ?? "1,2").split(separator: ",").map { s -> Int in
+    let context = o.context
+    let threadList = try (o.threads ?? "1,2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
         return t
     }
     let rssBefore = residentBytes()
-    let m = try loadModel(o, threads: 1)
+    let m = try LanguageModel(path: try modelFile(o.model), threads: 1)
     let rssLoaded = residentBytes()
     let vocab = m.config.vocabularySize
     var results: [[String: Any]] = []
     for t in threadList {
         let tr = Transformer(weights: m.weights, threads: t)
-        if o.has("exact") { tr.precision = .exact }
+        if o.exact { tr.precision = .exact }
         let tokens = benchTokens(max(pp, tg, context), vocab: vocab)
         // One warm-up of each, so page faults on the mapped weights are not timed.
         _ = tr.forward(Array(tokens.prefix(max(1, min(pp, 16)))), cache: tr.makeCache(maxPositions: 64))
@@ -84,7 +83,7 @@ func benchCommand(_ args: [String]) throws {
         "model": m.file.path, "file_bytes": m.file.fileSize, "runs": runs, "results": results,
         "rss_after_load_bytes": rssLoaded, "rss_before_load_bytes": rssBefore, "peak_rss_bytes": peakResidentBytes(),
     ]
-    if o.has("json") { printJSON(summary); return }
+    if o.json { printJSON(summary); return }
     print("model: \(m.file.path) (\(m.file.fileSize / 1_048_576) MiB), median of \(runs) runs")
     for r in results {
         print(String(format: "threads %d: pp%d %8.1f tok/s   tg%d %8.1f tok/s%@", r["threads"] as! Int, pp,
@@ -105,17 +104,17 @@ func timed(_ body: () throws -> Void) rethrows -> Double {
 /// (prefix cache off, so each evaluates the prompt; and on, where calls 2..N reuse it), every sequence decoding
 /// exactly --tg tokens (end of generation ignored); (b) a call whose prompt shares a --prefix token prefix with the
 /// previous call, against the same call cold.
-func strategyBench(_ o: Options) throws {
-    let n = try o.int("sample", 8, min: 1), runs = try o.int("runs", 5, min: 1)
-    let pp = try o.int("pp", 128, min: 1), tg = try o.int("tg", 64, min: 1), prefix = try o.int("prefix", 500, min: 1)
-    let threads = try (o.value("threads") ?? "2").split(separator: ",").map { s -> Int in
+func strategyBench(_ o: BenchCommand) throws {
+    let n = o.sample ?? 8, runs = o.runs
+    let pp = o.pp ?? 128, tg = o.tg ?? 64, prefix = o.prefix
+    let threads = try (o.threads ?? "2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
         return t
     }
     var results: [[String: Any]] = []
     for t in threads {
-        let m = try loadModel(o, threads: t)
-        if o.has("exact") { m.transformer.precision = .exact }
+        let m = try LanguageModel(path: try modelFile(o.model), threads: t)
+        if o.exact { m.transformer.precision = .exact }
         let vocab = m.config.vocabularySize
         let prompt = benchTokens(pp, vocab: vocab)
         var opts = GenerationOptions()
@@ -160,7 +159,7 @@ func strategyBench(_ o: Options) throws {
     }
     let summary: [String: Any] = ["model": try loadModelPath(o), "runs": runs, "results": results,
                                   "peak_rss_bytes": peakResidentBytes()]
-    if o.has("json") { printJSON(summary); return }
+    if o.json { printJSON(summary); return }
     print("model: \(summary["model"]!), median of \(runs) runs")
     for r in results {
         print(String(format: "threads %d: sample(%d tokens, %d, max_tokens=%d) %.2f s; %d separate generate calls %.2f s (prefix cache off), %.2f s (on); ratio %.2f / %.2f",
@@ -173,4 +172,4 @@ func strategyBench(_ o: Options) throws {
     print(String(format: "peak resident: %.1f MiB", Double(peakResidentBytes()) / 1_048_576))
 }
 
-func loadModelPath(_ o: Options) throws -> String { o.value("model") ?? defaultModelPath() }
+func loadModelPath(_ o: BenchCommand) throws -> String { try modelFile(o.model) }

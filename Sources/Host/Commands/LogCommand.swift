@@ -10,8 +10,8 @@ struct StoreCommandError: Error, CustomStringConvertible {
 }
 
 /// The store a command reads: `--store PATH`, else REFRAIN_STORE / $REFRAIN_HOME/runs.sqlite; it must exist.
-func openStoreForReading(_ o: Options) throws -> RunStore {
-    guard let path = o.value("store") ?? RunStore.defaultPath() else {
+func openStoreForReading(_ store: String?) throws -> RunStore {
+    guard let path = store ?? RunStore.defaultPath() else {
         throw StoreCommandError(description: "the run store is off (REFRAIN_STORE=0); give --store PATH")
     }
     guard FileManager.default.fileExists(atPath: path) else { throw StoreCommandError(description: "no run store at \(path)") }
@@ -38,24 +38,12 @@ func timestamp(_ d: Date) -> String {
     return f.string(from: d)
 }
 
-let logUsage = """
-usage: refrain log [--experiment NAME] [--limit N]      runs, newest last
-       refrain log calls [--run ID] [--experiment NAME] [--item ID] [--strategy NAME] [--kind KIND] [--limit N]
-       refrain log --search TEXT [--limit N]            calls whose prompt or output matches (SQLite FTS5 query)
-       refrain log show CALL [--json]                   one call in full
-       refrain log export RUN|--experiment NAME [--format jsonl|csv] [--output FILE]
-options: --store PATH (default: REFRAIN_STORE, else $REFRAIN_HOME/runs.sqlite)
-"""
-
-func logCommand(_ args: [String]) throws {
-    let o = try Options(args, valued: ["store", "experiment", "limit", "search", "run", "item", "strategy", "kind",
-                                       "format", "output"], flags: ["json", "help"])
-    if o.has("help") { print(logUsage); return }
-    let store = try openStoreForReading(o)
-    let sub = o.positional.first
+func logCommand(_ o: LogCommand) throws {
+    let store = try openStoreForReading(o.store)
+    let sub = o.words.first
     switch sub {
-    case nil where o.value("search") == nil:
-        let runs = try store.runs(experiment: o.value("experiment"), limit: try o.int("limit", 20, min: 1))
+    case nil where o.search == nil:
+        let runs = try store.runs(experiment: o.experiment, limit: o.limit ?? 20)
         if runs.isEmpty { print("no runs in \(store.path)"); return }
         print("   RUN  STARTED (UTC)        CALLS  SCRIPT")
         for r in runs {
@@ -66,11 +54,11 @@ func logCommand(_ args: [String]) throws {
         }
     case nil, "calls":
         var f = CallFilter()
-        f.search = o.value("search")
-        f.run = try o.value("run").map { try callID($0, "--run") }
-        f.experiment = o.value("experiment"); f.item = o.value("item"); f.strategy = o.value("strategy")
-        f.kind = o.value("kind")
-        f.limit = try o.int("limit", 50, min: 1)
+        f.search = o.search
+        f.run = try o.runID.map { try callID($0, "--run") }
+        f.experiment = o.experiment; f.item = o.item; f.strategy = o.strategy
+        f.kind = o.kind
+        f.limit = o.limit ?? 50
         let calls: [StoredCall]
         do { calls = try store.calls(f) } catch let e as SQLiteError where f.search != nil {
             throw UsageError(description: "bad search '\(f.search!)': \(e.description.components(separatedBy: ": ").dropFirst().first ?? e.description)")
@@ -86,17 +74,17 @@ func logCommand(_ args: [String]) throws {
             print(line)
         }
     case "show":
-        let id = try callID(o.positional.dropFirst().first, "log show")
+        let id = try callID(o.words.dropFirst().first, "log show")
         guard let c = try store.calls(CallFilter(id: id)).first else { throw StoreCommandError(description: "no call \(id) in \(store.path)") }
-        if o.has("json") { printJSON(c.jsonObject); return }
+        if o.json { printJSON(c.jsonObject); return }
         printCall(c)
     case "export":
         var f = CallFilter()
-        if let r = o.positional.dropFirst().first { f.run = try callID(r, "log export") } else if let e = o.value("experiment") {
+        if let r = o.words.dropFirst().first { f.run = try callID(r, "log export") } else if let e = o.experiment {
             f.experiment = e
         } else { throw UsageError(description: "log export needs a run id or --experiment NAME") }
         if let r = f.run, try store.runs(id: r).isEmpty { throw StoreCommandError(description: "no run \(r) in \(store.path)") }
-        let format = o.value("format") ?? "jsonl"
+        let format = o.format
         let calls = try store.calls(f)
         let text: String
         switch format {
@@ -104,7 +92,7 @@ func logCommand(_ args: [String]) throws {
         case "csv": text = csvExport(calls)
         default: throw UsageError(description: "--format expects jsonl or csv, got '\(format)'")
         }
-        if let out = o.value("output") {
+        if let out = o.output {
             try Data(text.utf8).write(to: URL(fileURLWithPath: out))
         } else {
             FileHandle.standardOutput.write(Data(text.utf8))
@@ -171,10 +159,9 @@ func csvExport(_ calls: [StoredCall]) -> String {
 /// `refrain replay CALL`: exit status 0 when the call reproduced token for token, 1 when not (with where it
 /// first differs), 2 for errors (unknown call, a model file that changed, a server that cannot be reached). A remote
 /// call is sent again to the server it went to.
-func replayCommand(_ args: [String]) throws -> Int32 {
-    let o = try Options(args, valued: ["store", "threads"], flags: [])
-    let id = try callID(o.positional.first, "replay")
-    let store = try openStoreForReading(o)
+func replayCommand(_ o: ReplayCommand) throws -> Int32 {
+    let id = try callID(o.call, "replay")
+    let store = try openStoreForReading(o.store)
     guard let c = try store.calls(CallFilter(id: id)).first else { throw StoreCommandError(description: "no call \(id) in \(store.path)") }
     let r = c.record
     guard r.error == nil else { throw StoreCommandError(description: "call \(id) ended in an error (\(r.error!)); there is nothing to compare") }
@@ -185,7 +172,7 @@ func replayCommand(_ args: [String]) throws -> Int32 {
     }
     guard let prompt = r.promptIDs else { throw StoreCommandError(description: "call \(id) has no prompt ids to replay") }
     let fields = RunStore.decode(.text(r.options)) as? [String: Any] ?? [:]
-    let m = try LanguageModel(path: r.model, threads: try o.int("threads", LanguageModel.defaultThreads, min: 1))
+    let m = try LanguageModel(path: r.model, threads: try o.threads.map { try Threads.parse($0) } ?? Threads.cores)
     let options = GenerationOptions(recordFields: fields)
     if let p = fields["precision"] as? String, let v = Precision(rawValue: p) { m.transformer.precision = v }   // refrain generate/score
     var replayed: [[Int32]] = []

@@ -3,72 +3,29 @@
 // run store (unless --no-store or REFRAIN_STORE=0).
 import Foundation
 
-/// The leading `--model PATH` / `--threads N` / `--no-store` / sandbox options of a script command, and what
-/// follows them.
-struct ScriptOptions {
-    var model: String?
-    var noStore = false
-    var threads = LanguageModelThreads.default
-    var sandbox = SandboxOptions()
-    var code: [String] = []
-    var rest: [String] = []
-
-    init(_ args: [String], allowCode: Bool) throws {
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            func value() throws -> String {
-                guard i + 1 < args.count else { throw UsageError(description: "option \(a) needs a value") }
-                i += 1
-                return args[i]
-            }
-            let taken = try sandbox.parse(args, at: i)
-            if taken > 0 { i += taken; continue }
-            switch a {
-            case "--model": model = try value()
-            case "--threads":
-                let v = try value()
-                guard let t = Int(v), t >= 1 else { throw UsageError(description: "--threads expects an integer ≥ 1, got '\(v)'") }
-                threads = t
-            case "--no-store": noStore = true
-            case "-e" where allowCode: code.append(try value())
-            case "--":
-                rest = Array(args[(i + 1)...]); return
-            default:
-                if a.hasPrefix("-") && a != "-" { throw UsageError(description: "unknown option \(a)") }
-                rest = Array(args[i...]); return
-            }
-            i += 1
-        }
-    }
-
-    /// A host with `--model`, or the default model when it is there (scripts that use no model run without it),
-    /// recording into the run store as a run of `script` with `args`.
-    func host(script: String, args: [String]) throws -> LuaHost {
-        let d = defaultModelPath()
-        let host = try LuaHost(modelPath: model ?? (FileManager.default.fileExists(atPath: d) ? d : nil), threads: threads,
-                               sandbox: sandbox)
-        host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
-        return host
-    }
-}
-
-enum LanguageModelThreads {
-    static var `default`: Int { ProcessInfo.processInfo.activeProcessorCount }
+/// A host for Lua from the command line: `--model` or the default model when it is there (scripts that use no
+/// model run without it), `--threads`, the sandbox, and recording into the run store as a run of `script` with
+/// `args` (unless `noStore`).
+func scriptHost(model: ModelOptions, sandbox: SandboxFlags, noStore: Bool, script: String, args: [String]) throws -> LuaHost {
+    let d = RefrainHome.defaultModel
+    let path = try model.model.map { try modelFile($0) } ?? (FileManager.default.fileExists(atPath: d) ? d : nil)
+    let host = try LuaHost(modelPath: path, threads: try model.threadCount(), sandbox: try sandbox.options())
+    host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
+    return host
 }
 
 /// `refrain run FILE ARGS...`: the exit status of the script.
-func runCommand(_ args: [String]) throws -> Int32 {
-    let o = try ScriptOptions(args, allowCode: false)
-    guard let file = o.rest.first else { throw UsageError(description: "run needs a Lua file: refrain run FILE.lua [ARGS...]") }
-    let args = Array(o.rest.dropFirst())
-    return try o.host(script: file, args: args).runFile(file, args: args)
+func runCommand(_ o: RunCommand) throws -> Int32 {
+    guard let file = o.script.first else { throw UsageError(description: "run needs a Lua file: refrain run FILE.lua [ARGS...]") }
+    if file.hasPrefix("-") && file != "-" { throw UsageError(description: "unknown option \(file)") }
+    let args = Array(o.script.dropFirst())
+    return try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore, script: file, args: args).runFile(file, args: args)
 }
 
 /// `refrain -e CODE` (each -e in turn), or the script on standard input when no -e is given.
-func scriptEntry(_ args: [String]) throws -> Int32 {
-    let o = try ScriptOptions(args, allowCode: true)
-    let host = try o.host(script: o.code.isEmpty ? "stdin" : "-e", args: o.code)
+func scriptEntry(_ o: ReplCommand) throws -> Int32 {
+    let host = try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore,
+                              script: o.code.isEmpty ? "stdin" : "-e", args: o.code)
     if o.code.isEmpty {
         let data = FileHandle.standardInput.readDataToEndOfFile()
         return host.runCode([UInt8](data), name: "stdin")

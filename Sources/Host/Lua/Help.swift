@@ -26,8 +26,11 @@ enum Help {
                   text: "Loads another GGUF model: a file path, or a file name under $REFRAIN_HOME/models (with or without .gguf). lm.model is not changed (assign it if you want).",
                   example: "local q = lm.load(\"qwen2.5-coder-0.5b-instruct-q4_k_m\")\nprint(q.info.arch)"),
         HelpEntry(key: "lm.defaults", usage: "lm.defaults",
-                  text: "The generation options every generate/sample call starts from; a call's opts override them. The REPL's :set changes them too. Keys: max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, stop, logprobs, ignore_eos, stream, on_token.",
+                  text: "The generation options every generate/sample call starts from; a call's opts override them. The REPL's :set changes them too. Keys: " + GenerationSchema.keys(on: .lua).joined(separator: ", ") + ". help(lm.options) describes each.",
                   example: "lm.defaults.temperature = 0\nlm.defaults.max_tokens = 64"),
+        HelpEntry(key: "lm.options", usage: "lm.options",
+                  text: "The generation options, by key: each a table {type=, min=, max=, above=, default=, help=, flag=, local_only=} (min is exclusive when above is true; flag is the refrain generate flag; a local_only option is refused by lm.remote's models). Read-only: set values in lm.defaults or a call's opts.\n" + GenerationSchema.options.map { spec in "  \(spec.key) (\(spec.kind.rawValue)\(spec.rangeText.map { ", " + $0 } ?? "")): \(spec.help)" }.joined(separator: "\n"),
+                  example: "print(lm.options.top_p.max, lm.options.top_p.help)"),
         HelpEntry(key: "lm.pretty", usage: "lm.pretty(value) -> string",
                   text: "The text the REPL prints for a value: tables with sorted keys, nested tables to a depth of four, cycles marked, long lists and strings folded.",
                   example: "print(lm.pretty({ids = {1, 2, 3}, text = \"hi\"}))"),
@@ -303,7 +306,7 @@ extension LuaHost {
         }
         name(lm, "executable", "lm.executable")
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http", "fs"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http", "fs", "options", "defaults"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "fs")
         name(lua.absolute(-1), "mkdir", "lm.fs.mkdir")
         lua.pop()

@@ -111,26 +111,14 @@ extension LuaHost {
 
     /// `m.info`: the model's shape and file; `sha256` is computed on first use.
     func pushInfo(_ m: LanguageModel) {
-        let c = m.config
-        var types: [String: Int] = [:]
-        for t in m.file.tensors { types[t.type.description, default: 0] += 1 }
         lua.newTable()
-        lua.field("path", m.file.path)
-        lua.field("name", m.file.string("general.name") ?? URL(fileURLWithPath: m.file.path).lastPathComponent)
-        lua.field("arch", c.architecture.rawValue)
-        lua.field("layers", c.layerCount)
-        lua.field("heads", c.headCount)
-        lua.field("kv_heads", c.kvHeadCount)
-        lua.field("head_dim", c.headDim)
-        lua.field("embedding", c.embeddingLength)
-        lua.field("feed_forward", c.feedForwardLength)
-        lua.field("context", c.contextLength)
-        lua.field("vocab", c.vocabularySize)
-        lua.field("file_bytes", m.file.fileSize)
-        lua.field("types") { lua.newTable { for (k, v) in types { lua.field(k, v) } } }
-        lua.field("chat_template", m.chatTemplate?.family.rawValue ?? "none")
-        if let b = m.tokenizer.bos { lua.field("bos", Int(b)) }
-        if let e = m.tokenizer.eos { lua.field("eos", Int(e)) }
+        for (key, value) in ModelInfo.fields(m) {
+            switch value {
+            case .int(let i): lua.field(key, i)
+            case .string(let t): lua.field(key, t)
+            case .counts(let counts): lua.field(key) { lua.newTable { for (k, v) in counts { lua.field(k, v) } } }
+            }
+        }
         lua.newTable()
         lua.field("__index") {
             pushFunction("info") { lua in
@@ -240,12 +228,10 @@ extension LuaHost {
         let o = try generationOptions(a, opts: b + 1)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
-        let g = try recorded("generate", m, prompt: prompt, options: o.engine.recordFields, {
-            let (st, cached) = try m.cachedState(for: prompt, room: o.engine.maxTokens)
-            var g = try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
-            g.cachedTokens = cached
-            m.rememberState(st)
-            return g
+        let g = try recorder.recorded("generate", m, prompt: prompt, options: o.engine.recordFields, {
+            try runGeneration(a, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: m) {
+                try m.generate(prompt, options: o.engine, onToken: $0)
+            }
         }, outputs: { ([callOutput($0, m)], nil) })
         pushGeneration(g, m)
         return 1
@@ -260,7 +246,7 @@ extension LuaHost {
         var fields = o.engine.recordFields
         fields["n"] = n
         fields["stream"] = o.stream ?? false
-        let results = try recorded("sample", m, prompt: prompt, options: fields, {
+        let results = try recorder.recorded("sample", m, prompt: prompt, options: fields, {
             try sampleGenerations(a, m, prompt, n, o)
         }, outputs: { gs in (gs.map { callOutput($0, m) }, nil) })
         a.lua.newTable(array: results.count) {
@@ -281,7 +267,8 @@ extension LuaHost {
             let seed = o.engine.sampling.seed
             for i in 0..<n {
                 o.engine.sampling.seed = seed &+ UInt64(i)
-                var g = try runGeneration(a, st.fork(), o, stream: true, sample: i + 1)
+                let fork = st.fork()
+                var g = try runGeneration(a, o, stream: true, sample: i + 1, model: m) { try fork.generate(o.engine, onToken: $0) }
                 g.cachedTokens = cached
                 results.append(g)
                 if g.finish == .cancelled && lastInterrupted { break }
@@ -397,7 +384,7 @@ extension LuaHost {
     /// labels).
     private func record(_ q: LanguageModel.BatchRequest, _ l: CallLabels?, _ m: LanguageModel, started: Date,
                         outputs: [CallOutput], error: String?) {
-        guard recorder != nil else { return }
+        guard recorder.isOn else { return }
         var fields = q.options.recordFields
         if let n = q.n { fields["n"] = n; fields["stream"] = false }
         var r = CallRecord(kind: q.n == nil ? "generate" : "sample", model: m.file.path,
@@ -405,17 +392,14 @@ extension LuaHost {
                            options: CallRecord.json(fields), started: started, seconds: Date().timeIntervalSince(started))
         r.outputs = outputs
         r.error = error
-        let saved = labels
-        if let l { labels = l }
-        defer { labels = saved }
-        _ = recordCall(r)
+        recorder.record(r, labels: l)
     }
 
     func score(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
         let prefix = try promptIDs(a, m, b)
         let cont = try continuationIDs(a, m, b + 1)
         guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
-        let s = try recorded("score", m, prompt: prefix, options: [:], { try m.score(prefix: prefix, continuation: cont) },
+        let s = try recorder.recorded("score", m, prompt: prefix, options: [:], { try m.score(prefix: prefix, continuation: cont) },
                              outputs: { ([callOutput($0, m)], ["sum": $0.sum, "mean": $0.mean]) })
         pushScore(s)
         return 1
@@ -463,7 +447,7 @@ extension LuaHost {
         guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
         // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
         let empty = m.tokenizer.bos.map { [$0] } ?? m.tokenize("\n", addSpecial: false)
-        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorded("choose", m, prompt: prefix, options: ["by": by, "options": choices], {
+        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorder.recorded("choose", m, prompt: prefix, options: ["by": by, "options": choices], {
             var scores: [(Score, Double?)] = []
             for c in choices {
                 let ids = m.tokenize(c, addSpecial: false)
@@ -495,18 +479,19 @@ extension LuaHost {
 
     // MARK: - Generation
 
-    /// Generates in `st` with `o`: streams when asked, calls `on_token`, stops on interrupt. A callback's error is
-    /// raised after the engine returns.
-    func runGeneration(_ a: Arguments, _ st: ModelState, _ o: LuaGenerationOptions, stream: Bool, sample: Int?) throws -> Generation {
+    /// Runs one generation (`generate`: the engine's call, given the per-token callback) with `o`: streams when
+    /// asked, calls `on_token`, stops on interrupt. A callback's error is raised after the engine returns.
+    func runGeneration(_ a: Arguments, _ o: LuaGenerationOptions, stream: Bool, sample: Int?, model m: LanguageModel,
+                       _ generate: (_ onToken: @escaping (GeneratedToken) -> Bool) throws -> Generation) throws -> Generation {
         let sink: (String) -> Void = streamSink ?? { writeStdout($0) }
         var callbackError: String?
         var index = 0
         lastInterrupted = false
         let lua = a.lua
-        let g = try st.generate(o.engine) { [unowned self] tok in
+        let g = try generate { [unowned self] tok in
             index += 1
             if stream && !tok.text.isEmpty { sink(tok.text) }
-            if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, st.model, &callbackError) {
+            if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, m, &callbackError) {
                 return false
             }
             if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return false }

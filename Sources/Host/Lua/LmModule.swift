@@ -53,6 +53,8 @@ extension LuaHost {
         lua.newTable()
         writeDefaults(GenerationOptions())
         lua_setfield(L, lm, "defaults")
+        pushOptionSchema()
+        lua_setfield(L, lm, "options")
         installHarnessBindings(lm: lm)
         installRemoteBindings(lm: lm)
         installStore(lm: lm)
@@ -68,5 +70,27 @@ extension LuaHost {
         lua_setglobal(L, "lm")
         setPackagePath()
         try installHarness()
+    }
+}
+
+extension LuaHost {
+    /// `lm.options`: the generation schema as Lua tables, by key (what `lm.remote` checks options against).
+    func pushOptionSchema() {
+        lua.newTable {
+            for spec in GenerationSchema.options {
+                lua.field(spec.key) {
+                    lua.newTable {
+                        lua.field("type", spec.kind.rawValue)
+                        if let lo = spec.minimum { lua.field("min", lo) }
+                        if spec.exclusiveMinimum { lua.field("above", true) }
+                        if let hi = spec.maximum { lua.field("max", hi) }
+                        if let d = spec.defaultValue { lua.field("default") { lua.push(option: d) } }
+                        lua.field("help", spec.help)
+                        if let f = spec.flag { lua.field("flag", "--" + f) }
+                        lua.field("local_only", spec.localOnly)
+                    }
+                }
+            }
+        }
     }
 }

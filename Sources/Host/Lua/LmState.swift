@@ -90,8 +90,10 @@ extension LuaHost {
         let o = try generationOptions(a, opts: 2)
         defer { release(o) }
         guard st.count > 0 else { throw LuaError.message("generate: the state is empty (append a prompt first)") }
-        let g = try recorded("state.generate", st.model, prompt: st.tokens, options: o.engine.recordFields, {
-            try runGeneration(a, st, o, stream: o.stream ?? (streamSink != nil), sample: nil)
+        let g = try recorder.recorded("state.generate", st.model, prompt: st.tokens, options: o.engine.recordFields, {
+            try runGeneration(a, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: st.model) {
+                try st.generate(o.engine, onToken: $0)
+            }
         }, outputs: { ([callOutput($0, st.model)], nil) })
         pushGeneration(g, st.model)
         return 1

@@ -12,13 +12,13 @@ extension LuaHost {
     }
 
     /// The session recording this host's calls, when the store is on.
-    var storeSession: StoreSession? { recorder as? StoreSession }
+    var storeSession: StoreSession? { recorder.destination as? StoreSession }
 
     /// Records this host's calls in the store at `path` (nil: the store is off) as a run of `script` with `args`.
     /// The store is opened at the first call; one that cannot be written is a one-line warning, and the work goes
     /// on unrecorded.
     public func openStore(path: String?, script: String?, args: [String]) {
-        recorder = path.map { StoreSession(path: $0, info: RunStore.RunInfo(script: script, args: args, engine: refrainVersion)) }
+        recorder.destination = path.map { StoreSession(path: $0, info: RunStore.RunInfo(script: script, args: args, engine: refrainVersion)) }
     }
 
     /// Makes `lm.store` in the `lm` table at the absolute index `lm`.
@@ -115,13 +115,13 @@ extension LuaHost {
 
     func storeLabel(_ lua: Lua) throws -> Int32 {
         let new = try readLabels(Arguments(lua: lua, function: "label"), 1)
-        pushLabels(labels)
-        labels = new
+        pushLabels(recorder.labels)
+        recorder.labels = new
         return 1
     }
 
     func storeLabels(_ lua: Lua) throws -> Int32 {
-        pushLabels(labels)
+        pushLabels(recorder.labels)
         return 1
     }
 
@@ -130,9 +130,9 @@ extension LuaHost {
     /// (`refrain_store_with`), so that f may yield (lm.batch runs strategies as coroutines).
     func storeWithEnter(_ lua: Lua) throws -> Int32 {
         let a = Arguments(lua: lua, function: "with")
-        let new = try readLabels(a, 1, over: labels)
-        pushLabels(labels)
-        labels = new
+        let new = try readLabels(a, 1, over: recorder.labels)
+        pushLabels(recorder.labels)
+        recorder.labels = new
         return 1
     }
 

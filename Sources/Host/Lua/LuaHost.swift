@@ -50,10 +50,8 @@ public final class LuaHost {
     var helpNamesRef: Int32 = LUA_NOREF
     /// Help entries registered from Lua with `lm.document` (the harness modules' among them).
     var documented: [HelpEntry] = []
-    /// Where model calls are recorded (the run store), or nil when recording is off.
-    var recorder: CallRecorder?
-    /// The labels `lm.store.label` attached to the calls that follow.
-    var labels = CallLabels()
+    /// Records this host's model calls, with the labels `lm.store.label` attached (Store/Recorder.swift).
+    let recorder = Recorder()
 
     /// Where streamed generation text goes in the REPL; when set, generation streams unless `stream=false`.
     public var streamSink: ((String) -> Void)?
@@ -308,9 +306,8 @@ public final class LuaHost {
     static func resolveModelPath(_ p: String) -> String {
         let fm = FileManager.default
         if fm.fileExists(atPath: p) { return p }
-        let home = ProcessInfo.processInfo.environment["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
         for name in [p, p + ".gguf"] where !p.contains("/") {
-            let q = home + "/models/" + name
+            let q = RefrainHome.models + "/" + name
             if fm.fileExists(atPath: q) { return q }
         }
         return p

@@ -24,62 +24,6 @@ public struct SandboxOptions: Equatable {
         self.timeLimit = timeLimit
     }
 
-    /// The options' help, for the command line's usage.
-    static let usage = """
-      --sandbox[=DIR]     no os.execute, io.popen, os.exit, C modules or binary chunks, debug only for
-                          tracebacks; files are written only inside DIR (none without DIR); reading is allowed
-      --memory-limit MB   the memory the Lua state may hold ("memory limit of MB MB reached")
-      --time-limit S      the wall time a script or a REPL line may run ("time limit of S s reached")
-    """
-
-    /// Reads the option at `args[i]` if it is one of these; returns how many words it took (0: not one).
-    mutating func parse(_ args: [String], at i: Int) throws -> Int {
-        let a = args[i]
-        var name = a, inline: String?
-        if let eq = a.firstIndex(of: "=") { name = String(a[..<eq]); inline = String(a[a.index(after: eq)...]) }
-        func value() throws -> (String, Int) {
-            if let v = inline { return (v, 1) }
-            guard i + 1 < args.count else { throw UsageError(description: "option \(name) needs a value") }
-            return (args[i + 1], 2)
-        }
-        switch name {
-        case "--sandbox":
-            enabled = true
-            if let dir = inline {
-                guard !dir.isEmpty else { throw UsageError(description: "--sandbox= needs a folder (or no '=')") }
-                folder = dir
-            }
-            return 1
-        case "--memory-limit":
-            let (v, n) = try value()
-            guard let mb = Double(v), mb.isFinite, mb > 0 else {
-                throw UsageError(description: "--memory-limit expects a number of megabytes > 0, got '\(v)'")
-            }
-            memoryLimitMB = mb
-            return n
-        case "--time-limit":
-            let (v, n) = try value()
-            guard let s = Double(v), s.isFinite, s > 0 else {
-                throw UsageError(description: "--time-limit expects a number of seconds > 0, got '\(v)'")
-            }
-            timeLimit = s
-            return n
-        default:
-            return 0
-        }
-    }
-
-    /// Takes these options out of `args` wherever they are (for the REPL's command line).
-    static func extract(_ args: [String]) throws -> (SandboxOptions, [String]) {
-        var o = SandboxOptions(), rest: [String] = [], i = 0
-        while i < args.count {
-            if args[i] == "--" { rest += args[i...]; break }
-            let n = try o.parse(args, at: i)
-            if n == 0 { rest.append(args[i]); i += 1 } else { i += n }
-        }
-        return (o, rest)
-    }
-
     /// The limit's message, as the count hook raises it.
     var memoryMessage: String { "memory limit of \(LuaHost.format(memoryLimitMB ?? 0)) MB reached" }
     var timeMessage: String { "time limit of \(LuaHost.format(timeLimit ?? 0)) s reached" }

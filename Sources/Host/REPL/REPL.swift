@@ -201,8 +201,7 @@ final class REPL {
 /// Where the REPL keeps its history: `$REFRAIN_HOME/history` (REFRAIN_HOME defaulting to ~/.cache/refrain,
 /// where the models are too).
 func historyPath() -> String {
-    let home = ProcessInfo.processInfo.environment["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-    return home + "/history"
+    RefrainHome.history
 }
 
 /// ANSI colour for the prompt, values, errors and hints: only on a terminal, and never with NO_COLOR set.
@@ -224,13 +223,9 @@ struct Style {
 
 /// `refrain` with no command and standard input a terminal: the REPL on the default model (or --model). (A
 /// script on standard input is main.swift's `scriptEntry`.) Exits with the session's status.
-func interactive(_ args: [String]) throws -> Never {
-    let (sandbox, rest) = try SandboxOptions.extract(args)
-    let o = try Options(rest, valued: ["model", "threads"], flags: ["no-store"])
-    let threads = try o.int("threads", LanguageModel.defaultThreads, min: 1)
-    var path = o.value("model")
-    if path == nil, FileManager.default.fileExists(atPath: defaultModelPath()) { path = defaultModelPath() }
-    let host = try LuaHost(modelPath: path, threads: threads, sandbox: sandbox)
-    host.openStore(path: o.has("no-store") ? nil : RunStore.defaultPath(), script: "repl", args: [])
+func interactive(_ o: ReplCommand) throws -> Never {
+    let host = try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore, script: "repl", args: [])
+    let d = RefrainHome.defaultModel
+    let path = try o.model.model.map { try modelFile($0) } ?? (FileManager.default.fileExists(atPath: d) ? d : nil)
     exit(REPL(host: host, modelPath: path, historyPath: historyPath()).run())
 }

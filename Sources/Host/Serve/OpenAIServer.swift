@@ -48,6 +48,26 @@ struct RequestFields {
         return s
     }
 
+    /// A generation option's value of `kind`, nil when absent (the range is the schema's to check).
+    func option(_ k: String, kind: OptionSpec.Kind) throws -> OptionValue? {
+        guard let v = value(k) else { return nil }
+        switch kind {
+        case .integer:
+            guard let i = v.integer else { throw RequestFields.bad(k, "must be an integer, got \(v.typeName == "number" ? v.text : v.typeName)") }
+            return .integer(i)
+        case .number:
+            guard let d = v.number else { throw RequestFields.bad(k, "must be a number, got \(v.typeName)") }
+            return .number(d)
+        case .boolean:
+            guard let b = v.bool else { throw RequestFields.bad(k, "must be a boolean, got \(v.typeName)") }
+            return .boolean(b)
+        case .strings:
+            return .strings(try strings(k))
+        case .function:
+            throw RequestFields.bad(k, "cannot be given over HTTP")
+        }
+    }
+
     /// A string or a list of strings.
     func strings(_ k: String) throws -> [String] {
         guard let v = value(k) else { return [] }
@@ -65,12 +85,13 @@ final class OpenAIServer: @unchecked Sendable {
     let model: LanguageModel
     /// The model's id in requests and responses.
     let name: String
-    /// Held around every use of the model (the engine is not thread-safe).
-    private let lock = NSLock()
+    /// Runs every evaluation of the model, one at a time (requests arrive on many threads; see ModelScheduler).
+    private let scheduler: ModelScheduler
 
     init(model: LanguageModel, name: String) {
         self.model = model
         self.name = name
+        scheduler = ModelScheduler(model, label: "refrain.serve")
     }
 
     var context: Int { model.config.contextLength }
@@ -166,24 +187,25 @@ final class OpenAIServer: @unchecked Sendable {
 
     // MARK: - Shared pieces
 
-    /// The engine's options from a request. OpenAI's defaults apply to what is absent: temperature 1, top_p 1,
-    /// no top_k or min_p, no penalties, a random seed.
-    private func options(_ f: RequestFields, maxTokens: Int) throws -> GenerationOptions {
+    /// The engine's options from a request: every server option of GenerationSchema, by its key or its alias,
+    /// checked by the schema's types and ranges. OpenAI's defaults apply to what is absent: temperature 1, top_p 1,
+    /// no top_k or min_p, no penalties, a random seed. `top_k` -1 (llama.cpp's "off") is taken as 0.
+    static func options(_ f: RequestFields, maxTokens: Int) throws -> GenerationOptions {
         var g = GenerationOptions()
         g.maxTokens = maxTokens
-        g.sampling.temperature = Float(try f.number("temperature", min: 0) ?? 1)
-        g.sampling.topP = Float(try f.number("top_p", min: 0, max: 1) ?? 1)
-        g.sampling.topK = max(0, try f.int("top_k", min: -1) ?? 0)
-        g.sampling.minP = Float(try f.number("min_p", min: 0, max: 1) ?? 0)
-        let rp = try f.number("repetition_penalty", min: 0) ?? f.number("repeat_penalty", min: 0) ?? 1
-        guard rp > 0 else { throw RequestFields.bad("repetition_penalty", "must be greater than 0") }
-        g.sampling.repetitionPenalty = Float(rp)
-        g.sampling.presencePenalty = Float(try f.number("presence_penalty") ?? 0)
-        g.sampling.frequencyPenalty = Float(try f.number("frequency_penalty") ?? 0)
-        g.sampling.penaltyLastN = try f.int("repeat_last_n", min: -1) ?? 64
-        g.sampling.seed = UInt64(try f.int("seed", min: 0) ?? Int.random(in: 0...Int(Int32.max)))
-        g.stop = try f.strings("stop")
-        g.ignoreEOS = try f.bool("ignore_eos") ?? false
+        g.sampling.temperature = 1
+        g.sampling.topP = 1
+        g.sampling.topK = 0
+        g.sampling.minP = 0
+        g.sampling.seed = UInt64(Int.random(in: 0...Int(Int32.max)))
+        for spec in GenerationSchema.options where spec.surfaces.contains(.server) {
+            guard let field = spec.field else { continue }
+            let key = spec.serverAlias.flatMap { f.value($0) != nil ? $0 : nil } ?? spec.key
+            guard var v = try f.option(key, kind: spec.kind) else { continue }
+            if spec.key == "top_k", v == .integer(-1) { v = .integer(0) }
+            if let message = spec.check(v) { throw RequestFields.bad(key, message) }
+            field.set(&g, v)
+        }
         return g
     }
 
@@ -207,12 +229,12 @@ final class OpenAIServer: @unchecked Sendable {
         }
     }
 
-    /// Runs `n` generations under the model lock. Streamed ones run one after another (`each` sees their tokens
-    /// and stops them by returning false); the others decode together. Choice `i` samples with seed + i.
+    /// Runs `n` generations on the scheduler, after the work asked for before. Streamed ones run one after another
+    /// (`each` sees their tokens and stops them by returning false); the others decode together. Choice `i` samples
+    /// with seed + i.
     private func generate(_ prompt: [Int32], _ g: GenerationOptions, n: Int,
                           each: ((Int, GeneratedToken) -> Bool)?) throws -> [Generation] {
-        lock.lock()
-        defer { lock.unlock() }
+        try scheduler.perform { model in
         if let each {
             return try (0..<n).map { i in
                 var o = g
@@ -222,6 +244,7 @@ final class OpenAIServer: @unchecked Sendable {
         }
         if n == 1 { return [try model.generate(prompt, options: g)] }
         return try model.sample(prompt: prompt, n: n, options: g)
+        }
     }
 
     private func piece(_ id: Int32) -> String { String(decoding: model.tokenizer.piece(id, special: true), as: UTF8.self) }
@@ -315,8 +338,7 @@ final class OpenAIServer: @unchecked Sendable {
     /// pass over the prompt with every position's logits, 256 positions at a time (so that a long prompt's rows,
     /// positions × vocabulary floats, are never all held at once).
     private func promptLogprobs(_ ids: [Int32], k: Int) -> ([Float?], [[(id: Int32, logprob: Float)]?]) {
-        lock.lock()
-        defer { lock.unlock() }
+        scheduler.perform { model in
         let cache = model.transformer.makeCache(maxPositions: ids.count)
         let V = model.config.vocabularySize
         var lps: [Float?] = [nil], tops: [[(id: Int32, logprob: Float)]?] = [nil]
@@ -335,6 +357,7 @@ final class OpenAIServer: @unchecked Sendable {
             start = end
         }
         return (lps, tops)
+        }
     }
 
     /// A /v1/completions request, checked.
@@ -351,7 +374,7 @@ final class OpenAIServer: @unchecked Sendable {
         let echo = try f.bool("echo") ?? false
         let stream = try f.bool("stream") ?? false
         let withIDs = try f.bool("return_token_ids") ?? false
-        var g = try options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: 16))
+        var g = try OpenAIServer.options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: 16))
         g.topLogprobs = logprobs ?? 0
         return CompletionRequest(prompt: prompt, promptText: promptText, implicitBOS: implicitBOS, n: n, logprobs: logprobs,
                                  echo: echo, stream: stream, withIDs: withIDs, options: g)
@@ -473,7 +496,7 @@ final class OpenAIServer: @unchecked Sendable {
         if k > 0 && !wantLogprobs { throw RequestFields.bad("top_logprobs", "needs 'logprobs': true") }
         let stream = try f.bool("stream") ?? false
         let withIDs = try f.bool("return_token_ids") ?? false
-        var g = try options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: nil))
+        var g = try OpenAIServer.options(f, maxTokens: try maxTokens(f, prompt: prompt.count, default: nil))
         g.topLogprobs = k
         return ChatRequest(prompt: prompt, n: n, wantLogprobs: wantLogprobs, k: k, stream: stream, withIDs: withIDs, options: g)
     }
@@ -538,24 +561,4 @@ final class OpenAIServer: @unchecked Sendable {
         }
         return .detokenize(ids, special: try f.bool("special") ?? false)
     }
-}
-
-/// `refrain serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--threads N] [--name ID] [--read-timeout S]`.
-func serveCommand(_ args: [String]) throws -> Never {
-    let o = try Options(args, valued: ["model", "host", "port", "threads", "name", "read-timeout"], flags: [])
-    guard o.positional.isEmpty else { throw UsageError(description: "serve takes no text (got '\(o.positional.joined(separator: " "))')") }
-    let host = o.value("host") ?? "127.0.0.1"
-    let port = try o.int("port", 8080, min: 0)
-    guard port <= 65535 else { throw UsageError(description: "--port expects 0..65535, got \(port)") }
-    let readTimeout = Double(try o.float("read-timeout", 30))
-    guard readTimeout > 0 else { throw UsageError(description: "--read-timeout expects a number of seconds > 0, got \(o.value("read-timeout") ?? "")") }
-    let m = try loadModel(o)
-    let file = URL(fileURLWithPath: m.file.path).lastPathComponent
-    let name = o.value("name") ?? (file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file)
-    let api = OpenAIServer(model: m, name: name)
-    let server = HTTPServer(readTimeout: readTimeout) { req, conn in api.handle(req, conn) }
-    let bound: Int
-    do { bound = try server.bind(host: host, port: port) } catch let f as HTTPFailure { throw UsageError(description: f.message) }
-    FileHandle.standardError.write(Data("refrain serve: \(name) at http://\(host):\(bound)/v1 (OpenAI-compatible; Ctrl-C stops)\n".utf8))
-    server.serve()
 }

@@ -1,7 +1,5 @@
-// One model call as the run store keeps it, and the host's single entry for recording it. Local calls (LmModel,
-// LmState) and remote backends build a CallRecord after the call returns (or fails) and pass it to
-// `LuaHost.recordCall`; the host adds the run, experiment and labels, and writes the row (nothing when the store
-// is off).
+// One model call as the run store keeps it: what was asked, of which model, with which options, and what came back;
+// the labels a script attached to it. The host's `Recorder` (Recorder.swift) takes them to the store.
 import Foundation
 
 /// One model call: what was asked, of which model, with which options, and what came back.
@@ -92,14 +90,4 @@ struct CallLabels: Sendable, Equatable {
     var injected: [String] = []
     /// Other labels, name to value.
     var extra: [String: String] = [:]
-}
-
-extension LuaHost {
-    /// Records one model call in the run store with the labels in force; a no-op when the store is off. Returns
-    /// the call's id in the store, or nil.
-    @discardableResult
-    func recordCall(_ record: CallRecord) -> Int64? {
-        guard let recorder else { return nil }
-        return recorder.record(record, labels: labels)
-    }
 }

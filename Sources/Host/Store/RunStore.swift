@@ -18,8 +18,7 @@ final class RunStore {
         if let s = environment["REFRAIN_STORE"], !s.isEmpty {
             return ["0", "off", "no", "false"].contains(s.lowercased()) ? nil : s
         }
-        let home = environment["REFRAIN_HOME"] ?? (NSHomeDirectory() + "/.cache/refrain")
-        return home + "/runs.sqlite"
+        return RefrainHome.path(environment) + "/runs.sqlite"
     }
 
     /// Opens (creating) the store at `path`, its folder included.

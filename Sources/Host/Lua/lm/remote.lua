@@ -19,13 +19,26 @@ Remote.__tostring = function(self)
   return ("remote model: %s at %s%s"):format(self.model, self.url, more)
 end
 
--- The options generate and sample take, as the local model checks them.
-local KINDS = {
-  max_tokens = "integer", temperature = "number", top_k = "integer", top_p = "number", min_p = "number",
-  repeat_penalty = "number", repeat_last_n = "integer", presence_penalty = "number", frequency_penalty = "number",
-  seed = "integer", stop = "strings", logprobs = "integer", ignore_eos = "boolean", on_token = "function",
-  stream = "boolean",
-}
+-- The options generate and sample take: lm.options, the schema the local model checks them by (types, ranges,
+-- and which options only a local model has).
+local OPTIONS = lm.options
+
+-- The number's text in messages (1, not 1.0).
+local function show(x)
+  if math.type(x) == "float" and x == math.floor(x) and math.abs(x) < 1e15 then return ("%d"):format(x) end
+  return tostring(x)
+end
+
+-- "must be ..." when v is out of the option's range, else nil.
+local function out_of_range(spec, v)
+  if type(v) ~= "number" then return nil end
+  local lo, hi = spec.min, spec.max
+  local ok = v == v and (lo == nil or (spec.above and v > lo) or (not spec.above and v >= lo)) and (hi == nil or v <= hi)
+  if ok then return nil end
+  local range = (lo and hi) and ("between %s and %s"):format(show(lo), show(hi))
+    or lo and (spec.above and "greater than " or "at least ") .. show(lo) or "at most " .. show(hi)
+  return ("must be %s, got %s"):format(range, show(v))
+end
 
 local function check_self(self, name)
   if getmetatable(self) ~= Remote then
@@ -39,17 +52,20 @@ local function resolve(self, fname, opts)
   for i, t in ipairs({lm.defaults or {}, opts or {}}) do
     if type(t) ~= "table" then error(("%s: options must be a table, got %s"):format(fname, type(t)), 3) end
     for k, v in pairs(t) do
-      local kind = KINDS[k]
-      if not kind then error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3) end
+      local spec = OPTIONS[k]
+      if not spec then error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3) end
+      local kind = spec.type
       local ok = (kind == "integer" and math.type(v) == "integer") or (kind == "number" and type(v) == "number")
         or (kind == "boolean" and type(v) == "boolean") or (kind == "function" and type(v) == "function")
         or (kind == "strings" and (type(v) == "string" or type(v) == "table"))
       if not ok then error(("%s: option '%s' must be a%s %s, got %s"):format(fname, k, kind == "integer" and "n" or "", kind, type(v)), 3) end
+      local bad = out_of_range(spec, v)
+      if bad then error(("%s: option '%s' %s"):format(fname, k, bad), 3) end
+      if spec.local_only then
+        error(("%s: %s is not available on the remote backend (%s): only a local model has it"):format(fname, k, self.url), 3)
+      end
       o[k] = v
     end
-  end
-  if o.on_token then
-    error(("%s: on_token is not available on the remote backend (%s): its responses come whole"):format(fname, self.url), 3)
   end
   return o
 end
