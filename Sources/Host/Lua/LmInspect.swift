@@ -44,9 +44,9 @@ extension LuaHost {
     }
 
     /// The ids to inspect: text (control tokens parsed, BOS as the model says), ids, or chat messages.
-    func inspectedIDs(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> [Int32] {
-        let ids = try promptIDs(a, m, b)
-        guard !ids.isEmpty else { throw LuaError.message("\(a.function): no tokens to look at") }
+    func inspectedIDs(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> [Int32] {
+        let ids = try promptIDs(args, model, first)
+        guard !ids.isEmpty else { throw LuaError.message("\(args.function): no tokens to look at") }
         return ids
     }
 
@@ -61,32 +61,32 @@ extension LuaHost {
         }
     }
 
-    func attention(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let ids = try inspectedIDs(a, m, b)
-        let o = try options(a, b + 1, known: LuaHost.attentionOptions)
-        let c = m.config
-        let layers = try numbers(a, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
-        let heads = try numbers(a, o, "heads", count: c.headCount, what: "head") ?? Array(0..<c.headCount)
-        let ins = try m.inspect(ids, InspectionRequest(attentionLayers: layers, heads: heads))
+    func attention(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let ids = try inspectedIDs(args, model, first)
+        let o = try options(args, first + 1, known: LuaHost.attentionOptions)
+        let c = model.config
+        let layers = try numbers(args, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
+        let heads = try numbers(args, o, "heads", count: c.headCount, what: "head") ?? Array(0..<c.headCount)
+        let ins = try model.inspect(ids, InspectionRequest(attentionLayers: layers, heads: heads))
         let T = ids.count, block = heads.count * T * T
         var data = [Float](); data.reserveCapacity(layers.count * block)
         for l in layers { data += ins.attention[l]! }
         pushMatrix(Matrix(data, shape: [layers.count, heads.count, T, T]))
-        pushInspectionFields(m, ids: ids, layers: layers, heads: heads, dims: ["layer", "head", "query", "key"])
+        pushInspectionFields(model, ids: ids, layers: layers, heads: heads, dims: ["layer", "head", "query", "key"])
         setMatrixFields()
         return 1
     }
 
-    func hidden(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let ids = try inspectedIDs(a, m, b)
-        let o = try options(a, b + 1, known: LuaHost.hiddenOptions)
-        let c = m.config
-        let layers = try numbers(a, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
-        let ins = try m.inspect(ids, InspectionRequest(hiddenLayers: layers))
+    func hidden(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let ids = try inspectedIDs(args, model, first)
+        let o = try options(args, first + 1, known: LuaHost.hiddenOptions)
+        let c = model.config
+        let layers = try numbers(args, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
+        let ins = try model.inspect(ids, InspectionRequest(hiddenLayers: layers))
         var data = [Float](); data.reserveCapacity(layers.count * ids.count * c.embeddingLength)
         for l in layers { data += ins.hidden[l]! }
         pushMatrix(Matrix(data, shape: [layers.count, ids.count, c.embeddingLength]))
-        pushInspectionFields(m, ids: ids, layers: layers, heads: nil, dims: ["layer", "position", "embedding"])
+        pushInspectionFields(model, ids: ids, layers: layers, heads: nil, dims: ["layer", "position", "embedding"])
         setMatrixFields()
         return 1
     }
@@ -95,11 +95,11 @@ extension LuaHost {
     /// layers, ids, tokens, `top[i][t]` (the `top` most likely next tokens at position t by layer layers[i]),
     /// `logprob` (layers × (T − 1): the log-probability each layer gives the token that actually comes next) and
     /// `entropy` (layers × T, nats).
-    func logitLens(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let ids = try inspectedIDs(a, m, b)
-        let o = try options(a, b + 1, known: LuaHost.lensOptions)
-        let c = m.config
-        let layers = try numbers(a, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
+    func logitLens(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let ids = try inspectedIDs(args, model, first)
+        let o = try options(args, first + 1, known: LuaHost.lensOptions)
+        let c = model.config
+        let layers = try numbers(args, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
         var top = 5
         if let o {
             lua.rawGet(o, "top")
@@ -111,12 +111,12 @@ extension LuaHost {
             }
             lua.pop()
         }
-        let ins = try m.inspect(ids, InspectionRequest(hiddenLayers: layers))
+        let ins = try model.inspect(ids, InspectionRequest(hiddenLayers: layers))
         let T = ids.count, V = c.vocabularySize
         var tops: [[[(id: Int32, logprob: Float)]]] = []
         var next = [Float](), entropy = [Float]()
         for l in layers {
-            let logits = m.logitLens(ins.hidden[l]!, rows: T)
+            let logits = model.logitLens(ins.hidden[l]!, rows: T)
             var layerTop: [[(id: Int32, logprob: Float)]] = []
             logits.withUnsafeBufferPointer { p in
                 for t in 0..<T {
@@ -131,12 +131,12 @@ extension LuaHost {
         lua.newTable {
             lua.field("layers") { lua.push(ids: layers.map { Int32($0) }) }
             lua.field("ids") { lua.push(ids: ids) }
-            lua.field("tokens") { lua.push(strings: ids.map { piece(m, $0) }) }
+            lua.field("tokens") { lua.push(strings: ids.map { piece(model, $0) }) }
             lua.field("top") {
                 lua.newTable(array: tops.count) {
                     for (i, lt) in tops.enumerated() {
                         lua.element(i + 1) {
-                            lua.newTable(array: T) { for (t, k) in lt.enumerated() { lua.element(t + 1) { pushTop(k, m) } } }
+                            lua.newTable(array: T) { for (t, k) in lt.enumerated() { lua.element(t + 1) { pushTop(k, model) } } }
                         }
                     }
                 }

@@ -191,26 +191,26 @@ extension LuaHost {
 
     // MARK: - Methods
 
-    func tokenize(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let text = try a.string(b)
-        let o = try options(a, b + 1, known: ["special": .boolean, "bos": .boolean])
-        a.lua.push(ids: m.tokenize(text, special: try flag(a, o, "special") ?? false, addSpecial: try flag(a, o, "bos")))
+    func tokenize(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let text = try args.string(first)
+        let o = try options(args, first + 1, known: ["special": .boolean, "bos": .boolean])
+        args.lua.push(ids: model.tokenize(text, special: try flag(args, o, "special") ?? false, addSpecial: try flag(args, o, "bos")))
         return 1
     }
 
-    func detokenize(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let ids = try a.ids(b, vocabulary: m.config.vocabularySize)
-        let o = try options(a, b + 1, known: ["special": .boolean])
-        a.lua.push(m.detokenize(ids, special: try flag(a, o, "special") ?? false))
+    func detokenize(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let ids = try args.ids(first, vocabulary: model.config.vocabularySize)
+        let o = try options(args, first + 1, known: ["special": .boolean])
+        args.lua.push(model.detokenize(ids, special: try flag(args, o, "special") ?? false))
         return 1
     }
 
-    func token(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let id = try a.integer(b)
-        guard id >= 0, id < m.config.vocabularySize else {
-            throw LuaError.argument(b, "token id \(id) is outside the vocabulary (0..\(m.config.vocabularySize - 1))")
+    func token(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let id = try args.integer(first)
+        guard id >= 0, id < model.config.vocabularySize else {
+            throw LuaError.argument(first, "token id \(id) is outside the vocabulary (0..\(model.config.vocabularySize - 1))")
         }
-        a.lua.push(piece(m, Int32(id)))
+        args.lua.push(piece(model, Int32(id)))
         return 1
     }
 
@@ -218,39 +218,39 @@ extension LuaHost {
         String(decoding: m.tokenizer.piece(id, special: true), as: UTF8.self)
     }
 
-    func template(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        a.lua.push(try m.renderChat(try messages(a, b)))
+    func template(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        args.lua.push(try model.renderChat(try messages(args, first)))
         return 1
     }
 
-    func generate(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let prompt = try promptIDs(a, m, b)
-        let o = try generationOptions(a, opts: b + 1)
+    func generate(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let prompt = try promptIDs(args, model, first)
+        let o = try generationOptions(args, opts: first + 1)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
-        let g = try recorder.recorded("generate", m, prompt: prompt, options: o.engine.recordFields, {
-            try runGeneration(a, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: m) {
-                try m.generate(prompt, options: o.engine, onToken: $0)
+        let g = try recorder.recorded("generate", model, prompt: prompt, options: o.engine.recordFields, {
+            try runGeneration(args, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: model) {
+                try model.generate(prompt, options: o.engine, onToken: $0)
             }
-        }, outputs: { ([callOutput($0, m)], nil) })
-        pushGeneration(g, m)
+        }, outputs: { ([callOutput($0, model)], nil) })
+        pushGeneration(g, model)
         return 1
     }
 
-    func sample(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let prompt = try promptIDs(a, m, b)
-        let n = try a.integer(b + 1, min: 1)
-        let o = try generationOptions(a, opts: b + 2)
+    func sample(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let prompt = try promptIDs(args, model, first)
+        let n = try args.integer(first + 1, min: 1)
+        let o = try generationOptions(args, opts: first + 2)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("sample: empty prompt (generation needs at least one token)") }
         var fields = o.engine.recordFields
         fields["n"] = n
         fields["stream"] = o.stream ?? false
-        let results = try recorder.recorded("sample", m, prompt: prompt, options: fields, {
-            try sampleGenerations(a, m, prompt, n, o)
-        }, outputs: { gs in (gs.map { callOutput($0, m) }, nil) })
-        a.lua.newTable(array: results.count) {
-            for (i, g) in results.enumerated() { a.lua.element(i + 1) { pushGeneration(g, m) } }
+        let results = try recorder.recorded("sample", model, prompt: prompt, options: fields, {
+            try sampleGenerations(args, model, prompt, n, o)
+        }, outputs: { gs in (gs.map { callOutput($0, model) }, nil) })
+        args.lua.newTable(array: results.count) {
+            for (i, g) in results.enumerated() { args.lua.element(i + 1) { pushGeneration(g, model) } }
         }
         return 1
     }
@@ -297,17 +297,17 @@ extension LuaHost {
     /// `m:generate_batch(requests)`: each request `{prompt=, opts=, n=, labels=}` is what `m:generate(prompt,
     /// opts)` (no `n`) or `m:sample(prompt, n, opts)` would compute, and all are decoded together. Each is
     /// recorded in the run store as its own generate or sample call, under its `labels` when given.
-    func generateBatch(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        try a.table(b)
-        let lua = a.lua
-        let count = Int(lua.rawLength(b))
+    func generateBatch(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try args.table(first)
+        let lua = args.lua
+        let count = Int(lua.rawLength(first))
         var requests: [LanguageModel.BatchRequest] = []
         var luaOptions: [LuaGenerationOptions] = []
         var requestLabels: [CallLabels?] = []
         defer { for o in luaOptions { release(o) } }
         let known: Set<String> = ["prompt", "opts", "n", "labels"]
         for k in 0..<count {
-            lua.rawGet(b, k + 1)
+            lua.rawGet(first, k + 1)
             let t = lua.top
             defer { lua_settop(L, t - 1) }
             func fail(_ message: String) -> LuaError { .message("generate_batch: request \(k + 1): \(message)") }
@@ -323,7 +323,7 @@ extension LuaHost {
             do {
                 lua.rawGet(t, "prompt")
                 if lua.isNoneOrNil(-1) { throw fail("no prompt") }
-                let prompt = try promptIDs(a, m, lua.absolute(-1))
+                let prompt = try promptIDs(args, model, lua.absolute(-1))
                 guard !prompt.isEmpty else { throw fail("empty prompt (generation needs at least one token)") }
                 lua.pop()
                 lua.rawGet(t, "n")
@@ -336,14 +336,14 @@ extension LuaHost {
                 }
                 lua.pop()
                 lua.rawGet(t, "opts")
-                let o = try generationOptions(a, opts: lua.isNoneOrNil(-1) ? 0 : lua.absolute(-1))
+                let o = try generationOptions(args, opts: lua.isNoneOrNil(-1) ? 0 : lua.absolute(-1))
                 luaOptions.append(o)
                 if o.onToken != LUA_NOREF || o.stream == true {
                     throw fail("on_token and stream are not supported in a batch (call generate or sample)")
                 }
                 lua.pop()
                 lua.rawGet(t, "labels")
-                requestLabels.append(lua.isNoneOrNil(-1) ? nil : try readLabels(a, lua.absolute(-1)))
+                requestLabels.append(lua.isNoneOrNil(-1) ? nil : try readLabels(args, lua.absolute(-1)))
                 lua.pop()
                 requests.append(.init(prompt: prompt, n: n, options: o.engine))
             } catch LuaError.argument(_, let message) {
@@ -354,25 +354,25 @@ extension LuaHost {
         lastInterrupted = false
         var results: [[Generation]]
         do {
-            results = try m.generateBatch(requests) { [unowned self] _, _, _ in
+            results = try model.generateBatch(requests) { [unowned self] _, _, _ in
                 if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
                 return .proceed
             }
         } catch {
             for (q, l) in zip(requests, requestLabels) {
-                record(q, l, m, started: started, outputs: [], error: "\(error)")
+                record(q, l, model, started: started, outputs: [], error: "\(error)")
             }
             throw error
         }
         for (k, q) in requests.enumerated() {
-            record(q, requestLabels[k], m, started: started, outputs: results[k].map { callOutput($0, m) }, error: nil)
+            record(q, requestLabels[k], model, started: started, outputs: results[k].map { callOutput($0, model) }, error: nil)
         }
         lua.newTable(array: results.count) {
             for (k, gs) in results.enumerated() {
                 lua.element(k + 1) {
-                    if requests[k].n == nil { pushGeneration(gs[0], m); return }
+                    if requests[k].n == nil { pushGeneration(gs[0], model); return }
                     lua.newTable(array: gs.count) {
-                        for (i, g) in gs.enumerated() { lua.element(i + 1) { pushGeneration(g, m) } }
+                        for (i, g) in gs.enumerated() { lua.element(i + 1) { pushGeneration(g, model) } }
                     }
                 }
             }
@@ -395,12 +395,12 @@ extension LuaHost {
         recorder.record(r, labels: l)
     }
 
-    func score(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let prefix = try promptIDs(a, m, b)
-        let cont = try continuationIDs(a, m, b + 1)
+    func score(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let prefix = try promptIDs(args, model, first)
+        let cont = try continuationIDs(args, model, first + 1)
         guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
-        let s = try recorder.recorded("score", m, prompt: prefix, options: [:], { try m.score(prefix: prefix, continuation: cont) },
-                             outputs: { ([callOutput($0, m)], ["sum": $0.sum, "mean": $0.mean]) })
+        let s = try recorder.recorded("score", model, prompt: prefix, options: [:], { try model.score(prefix: prefix, continuation: cont) },
+                             outputs: { ([callOutput($0, model)], ["sum": $0.sum, "mean": $0.mean]) })
         pushScore(s)
         return 1
     }
@@ -421,51 +421,51 @@ extension LuaHost {
         }
     }
 
-    func choose(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let prefix = try promptIDs(a, m, b)
-        try a.table(b + 1)
+    func choose(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let prefix = try promptIDs(args, model, first)
+        try args.table(first + 1)
         var choices: [String] = []
-        for k in 1...max(a.lua.rawLength(b + 1), 1) where k <= a.lua.rawLength(b + 1) {
-            a.lua.rawGet(b + 1, k)
-            defer { a.lua.pop() }
-            guard let s = a.lua.string(-1), !s.isEmpty else { throw LuaError.argument(b + 1, "option \(k) is not a non-empty string") }
+        for k in 1...max(args.lua.rawLength(first + 1), 1) where k <= args.lua.rawLength(first + 1) {
+            args.lua.rawGet(first + 1, k)
+            defer { args.lua.pop() }
+            guard let s = args.lua.string(-1), !s.isEmpty else { throw LuaError.argument(first + 1, "option \(k) is not a non-empty string") }
             choices.append(s)
         }
-        guard !choices.isEmpty else { throw LuaError.argument(b + 1, "no options to choose from") }
-        let o = try options(a, b + 2, known: ["by": .strings])
+        guard !choices.isEmpty else { throw LuaError.argument(first + 1, "no options to choose from") }
+        let o = try options(args, first + 2, known: ["by": .strings])
         var by = "mean"
         if let o {
-            a.lua.rawGet(o, "by")
-            if !a.lua.isNoneOrNil(-1) {
-                guard let s = a.lua.string(-1), ["sum", "mean", "calibrated"].contains(s) else {
-                    throw LuaError.argument(o, "option 'by' must be \"sum\", \"mean\" or \"calibrated\", got \(a.lua.describe(-1))")
+            args.lua.rawGet(o, "by")
+            if !args.lua.isNoneOrNil(-1) {
+                guard let s = args.lua.string(-1), ["sum", "mean", "calibrated"].contains(s) else {
+                    throw LuaError.argument(o, "option 'by' must be \"sum\", \"mean\" or \"calibrated\", got \(args.lua.describe(-1))")
                 }
                 by = s
             }
-            a.lua.pop()
+            args.lua.pop()
         }
         guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
         // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
-        let empty = m.tokenizer.bos.map { [$0] } ?? m.tokenize("\n", addSpecial: false)
-        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorder.recorded("choose", m, prompt: prefix, options: ["by": by, "options": choices], {
+        let empty = model.tokenizer.bos.map { [$0] } ?? model.tokenize("\n", addSpecial: false)
+        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorder.recorded("choose", model, prompt: prefix, options: ["by": by, "options": choices], {
             var scores: [(Score, Double?)] = []
             for c in choices {
-                let ids = m.tokenize(c, addSpecial: false)
-                let s = try m.score(prefix: prefix, continuation: ids)
-                let cal = by == "calibrated" ? s.sum - (try m.score(prefix: empty, continuation: ids)).sum : nil
+                let ids = model.tokenize(c, addSpecial: false)
+                let s = try model.score(prefix: prefix, continuation: ids)
+                let cal = by == "calibrated" ? s.sum - (try model.score(prefix: empty, continuation: ids)).sum : nil
                 scores.append((s, cal))
             }
             let values = scores.map { by == "sum" ? $0.0.sum : by == "mean" ? $0.0.mean : $0.1! }
             let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
             return (scores, values, best)
         }, outputs: { r in
-            (r.0.indices.map { callOutput(r.0[$0].0, m, text: choices[$0]) },
+            (r.0.indices.map { callOutput(r.0[$0].0, model, text: choices[$0]) },
              ["chosen": choices[r.2], "index": r.2 + 1, "scores": r.1])
         })
-        a.lua.push(choices[best])
-        a.lua.newTable(array: choices.count) {
+        args.lua.push(choices[best])
+        args.lua.newTable(array: choices.count) {
             for (i, (s, cal)) in scores.enumerated() {
-                a.lua.element(i + 1) {
+                args.lua.element(i + 1) {
                     pushScore(s)
                     lua.field("option", choices[i])
                     lua.field("score", values[i])
@@ -473,7 +473,7 @@ extension LuaHost {
                 }
             }
         }
-        a.lua.push(best + 1)
+        args.lua.push(best + 1)
         return 3
     }
 
