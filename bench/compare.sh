@@ -37,7 +37,7 @@ for m in "${models[@]}"; do
   theirs512="$("$py" bench/llama_cpp_bench.py --model "$m" --threads "$threads" --runs "$runs" --pp 512 --tg 0)"
   python3 - "$ours" "$theirs" "$ours512" "$theirs512" "$base" "$base512" <<'PY'
 import json, os, sys
-o, t, o5, t5, b, b5 = (json.loads(a) for a in sys.argv[1:7])
+o, t, o5, t5, base, base5 = (json.loads(a) for a in sys.argv[1:7])
 peak = max(o['peak_rss_bytes'], o5['peak_rss_bytes'])
 print(f"{os.path.basename(o['model'])}  (median of {o['runs']} runs; peak RSS {peak/2**20:.0f} MiB "
       f"(pp128/tg128 run {o['peak_rss_bytes']/2**20:.0f}, pp512 run {o5['peak_rss_bytes']/2**20:.0f}), "
@@ -48,10 +48,10 @@ for a, b, a5, b5 in zip(o["results"], t["results"], o5["results"], t5["results"]
     print(f"  {a['threads']:>7}  {a['pp_tps']:>13.1f}  {b['pp_tps']:>9.1f}  {a['pp_tps']/b['pp_tps']:>5.2f}"
           f"  {a5['pp_tps']:>13.1f}  {b5['pp_tps']:>9.1f}  {a5['pp_tps']/b5['pp_tps']:>5.2f}"
           f"  {a['tg_tps']:>13.1f}  {b['tg_tps']:>9.1f}  {a['tg_tps']/b['tg_tps']:>5.2f}")
-if b is not None:
+if base is not None:
     print(f"  {'threads':>7}  {'baseline pp128':>14}  {'this/base':>9}  {'baseline pp512':>14}  {'this/base':>9}"
           f"  {'baseline tg128':>14}  {'this/base':>9}")
-    for a, a5, c, c5 in zip(o["results"], o5["results"], b["results"], b5["results"]):
+    for a, a5, c, c5 in zip(o["results"], o5["results"], base["results"], base5["results"]):
         print(f"  {a['threads']:>7}  {c['pp_tps']:>14.1f}  {a['pp_tps']/c['pp_tps']:>9.3f}  {c5['pp_tps']:>14.1f}"
               f"  {a5['pp_tps']/c5['pp_tps']:>9.3f}  {c['tg_tps']:>14.1f}  {a['tg_tps']/c['tg_tps']:>9.3f}")
 PY
