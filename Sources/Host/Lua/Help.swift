@@ -119,7 +119,7 @@ enum Help {
                   text: "Log-probabilities of the continuation's tokens after the prefix. The prefix is a prompt as for generate; the continuation is text (tokenized without BOS) or a list of ids. sum is the total log-probability, mean the per-token average.",
                   example: "=m:score(\"The capital of France is\", \" Paris\").sum"),
         HelpEntry(key: "choose", usage: "m:choose(prefix, options [, {by=\"mean\"}]) -> best, scores, index",
-                  text: "Scores each option string as a continuation of the prefix and returns the best one, the scores (one table per option: option, score, sum, mean, logprobs, ids, and calibrated) and the best one's index. by = \"sum\" (total log-probability), \"mean\" (per token; the default) or \"calibrated\" (the sum minus the option's log-probability with no context).",
+                  text: "Scores each option string as a continuation of the prefix and returns the best one, the scores (one table per option: option, score, sum, mean, logprobs, ids, and calibrated) and the best one's index. by = \"sum\" (total log-probability), \"mean\" (per token; the default) or \"calibrated\" (the sum minus the option's log-probability with no context); ties go to the first. The rule is lm.choice's (check, rank), the same for lm.remote's models.",
                   example: "local best, scores = m:choose(\"The capital of France is\", {\" Paris\", \" Rome\"})\nprint(best)"),
         HelpEntry(key: "state", usage: "m:state([prompt]) -> state",
                   text: "A prompt state you keep working on: tokens and their cache. Its methods: append, generate, fork, rewind, text, ids; #st is its length in tokens.",

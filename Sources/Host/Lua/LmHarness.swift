@@ -19,7 +19,7 @@ extension LuaHost {
         ("data", PackageResources.data_lua), ("tasks", PackageResources.tasks_lua),
         ("stats", PackageResources.stats_lua), ("progress", PackageResources.progress_lua),
         ("plot", PackageResources.plot_lua), ("analysis", PackageResources.analysis_lua),
-        ("view", PackageResources.view_lua), ("remote", PackageResources.remote_lua),
+        ("view", PackageResources.view_lua), ("choice", PackageResources.choice_lua), ("remote", PackageResources.remote_lua),
         ("batch", PackageResources.batch_lua),
     ]
 

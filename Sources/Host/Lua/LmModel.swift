@@ -421,60 +421,69 @@ extension LuaHost {
         }
     }
 
+    /// `m:choose(prefix, options [, opts])`: scores each option after the prefix (and with no context, for
+    /// "calibrated"); `lm.choice` (Lua/lm/choice.lua, the rule lm.remote's choose follows too) checks the arguments
+    /// and picks the winner. Recorded as one "choose" call.
     func choose(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
         let prefix = try promptIDs(args, model, first)
-        try args.table(first + 1)
-        var choices: [String] = []
-        for k in 1...max(args.lua.rawLength(first + 1), 1) where k <= args.lua.rawLength(first + 1) {
-            args.lua.rawGet(first + 1, k)
-            defer { args.lua.pop() }
-            guard let s = args.lua.string(-1), !s.isEmpty else { throw LuaError.argument(first + 1, "option \(k) is not a non-empty string") }
-            choices.append(s)
+        let lua = args.lua
+        let base = lua.top
+        try callChoice("check", 1) {
+            lua.pushValue(first + 1)
+            if first + 2 <= base { lua.pushValue(first + 2) } else { lua.pushNil() }
+            lua.push(1)
         }
-        guard !choices.isEmpty else { throw LuaError.argument(first + 1, "no options to choose from") }
-        let o = try options(args, first + 2, known: ["by": .strings])
-        var by = "mean"
-        if let o {
-            args.lua.rawGet(o, "by")
-            if !args.lua.isNoneOrNil(-1) {
-                guard let s = args.lua.string(-1), ["sum", "mean", "calibrated"].contains(s) else {
-                    throw LuaError.argument(o, "option 'by' must be \"sum\", \"mean\" or \"calibrated\", got \(args.lua.describe(-1))")
-                }
-                by = s
-            }
-            args.lua.pop()
+        let by = lua.string(-1) ?? "mean"
+        lua.pop()
+        var choices: [String] = []
+        for k in 1...lua.rawLength(first + 1) {
+            lua.rawGet(first + 1, k)
+            choices.append(lua.string(-1) ?? "")
+            lua.pop()
         }
         guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
         // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
         let empty = model.tokenizer.bos.map { [$0] } ?? model.tokenize("\n", addSpecial: false)
-        let (scores, values, best): ([(Score, Double?)], [Double], Int) = try recorder.recorded("choose", model, prompt: prefix, options: ["by": by, "options": choices], {
-            var scores: [(Score, Double?)] = []
+        _ = try recorder.recorded("choose", model, prompt: prefix, options: ["by": by, "options": choices], {
+            () throws -> (scores: [Score], index: Int, values: [Double]) in
+            var scores: [Score] = [], calibration: [Score] = []
             for c in choices {
                 let ids = model.tokenize(c, addSpecial: false)
-                let s = try model.score(prefix: prefix, continuation: ids)
-                let cal = by == "calibrated" ? s.sum - (try model.score(prefix: empty, continuation: ids)).sum : nil
-                scores.append((s, cal))
+                scores.append(try model.score(prefix: prefix, continuation: ids))
+                if by == "calibrated" { calibration.append(try model.score(prefix: empty, continuation: ids)) }
             }
-            let values = scores.map { by == "sum" ? $0.0.sum : by == "mean" ? $0.0.mean : $0.1! }
-            let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
-            return (scores, values, best)
+            // lm.choice.rank(options, scores, by, calibration) -> best, scores, index: left on the stack as the results.
+            try callChoice("rank", 3) {
+                lua.pushValue(first + 1)
+                lua.newTable(array: scores.count) { for (i, s) in scores.enumerated() { lua.element(i + 1) { pushScore(s) } } }
+                lua.push(by)
+                lua.newTable(array: calibration.count) { for (i, s) in calibration.enumerated() { lua.element(i + 1) { pushScore(s) } } }
+            }
+            var values: [Double] = []
+            for i in 1...choices.count {
+                lua.rawGet(-2, i)
+                lua.rawGet(-1, "score")
+                values.append(lua.number(-1) ?? .nan)
+                lua.pop(2)
+            }
+            return (scores, Int(lua.integer(-1) ?? 1), values)
         }, outputs: { r in
-            (r.0.indices.map { callOutput(r.0[$0].0, model, text: choices[$0]) },
-             ["chosen": choices[r.2], "index": r.2 + 1, "scores": r.1])
+            (r.scores.indices.map { callOutput(r.scores[$0], model, text: choices[$0]) },
+             ["chosen": choices[r.index - 1], "index": r.index, "scores": r.values])
         })
-        args.lua.push(choices[best])
-        args.lua.newTable(array: choices.count) {
-            for (i, (s, cal)) in scores.enumerated() {
-                args.lua.element(i + 1) {
-                    pushScore(s)
-                    lua.field("option", choices[i])
-                    lua.field("score", values[i])
-                    if let cal { lua.field("calibrated", cal) }
-                }
-            }
-        }
-        args.lua.push(best + 1)
-        return 3
+        return lua.top - base
+    }
+
+    /// Calls `lm.choice[name]` with the arguments `push` pushes, leaving `results` values; its error is raised as is.
+    private func callChoice(_ name: String, _ results: Int32, push: () -> Void) throws {
+        lua_rawgeti(L, luaRegistry, lua_Integer(lmRef))
+        lua.rawGet(-1, "choice")
+        lua.rawGet(-1, name)
+        lua_rotate(L, -3, 1)
+        lua.pop(2)
+        let before = lua.top
+        push()
+        if let err = lua.pcall(lua.top - before, results, traceback: false) { throw LuaError.raw(err) }
     }
 
     // MARK: - Generation

@@ -8,6 +8,7 @@
 -- the API key from an environment variable), and every call is written to the run store.
 local lm = require "lm"
 local json = require "lm.json"
+local choice = require "lm.choice"
 local http, record_call = lm.http, lm._record_call
 lm._record_call = nil
 
@@ -442,14 +443,8 @@ end
 
 function Remote:choose(prefix, options, opts)
   check_self(self, "choose")
-  if type(options) ~= "table" or #options == 0 then error("choose: no options to choose from", 2) end
-  for i, c in ipairs(options) do
-    if type(c) ~= "string" or c == "" then error(("choose: option %d is not a non-empty string"):format(i), 2) end
-  end
-  local by = opts and opts.by or "mean"
-  if by ~= "sum" and by ~= "mean" and by ~= "calibrated" then
-    error(("choose: option 'by' must be \"sum\", \"mean\" or \"calibrated\", got %s"):format(tostring(by)), 2)
-  end
+  -- The rule is lm.choice's, as for the local model: check, then rank; this backend only scores (in one batch).
+  local by = choice.check(options, opts, 3)
   local reqs, reads = {}, {}
   for i, c in ipairs(options) do reqs[i], reads[i] = self:_score_request("choose", prefix, c, 3) end
   -- "No context" for calibration: the BOS token (when the server names it), or a newline.
@@ -462,16 +457,13 @@ function Remote:choose(prefix, options, opts)
   end
   return self:_call("choose", prefix, opts, function()
     local data = self:_send("choose", reqs, 0)
-    local scores, best = {}, 1
+    local scores, calibration = {}, {}
     for i = 1, n do
-      local s = reads[i](data[i])
-      s.option = options[i]
-      if by == "calibrated" then s.calibrated = s.sum - reads[n + i](data[n + i]).sum end
-      s.score = by == "sum" and s.sum or by == "mean" and s.mean or s.calibrated
-      scores[i] = s
-      if s.score > scores[best].score then best = i end
+      scores[i] = reads[i](data[i])
+      if by == "calibrated" then calibration[i] = reads[n + i](data[n + i]) end
     end
-    return {options[best], scores, best}, scores, {chosen = best}
+    local best, ranked, index = choice.rank(options, scores, by, calibration)
+    return {best, ranked, index}, ranked, {chosen = index}
   end)
 end
 
