@@ -63,9 +63,9 @@ extension LuaHost {
     // MARK: - Methods
 
     /// `m:state(prompt)`: a state holding the prompt's tokens (none when the prompt is nil).
-    func state(_ a: Arguments, _ m: LanguageModel, _ b: Int32) throws -> Int32 {
-        let st = m.makeState()
-        if !a.lua.isNoneOrNil(b) { try st.append(try promptIDs(a, m, b)) }
+    func state(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        let st = model.makeState()
+        if !args.lua.isNoneOrNil(first) { try st.append(try promptIDs(args, model, first)) }
         pushState(st)
         return 1
     }
