@@ -39,7 +39,7 @@ func benchCommand(_ o: BenchCommand) throws {
     let context = o.context
     let threadList = try (o.threads ?? "1,2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
-        return t
+        return Threads.warnAbove(t)
     }
     let rssBefore = residentBytes()
     let m = try LanguageModel(path: try modelFile(o.model), threads: 1)
@@ -109,7 +109,7 @@ func strategyBench(_ o: BenchCommand) throws {
     let pp = o.pp ?? 128, tg = o.tg ?? 64, prefix = o.prefix
     let threads = try (o.threads ?? "2").split(separator: ",").map { s -> Int in
         guard let t = Int(s), t >= 1 else { throw UsageError(description: "--threads expects a list like 1,2") }
-        return t
+        return Threads.warnAbove(t)
     }
     var results: [[String: Any]] = []
     for t in threads {

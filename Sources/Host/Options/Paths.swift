@@ -34,6 +34,15 @@ enum Threads {
         return cap(n, flag: flag)
     }
 
+    /// `n` as it is, with a warning on standard error when it is more than the cores (a benchmark's thread list
+    /// measures what it is asked to).
+    static func warnAbove(_ n: Int) -> Int {
+        if n > cores {
+            FileHandle.standardError.write(Data("refrain: warning: --threads \(n) is more than this machine's \(cores) cores: the threads will wait on each other\n".utf8))
+        }
+        return n
+    }
+
     /// `n` capped at the cores, with a warning on standard error when it was more.
     static func cap(_ n: Int, flag: String = "--threads") -> Int {
         guard n > cores else { return n }
