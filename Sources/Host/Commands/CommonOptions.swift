@@ -20,6 +20,13 @@ struct ModelOptions: ParsableArguments {
     /// be there.
     func path() throws -> String { try modelFile(model) }
 
+    /// The model file a Lua host starts with: `--model`, else the default model when it is there, else nil (a
+    /// script that uses no model runs without one).
+    func pathIfPresent() throws -> String? {
+        if let model { return try modelFile(model) }
+        return FileManager.default.fileExists(atPath: RefrainHome.defaultModel) ? RefrainHome.defaultModel : nil
+    }
+
     /// The model `--model` names (else the default), loaded with `threads` (else `--threads`).
     func load(threads: Int? = nil) throws -> LanguageModel {
         try LanguageModel(path: try path(), threads: try threads ?? threadCount())

@@ -7,9 +7,7 @@ import Foundation
 /// model run without it), `--threads`, the sandbox, and recording into the run store as a run of `script` with
 /// `args` (unless `noStore`).
 func scriptHost(model: ModelOptions, sandbox: SandboxFlags, noStore: Bool, script: String, args: [String]) throws -> LuaHost {
-    let d = RefrainHome.defaultModel
-    let path = try model.model.map { try modelFile($0) } ?? (FileManager.default.fileExists(atPath: d) ? d : nil)
-    let host = try LuaHost(modelPath: path, threads: try model.threadCount(), sandbox: try sandbox.options())
+    let host = try LuaHost(modelPath: try model.pathIfPresent(), threads: try model.threadCount(), sandbox: try sandbox.options())
     host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
     return host
 }

@@ -29,7 +29,7 @@ enum Help {
                   text: "The generation options every generate/sample call starts from; a call's opts override them. The REPL's :set changes them too. Keys: " + GenerationSchema.keys(on: .lua).joined(separator: ", ") + ". help(lm.options) describes each.",
                   example: "lm.defaults.temperature = 0\nlm.defaults.max_tokens = 64"),
         HelpEntry(key: "lm.options", usage: "lm.options",
-                  text: "The generation options, by key: each a table {type=, min=, max=, above=, default=, help=, flag=, local_only=} (min is exclusive when above is true; flag is the refrain generate flag; a local_only option is refused by lm.remote's models). Read-only: set values in lm.defaults or a call's opts.\n" + GenerationSchema.options.map { spec in "  \(spec.key) (\(spec.kind.rawValue)\(spec.rangeText.map { ", " + $0 } ?? "")): \(spec.help)" }.joined(separator: "\n"),
+                  text: "The generation options, by key: each a table {type=, min=, max=, above=, default=, help=, flag=, local_only=} (min is exclusive when above is true; flag is the refrain generate flag; a local_only option is refused by lm.remote's models). It describes the options (lm.remote checks by it); set their values in lm.defaults or a call's opts.\n" + GenerationSchema.options.map { spec in "  \(spec.key) (\(spec.kind.rawValue)\(spec.rangeText.map { ", " + $0 } ?? "")): \(spec.help)" }.joined(separator: "\n"),
                   example: "print(lm.options.top_p.max, lm.options.top_p.help)"),
         HelpEntry(key: "lm.pretty", usage: "lm.pretty(value) -> string",
                   text: "The text the REPL prints for a value: tables with sorted keys, nested tables to a depth of four, cycles marked, long lists and strings folded.",

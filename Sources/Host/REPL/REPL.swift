@@ -225,7 +225,5 @@ struct Style {
 /// script on standard input is main.swift's `scriptEntry`.) Exits with the session's status.
 func interactive(_ o: ReplCommand) throws -> Never {
     let host = try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore, script: "repl", args: [])
-    let d = RefrainHome.defaultModel
-    let path = try o.model.model.map { try modelFile($0) } ?? (FileManager.default.fileExists(atPath: d) ? d : nil)
-    exit(REPL(host: host, modelPath: path, historyPath: historyPath()).run())
+    exit(REPL(host: host, modelPath: try o.model.pathIfPresent(), historyPath: historyPath()).run())
 }
