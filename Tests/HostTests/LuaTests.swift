@@ -45,6 +45,8 @@ final class LuaTests: XCTestCase {
     func testBatch() throws { try runLuaFile("test_batch.lua") }
     func testPlot() throws { try runLuaFile("test_plot.lua") }
     func testInspectAnalysisAndViews() throws { try runLuaFile("test_inspect.lua") }
+    /// The committed results (docs/results) recomputed from their own per-item lines: votes and headline accuracies.
+    func testCommittedResults() throws { try runLuaFile("test_results.lua", scripts: projectScripts) }
 
     /// The experiment runner, run by the test file as child `refrain run` processes (this binary, this model).
     func testExperimentRunner() throws {

@@ -237,7 +237,7 @@ T.test("stats: mean, sd, bootstrap_ci", function()
   T.err(function() S.mean({1, "2"}) end, 'lm.stats.mean: xs[2] is the string "2", expected a number or boolean')
   T.err(function() S.sd({1}) end, "lm.stats.sd: xs needs at least 2 elements, got 1")
   T.err(function() S.bootstrap_ci({1}, {level = 95}) end, "option 'level' must be between 0 and 1, got 95")
-  T.err(function() S.bootstrap_ci({1}, {iter = 5}) end, "unknown option 'iter' (level, iters, seed)")
+  T.err(function() S.bootstrap_ci({1}, {iter = 5}) end, "unknown option 'iter' (level, iters, seed, clusters)")
 end)
 
 T.test("stats.paired", function()
@@ -378,6 +378,74 @@ T.test("lm.document", function()
   T.ok(lm.doc():find("Doubles its argument.", 1, true), "in the overview")
   T.err(function() lm.document(twice, {name = "t"}) end, "field 'text' must be a string, got nil")
   T.err(function() lm.document(twice, {name = "t", text = "x", exmaple = "y"}) end, "unknown field 'exmaple'")
+end)
+
+T.test("lm.list: a list with holes keeps its length through JSON", function()
+  local a = lm.list(4)
+  a[1], a[3] = 9, 16                          -- the second and fourth samples gave no number
+  T.eq(#a, 4); T.eq(a.n, 4); T.ok(lm.list.is(a)); T.eq(lm.list.len(a), 4); T.eq(lm.list.len({1, 2}), 2)
+  T.eq(lm.json.encode(a), "[9,null,16,null]")
+  T.eq(lm.json.encode({answers = a}), '{"answers":[9,null,16,null]}')
+  T.eq(lm.json.encode(lm.list(3)), "[null,null,null]")          -- all holes: still an array of 3
+  T.eq(lm.json.encode(lm.list(0)), "[]")
+  local b = lm.json.decode("[9,null,16,null]")
+  T.ok(lm.list.is(b)); T.eq(b.n, 4); T.eq(#b, 4); T.eq(b[1], 9); T.eq(b[2], nil); T.eq(b[3], 16)
+  T.eq(lm.json.encode(b), "[9,null,16,null]")
+  T.ok(not lm.list.is(lm.json.decode("[1,2]")), "an array without null stays a plain list")
+  -- A plain table with a hole (no n): an array up to its last value, not an object with string keys.
+  T.eq(lm.json.encode({[1] = 9, [3] = 16}), "[9,null,16]")
+  -- table.pack's n counts; an options table with a field n is an object.
+  T.eq(lm.json.encode(table.pack(1, nil, 3, nil)), "[1,null,3,null]")
+  T.eq(lm.json.encode({n = 8}), '{"n":8}')
+  T.eq(lm.json.encode({n = 8, temperature = 0.5}), '{"n":8,"temperature":0.5}')
+  T.eq(lm.json.encode({[1] = "a", [1000] = "b"}), '{"1":"a","1000":"b"}')     -- far too sparse for an array
+  T.err(function() lm.list(2, {1, 2, 3}) end, "lm.list: key 3 is outside 1..2")
+  T.err(function() lm.list(-1) end, "lm.list: the length must be an integer >= 0, got -1")
+  local c = lm.list(2); c.x = 1
+  T.err(function() lm.json.encode(c) end, "an lm.list of length 2 has the key x")
+end)
+
+T.test("stats.holm", function()
+  local adj = S.holm({0.01, 0.04, 0.03})
+  near(adj[1], 0.03); near(adj[2], 0.06); near(adj[3], 0.06)
+  -- python: statsmodels.stats.multitest.multipletests([0.2, 0.001, 0.04, 0.5], method="holm")[1]
+  --         -> [0.4, 0.004, 0.12, 0.5]
+  adj = S.holm({0.2, 0.001, 0.04, 0.5})
+  near(adj[1], 0.4); near(adj[2], 0.004); near(adj[3], 0.12); near(adj[4], 0.5)
+  T.eq(#S.holm({}), 0)
+  T.err(function() S.holm({0.5, 1.5}) end, "ps[2] is 1.5, not a p-value")
+end)
+
+T.test("stats.sign_flip", function()
+  -- On single right/wrong differences the exact sign-flip test is McNemar's exact test.
+  local a = {true, true, true, true, true, true, false, true, false, true, false, false}
+  local b = {false, false, false, true, false, false, true, true, false, false, false, false}
+  local d = {}
+  for i = 1, #a do d[i] = (a[i] and 1 or 0) - (b[i] and 1 or 0) end
+  local t, m = S.sign_flip(d), S.mcnemar(a, b)
+  T.eq(t.method, "exact"); near(t.p, m.p, 1e-12, "= McNemar exact"); T.eq(t.units, m.b01 + m.b10)
+  -- By cluster: the signs flip per cluster, so three clusters give at most 2^3 assignments.
+  local c = S.sign_flip({1, 1, 1, 1, 0.5, 0.5}, {clusters = {"x", "x", "y", "y", "z", "z"}})
+  T.eq(c.units, 3); near(c.p, 2 / 8, 1e-12)   -- all positive: only all-plus and all-minus reach |5|
+  T.eq(S.sign_flip({0, 0, 0}).p, 1)
+  -- Monte Carlo above 16 units, seeded.
+  local many = {}
+  for i = 1, 40 do many[i] = (i % 5 == 0) and -1 or 1 end
+  local mc = S.sign_flip(many, {iters = 4000, seed = 3})
+  T.eq(mc.method, "monte carlo"); T.ok(mc.p < 0.01, tostring(mc.p)); T.eq(S.sign_flip(many, {iters = 4000, seed = 3}).p, mc.p)
+  T.err(function() S.sign_flip({1, 2}, {clusters = {"a"}}) end, "clusters[2] is missing")
+end)
+
+T.test("stats.bootstrap_ci with clusters", function()
+  -- Two clusters at 0 and 1: resampling clusters gives means of 0, 0.5 or 1, a far wider interval than items.
+  local xs, cl = {}, {}
+  for i = 1, 20 do xs[i] = i <= 10 and 1 or 0; cl[i] = i <= 10 and "a" or "b" end
+  local lo, hi, m = S.bootstrap_ci(xs, {clusters = cl})
+  near(m, 0.5); near(lo, 0); near(hi, 1)
+  local ilo, ihi = S.bootstrap_ci(xs)
+  T.ok(ilo > 0.2 and ihi < 0.8, "the item bootstrap is narrower")
+  local d = S.paired(xs, xs, {clusters = cl})
+  near(d.diff, 0); near(d.lo, 0); near(d.hi, 0)
 end)
 
 T.done()

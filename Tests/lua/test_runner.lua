@@ -8,6 +8,8 @@ local BIN, MODEL = assert(arg[1], "arg 1: the refrain binary"), assert(arg[2], "
 local RUNNER = here .. "../../scripts/experiments/run.lua"
 local TMP = T.tmpdir()
 local q, sh, read = T.q, T.sh, T.read
+package.path = here .. "../../scripts/?.lua;" .. package.path
+local grading = require "experiments.grading"
 
 local STRATEGIES = "g=tiny.greedy{max_tokens=8},s=tiny.sampled{n=2,max_tokens=8}"
 local function runner(args, env)
@@ -91,38 +93,107 @@ T.test("the report's numbers are the result lines'", function()
   T.eq(summary.baseline, "g"); T.eq(summary.n, 3); T.eq(#summary.strategies, 2)
   local md = read(A .. "/results.md")
   T.ok(md:find("--strategies '" .. STRATEGIES .. "'", 1, true), "the exact command is at the top:\n" .. md)
+  -- The arithmetic items carry their template: intervals resample templates, the test flips signs by template.
+  local clusters = {}
+  for i = 1, 3 do clusters[i] = by.g[i].template; T.eq(type(clusters[i]), "string", "item " .. i .. "'s template") end
   for k, name in ipairs({"g", "s"}) do
-    local correct, completion, calls = {}, 0, 0
+    local correct, own, completion, calls = {}, {}, 0, 0
     for i = 1, 3 do
-      correct[i] = by[name][i].correct
+      correct[i] = grading.line(by[name][i]).correct and 1 or 0   -- the common grader's verdict
+      own[i] = by[name][i].correct and 1 or 0
       completion = completion + by[name][i].tokens.completion
       calls = calls + by[name][i].tokens.calls
     end
     local e = summary.strategies[k]
-    T.eq(e.name, name); T.eq(e.items, 3)
-    local lo, hi, acc = lm.stats.bootstrap_ci(correct)
+    T.eq(e.name, name); T.eq(e.items, 3); T.eq(e.clustered, true)
+    local lo, hi, acc = lm.stats.bootstrap_ci(correct, {clusters = clusters})
     near(e.accuracy, acc, name .. " accuracy"); near(e.ci[1], lo, name .. " lo"); near(e.ci[2], hi, name .. " hi")
+    near(e.accuracy_own_grader, lm.stats.mean(own), name .. " own grader")
     near(e.tokens.completion, completion / 3, name .. " tokens"); near(e.calls, calls / 3, name .. " calls")
     local row = ("| %s | 3 | %.3f [%.3f, %.3f] | "):format(name, acc, lo, hi)
     T.ok(md:find(row, 1, true), "row " .. row .. " in\n" .. md)
     T.ok(md:find((" | %.1f | %.2f | "):format(completion / 3, calls / 3), 1, true), "tokens and calls of " .. name)
+    T.eq(e.truncation.traces, name == "g" and 3 or 3, "one final text a line (s reads its first sample)")
     if name == "s" then
       local base = {}
-      for i = 1, 3 do base[i] = by.g[i].correct end
-      local d, t = lm.stats.paired(correct, base), lm.stats.mcnemar(correct, base)
+      for i = 1, 3 do base[i] = grading.line(by.g[i]).correct and 1 or 0 end
+      local diffs = {}
+      for i = 1, 3 do diffs[i] = correct[i] - base[i] end
+      local d, t = lm.stats.paired(correct, base, {clusters = clusters}), lm.stats.sign_flip(diffs, {clusters = clusters})
       near(e.paired.diff, d.diff, "diff"); near(e.paired.ci[1], d.lo, "diff lo"); near(e.paired.ci[2], d.hi, "diff hi")
-      near(e.mcnemar.p, t.p, "McNemar p"); T.eq(e.mcnemar.b10, t.b10); T.eq(e.mcnemar.b01, t.b01)
-      T.ok(md:find(("| %+.3f [%+.3f, %+.3f] | %.3f | %d / %d |"):format(d.diff, d.lo, d.hi, t.p, t.b10, t.b01), 1, true), md)
+      near(e.test.p, t.p, "sign-flip p"); near(e.test.holm, t.p, "one comparison: Holm p = p")
+      T.ok(e.test.method:find("by template", 1, true), e.test.method)
+      T.ok(md:find(("| %+.3f [%+.3f, %+.3f] | %.3f | %.3f | %d / %d |"):format(d.diff, d.lo, d.hi, t.p, t.p, d.wins,
+        d.losses), 1, true), md)
     end
   end
+  T.eq(summary.comparisons, 1)
+  T.ok(md:find("1 comparison in this table", 1, true), md)
+  T.ok(not md:find(TMP, 1, true), "results.md names no path of this machine (the --out folder is DIR)")
   local csv = lines_of(A .. "/results.csv")
   T.eq(#csv, 3)
-  T.ok(csv[1]:find("^strategy,call,items,correct,accuracy,accuracy_lo,accuracy_hi,"), csv[1])
+  T.ok(csv[1]:find("^strategy,call,items,item_runs,correct,accuracy,accuracy_lo,accuracy_hi,"), csv[1])
   T.ok(csv[2]:find('^g,"tiny.greedy{""max_tokens"":8}",3,'), csv[2])
   local svg = read(A .. "/accuracy.svg")
   local bars = 0
   for _ in svg:gmatch('<rect class="bar"') do bars = bars + 1 end
   T.eq(bars, 2); T.ok(svg:find(">g</text>", 1, true) and svg:find(">s</text>", 1, true), "the strategies label the bars")
+  T.ok(svg:find("arithmetic (seed 1), 3 items", 1, true), "the title names the data set")
+end)
+
+T.test("--seeds 2 adds a second seed set to the same folder; the report pools the sets", function()
+  local S2 = TMP .. "/seeds"
+  local c, o = experiment(S2)
+  T.eq(c, 0, o)
+  c, o = experiment(S2, "--seeds 2")
+  T.eq(c, 0, o)
+  T.ok(o:find("3 items × 2 strategies × 2 seed sets on ", 1, true) and o:find("6 to run, 6 skipped", 1, true), o)
+  local rs = results(S2)
+  T.eq(#rs, 12)
+  local by = {}
+  for _, r in ipairs(rs) do
+    T.ok(r.seed_set == 1 or r.seed_set == 2, tostring(r.seed_set))
+    T.eq(r.seed, 1000000 + 1000 * r.index + (r.seed_set - 1) * 1000000000000, "seed set " .. r.seed_set)
+    T.eq(r.extra.seed_seen, r.seed)
+    by[r.strategy .. r.index .. "@" .. r.seed_set] = r
+  end
+  local summary = lm.json.decode(read(S2 .. "/summary.json"))
+  T.eq(summary.seeds, 2)
+  for k, name in ipairs({"g", "s"}) do
+    local e, per_item, per_set = summary.strategies[k], {}, {0, 0}
+    for i = 1, 3 do
+      local a = grading.line(by[name .. i .. "@1"]).correct and 1 or 0
+      local b = grading.line(by[name .. i .. "@2"]).correct and 1 or 0
+      per_item[i] = (a + b) / 2
+      per_set[1], per_set[2] = per_set[1] + a / 3, per_set[2] + b / 3
+    end
+    near(e.accuracy, lm.stats.mean(per_item), name .. ": the mean of the items' means")
+    T.eq(e.item_runs, 6); near(e.per_seed_set[1].accuracy, per_set[1]); near(e.per_seed_set[2].accuracy, per_set[2])
+    near(e.spread.min, math.min(per_set[1], per_set[2])); near(e.spread.max, math.max(per_set[1], per_set[2]))
+  end
+  -- Greedy answers do not depend on the seed: both sets agree.
+  for i = 1, 3 do T.eq(by["g" .. i .. "@1"].answer, by["g" .. i .. "@2"].answer) end
+  local md = read(S2 .. "/results.md")
+  T.ok(md:find("| g | 3 × 2.0 |", 1, true) and md:find("seed-set spread", 1, true), md)
+  T.ok(md:find("Accuracy per seed set", 1, true), md)
+end)
+
+T.test("a second runner on the same folder is refused while the first runs", function()
+  local L = TMP .. "/locked"
+  local first = io.popen("REFRAIN_TEST_DELAY=1 " .. q(BIN) .. " run --model " .. q(MODEL) .. " " .. q(RUNNER)
+    .. " --data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(L) .. " 2>&1", "r")
+  -- Wait for the first to hold the lock (its note names its pid).
+  local t0 = lm.clock()
+  while not (read(L .. "/.lock") or ""):find("^pid %d+") and lm.clock() - t0 < 60 do os.execute("sleep 0.2") end
+  local c, o = experiment(L)
+  T.eq(c, 1, o)
+  T.ok(o:find(L .. " is in use by another runner (pid ", 1, true), o)
+  local text = first:read("a")
+  first:close()
+  T.eq(#results(L), 6, "the first runner ran every pair once:\n" .. text)
+  c, o = experiment(L)
+  T.eq(c, 0, o)
+  T.ok(o:find("0 to run, 6 skipped", 1, true), "the lock is gone with the process:\n" .. o)
 end)
 
 T.test("--report alone rewrites the same report, and --baseline changes the comparison", function()

@@ -93,6 +93,28 @@ T.test("baselines: neutral and fixed-emotion feedback at the same budget and see
   T.eq(labels(s), "instruction feedback:sadness feedback:sadness"); T.eq(s.tokens.calls, 3)
 end)
 
+T.test("blind resampling: the same attempts and seeds, each the question afresh, no feedback", function()
+  local o = opts({temperature = 0.7, iterations = 3})
+  local b, n = heart.blind(m, ITEM, o), heart.neutral(m, ITEM, o)
+  T.eq(#b.calls, 4); T.eq(#n.calls, 4)
+  T.eq(labels(b), "instruction", "nothing but the instruction is injected")
+  for i, c in ipairs(b.calls) do
+    T.eq(#c.prompt, 1, "attempt " .. i .. ": the question alone")
+    T.eq(c.prompt[1].content, b.calls[1].prompt[1].content)
+    T.eq(c.opts.seed, n.calls[i].opts.seed, "the seeds of the other arms")
+  end
+  T.eq(b.calls[1].outputs[1].text, n.calls[1].outputs[1].text, "the first attempt is every arm's first attempt")
+  T.eq(table.concat(b.schedule, ","), "none,none,none")
+  local solved = heart.blind(m, ITEM, opts({temperature = 0.7, iterations = 3, verify = function() return true end}))
+  T.eq(#solved.calls, 1, "the oracle stops at the first right attempt"); T.eq(solved.correct, true)
+  local free = heart.blind(m, ITEM, opts({temperature = 0.7, iterations = 3, verifier = false}))
+  T.eq(#free.calls, 4, "no synthesis call: there is no conversation to synthesise")
+  local votes = {}
+  for i, a in ipairs(free.attempts) do votes[i] = a.answer or false end
+  local want = require("strategies.answers").majority(votes)
+  T.eq(free.answer, want); T.eq(free.answer_majority, want)
+end)
+
 T.test("phrases from a table or a file; a schedule of one's own", function()
   local r = heart.heart(m, ITEM, opts{phrases = {anger = {"GRR."}, wrong = "No."}, iterations = 1})
   T.eq(r.injected[2].text, "No. GRR. " .. heart.phrases.retry)

@@ -182,6 +182,46 @@ T.test("retry: rejecting answers already tried", function()
   T.eq(picks(rj), "1:1 2:2 3:4"); T.eq(picks(nn), "1:1 1:1 1:1")
 end)
 
+-- Scripted answers, one per call of the extractor in order (nil: a draw without a number).
+local function scripted_list(list)
+  local k = 0
+  return function() k = k + 1; return list[k] end
+end
+
+T.test("self-consistency and best-of-N vote over every sample, holes and all", function()
+  -- The first sample gives no number: the vote must still count the three after it (a vote over `#answers`
+  -- stops at the hole).
+  local r = sel.self_consistency(m, ITEM, {n = 4, max_tokens = 8, seed = 3, verify = verify,
+                                           extract = scripted_list({nil, 5, 5, 3})})
+  T.eq(r.answer, 5); T.eq(r.votes, 2); T.eq(r.answers.n, 4); T.eq(r.answers[1], nil); T.eq(r.answers[4], 3)
+  T.eq(lm.json.encode(r.answers), "[null,5,5,3]", "the list is written whole")
+  local b = sel.best_of_n(m, ITEM, {n = 4, max_tokens = 8, seed = 3, verify = verify,
+                                    extract = scripted_list({1, nil, 2, 2})})
+  T.eq(b.readouts.majority.answer, 2); T.eq(b.readouts.majority.votes, 2); T.eq(b.answer, 2)
+  local holes = lm.list(5)
+  holes[2], holes[4], holes[5] = 8, 6, 6
+  T.eq((sel.vote(holes)), 6, "lm.list: the vote reads to n")
+end)
+
+T.test("retry: a draw without a number does not end the search for a new answer", function()
+  -- Round 2's draws: 1 (tried in round 1), no number, 2 (new): the new one is kept.
+  local r = retry("reject", {k = 3, rounds = 2, extract = scripted_list({1, 1, 1, 1, nil, 2})})
+  T.eq(r.history[2].picked, 3); T.eq(r.history[2].answer, 2)
+  T.eq(r.history[2].answers.n, 3); T.eq(lm.json.encode(r.history[2].answers), "[1,null,2]")
+end)
+
+T.test("retry: blind resampling asks afresh every round, with the same draws and seeds", function()
+  local b = retry("none", {feedback = false})
+  local n = retry("none")
+  T.eq(#b.calls, 3)
+  for round = 1, 3 do
+    T.eq(b.calls[round].prompt, PROMPT, "round " .. round .. ": the question alone")
+    T.eq(b.calls[round].opts.seed, n.calls[round].opts.seed); T.eq(b.calls[round].n, 2)
+  end
+  T.eq(#b.injected, 1, "no feedback injected")
+  T.eq(b.calls[1].outputs[1].text, n.calls[1].outputs[1].text, "round one is the same draw")
+end)
+
 T.test("early rejection: partial steps, the best N/M finished, tokens saved", function()
   local r = sel.early_rejection(m, ITEM, {n = 4, m = 2, tau = 4, max_tokens = 12, seed = 2, compare = true,
                                           extract = extract, verify = verify})

@@ -76,7 +76,8 @@ else
     else
       a[#a + 1], b[#b + 1] = e.accuracy, pe.accuracy
       fa[#fa + 1], fb[#fb + 1] = r.correct == true, p.correct == true
-      samples = samples or (e.answers and #e.answers)
+      -- The continuations: the sample call's n (the answers list has holes where a continuation gave no number).
+      samples = samples or (r.calls and r.calls[2] and r.calls[2].n) or (e.answers and lm.list.len(e.answers))
     end
   end
   print(("Causal variant over %d items (%s): %d failed traces continued in both conditions, %d skipped "

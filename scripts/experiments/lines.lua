@@ -3,6 +3,7 @@
 --
 --   local lines = require "experiments.lines"
 --   local run = lines.read(dir, die)          -- die(message) is called for a missing file or a bad line
+--   local run2 = lines.read(dir, die, 2)      -- the lines of seed set 2 (run.lua --seeds); set 1 by default
 --   for _, r in ipairs(run:of("bon8")) do ... end   -- one strategy's lines in item order (die when it has none)
 local M = {}
 
@@ -21,8 +22,10 @@ function Run:of(name)
   return out
 end
 
---- Reads DIR/results.jsonl. -> {path=, by = {strategy = {item id = line}}, order = {strategy names as first seen}}
-function M.read(dir, die)
+--- Reads DIR/results.jsonl: the lines of seed set `set` (default 1; a line without seed_set is of set 1).
+--- -> {path=, by = {strategy = {item id = line}}, order = {strategy names as first seen}}
+function M.read(dir, die, set)
+  set = set or 1
   local path = dir .. "/results.jsonl"
   local f = io.open(path, "r")
   if not f then die("cannot read " .. path) end
@@ -31,8 +34,10 @@ function M.read(dir, die)
     n = n + 1
     local ok, r = pcall(lm.json.decode, line)
     if not ok then die(("%s:%d: %s"):format(path, n, tostring(r))) end
-    if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
-    by[r.strategy][r.item] = r
+    if (math.tointeger(r.seed_set) or 1) == set then
+      if not by[r.strategy] then by[r.strategy] = {}; order[#order + 1] = r.strategy end
+      by[r.strategy][r.item] = r
+    end
   end
   f:close()
   return setmetatable({path = path, by = by, order = order, die = die}, Run)

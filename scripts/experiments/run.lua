@@ -31,6 +31,12 @@ usage: refrain run scripts/experiments/run.lua --data SPEC --strategies LIST --o
   --n N              number of items (default 200, or all of a file)
   --offset K         skip the first K items of a file (default 0)
   --seed S           the task's seed and the per-item seeds: item i gets seed S*1000000 + i*1000 (default 1)
+  --seeds K          run every (item, strategy) pair with K seed sets (default 1): set j gives item i the seed
+                     S*1000000 + i*1000 + (j-1)*10^12, so set 1 is the run without --seeds and a run can be
+                     extended to more sets in the same --out; the report gives the mean over the sets, their
+                     spread, and paired tests on each item's mean over the sets
+  --deterministic LIST  comma-separated strategy names whose results do not depend on the seed (greedy decoding):
+                     with --seeds K they run in set 1 only, and that line stands for every set
   --model NAME       a GGUF path or a name under $REFRAIN_HOME/models (default: the model refrain loaded)
   --threads N        threads for --model (default: refrain's)
   --backend URL      an OpenAI-compatible server's API base (http://host:8000/v1: vLLM, llama.cpp's server, refrain
@@ -107,7 +113,7 @@ local function split_top(text)
 end
 
 -- A copy of v that JSON can hold: functions and userdata dropped, NaN and infinities as strings, nesting cut at
--- a depth of 12.
+-- a depth of 12. An lm.list stays one (its holes are written as null).
 local function plain(v, depth)
   depth = depth or 0
   local t = type(v)
@@ -122,6 +128,7 @@ local function plain(v, depth)
       local key = (type(k) == "string" or math.type(k) == "integer") and k or tostring(k)
       out[key] = plain(x, depth + 1)
     end
+    if lm.list.is(v) then return lm.list(v.n, out) end
     return out
   end
   return nil
@@ -178,6 +185,10 @@ local function parse_args(args)
     elseif a == "--n" then o.n = integer(a, value(a), 1)
     elseif a == "--offset" then o.offset = integer(a, value(a), 0)
     elseif a == "--seed" then o.seed = integer(a, value(a), 0)
+    elseif a == "--seeds" then o.seeds = integer(a, value(a), 1)
+    elseif a == "--deterministic" then
+      o.deterministic = o.deterministic or {}
+      for _, name in ipairs(split_top(value(a))) do o.deterministic[#o.deterministic + 1] = name end
     elseif a == "--model" then o.model = value(a)
     elseif a == "--threads" then o.threads = integer(a, value(a), 1)
     elseif a == "--backend" then o.backends[#o.backends + 1] = value(a)
@@ -214,6 +225,7 @@ local function parse_args(args)
     if p then p:close() end
     o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
   end
+  if not o.report then o.seeds = o.seeds or 1 end
   o.workers = o.workers or (#o.backends > 1 and #o.backends or 1)
   o.batch = o.batch or 1
   if not o.report and not o.worker and o.workers > 1 then
@@ -234,6 +246,11 @@ local function parse_args(args)
     if seen[s.name] then die(("two strategies are named '%s'"):format(s.name)) end
     seen[s.name] = true
     o.strategies[#o.strategies + 1] = s
+  end
+  o.fixed = {}
+  for _, name in ipairs(o.deterministic or {}) do
+    if not o.report and not seen[name] then die(("--deterministic %s is not one of the strategies"):format(name)) end
+    o.fixed[name] = true
   end
   return o
 end
@@ -435,6 +452,8 @@ end
 
 -- Report -----------------------------------------------------------------------------------------------------
 
+local grading = require "experiments.grading"
+
 local function mean_of(rows, get)
   if #rows == 0 then return nil end
   local s = 0
@@ -442,77 +461,202 @@ local function mean_of(rows, get)
   return s / #rows
 end
 
--- The numbers of the report, from result lines: one entry per strategy, in order.
-local function summarize(lines, names, baseline, n)
-  local by = {}
+local function mean(xs)
+  local s = 0
+  for _, x in ipairs(xs) do s = s + x end
+  return #xs > 0 and s / #xs or nil
+end
+
+--- The data set a --data spec names, for titles and headings (never a path of the machine that ran it):
+--- "arithmetic (seed 1)", "GSM8K test.jsonl", "items.jsonl".
+local function data_label(data, seed)
+  local kind, rest = tostring(data):match("^(%w+):?(.*)$")
+  if kind == "arithmetic" then
+    return ("arithmetic%s (seed %d)"):format(rest ~= "" and " " .. rest .. "-step" or "", seed or 1)
+  elseif kind == "gsm8k" then
+    return "GSM8K " .. (rest ~= "" and rest:match("([^/]+)$") or "test")
+  elseif kind == "jsonl" then
+    return rest:match("([^/]+)$") or rest
+  end
+  return tostring(data)
+end
+
+-- The numbers of the report, from result lines: one entry per strategy, in order. Every line is graded twice: by
+-- its strategy (line.correct) and by the common final-answer grader (experiments.grading); the accuracy, the
+-- intervals and the tests are the common grader's. With seed sets, an item's score is its mean over the sets it
+-- has; intervals resample items (whole templates when every item has one: a cluster bootstrap), and the test is
+-- McNemar's on single right/wrong pairs, else a sign-flip permutation test on the items' (templates') differences.
+local function summarize(lines, names, baseline, n, seeds, fixed)
+  local by = {}        -- by[name][index][set] = line
   for _, name in ipairs(names) do by[name] = {} end
   for _, l in ipairs(lines) do
-    if by[l.strategy] and (not n or l.index <= n) and not by[l.strategy][l.index] then by[l.strategy][l.index] = l end
+    local set = math.tointeger(l.seed_set) or 1
+    local t = by[l.strategy]
+    if t and (not n or l.index <= n) and set <= seeds then
+      t[l.index] = t[l.index] or {}
+      if not t[l.index][set] then t[l.index][set] = l end
+    end
   end
-  local out = {}
-  for _, name in ipairs(names) do
-    local rows, idx = {}, {}
+  -- A deterministic arm (--deterministic) ran in set 1 only: that line stands for every set.
+  for name in pairs(fixed or {}) do
+    for _, sets in pairs(by[name] or {}) do
+      for set = 2, seeds do sets[set] = sets[set] or sets[1] end
+    end
+  end
+  -- Per item of an arm: {common = mean over sets, own = mean over sets, sets = count, template = ...}
+  local function item_scores(name)
+    local out, idx = {}, {}
     for i in pairs(by[name]) do idx[#idx + 1] = i end
     table.sort(idx)
-    for _, i in ipairs(idx) do rows[#rows + 1] = by[name][i] end
-    local e = {name = name, n = #rows, call = rows[1] and rows[1].call}
-    if #rows > 0 then
-      local correct = {}
-      for i, r in ipairs(rows) do correct[i] = r.correct == true end
-      local lo, hi, acc = lm.stats.bootstrap_ci(correct)
-      e.accuracy, e.ci = acc, {lo, hi}
-      e.correct = 0
-      for _, c in ipairs(correct) do if c then e.correct = e.correct + 1 end end
-      e.tokens = {
-        prompt = mean_of(rows, function(r) return r.tokens.prompt end),
-        completion = mean_of(rows, function(r) return r.tokens.completion end),
-        cached = mean_of(rows, function(r) return r.tokens.cached end),
-        scored = mean_of(rows, function(r) return r.tokens.scored end),
-      }
-      e.calls = mean_of(rows, function(r) return r.tokens.calls end)
-      e.seconds = mean_of(rows, function(r) return r.seconds end)
-    end
-    if name ~= baseline and by[baseline] then
-      local a, b = {}, {}
-      for _, i in ipairs(idx) do
-        local base = by[baseline][i]
-        if base then a[#a + 1] = by[name][i].correct == true; b[#b + 1] = base.correct == true end
+    for _, i in ipairs(idx) do
+      local c, w, k, template = 0, 0, 0, nil
+      for set = 1, seeds do
+        local l = by[name][i][set]
+        if l then
+          local g = l._common or grading.line(l)
+          l._common = g
+          k = k + 1
+          c = c + (g.correct and 1 or 0)
+          w = w + (l.correct == true and 1 or 0)
+          template = template or l.template
+        end
       end
-      if #a > 0 then
-        local d, t = lm.stats.paired(a, b), lm.stats.mcnemar(a, b)
-        e.paired = {n = d.n, diff = d.diff, ci = {d.lo, d.hi}, wins = d.wins, losses = d.losses}
-        e.mcnemar = {p = t.p, b10 = t.b10, b01 = t.b01, method = t.method}
+      out[i] = {common = c / k, own = w / k, sets = k, template = template}
+    end
+    return out, idx
+  end
+  local base_scores = by[baseline] and item_scores(baseline) or {}
+  local out = {}
+  for _, name in ipairs(names) do
+    local scores, idx = item_scores(name)
+    local e = {name = name, n = #idx, pairs = 0, deterministic = fixed and fixed[name] or nil}
+    local lines_of = {}
+    for _, i in ipairs(idx) do
+      for set = 1, seeds do
+        local l = by[name][i][set]
+        if l then lines_of[#lines_of + 1] = l; e.pairs = e.pairs + 1 end
+      end
+    end
+    if #idx > 0 then
+      e.call = lines_of[1].call
+      local common, own, clusters, templated = {}, {}, {}, true
+      for k, i in ipairs(idx) do
+        common[k], own[k] = scores[i].common, scores[i].own
+        clusters[k] = scores[i].template
+        if clusters[k] == nil then templated = false end
+      end
+      e.clustered = templated or nil
+      local copts = templated and {clusters = clusters} or nil
+      local lo, hi, acc = lm.stats.bootstrap_ci(common, copts)
+      e.accuracy, e.ci = acc, {lo, hi}
+      e.own = mean(own)
+      e.correct = 0
+      for _, l in ipairs(lines_of) do if l._common.correct then e.correct = e.correct + 1 end end
+      -- Per seed set: the accuracy over the items that set has.
+      e.per_set = {}
+      for set = 1, seeds do
+        local c, k = 0, 0
+        for _, i in ipairs(idx) do
+          local l = by[name][i][set]
+          if l then k = k + 1; c = c + (l._common.correct and 1 or 0) end
+        end
+        if k > 0 then e.per_set[#e.per_set + 1] = {set = set, items = k, accuracy = c / k} end
+      end
+      if #e.per_set > 1 then
+        local accs = {}
+        for j, p in ipairs(e.per_set) do accs[j] = p.accuracy end
+        table.sort(accs)
+        e.spread = {min = accs[1], max = accs[#accs], sd = lm.stats.sd(accs)}
+      end
+      -- Truncation: the final texts cut at the budget, and the accuracy of the lines none of whose were.
+      local traces, cut, fin, fin_right = 0, 0, 0, 0
+      for _, l in ipairs(lines_of) do
+        local g = l._common
+        traces, cut = traces + (g.traces or 0), cut + (g.cut or 0)
+        if g.correct ~= nil and g.finished then
+          fin = fin + 1
+          if g.correct then fin_right = fin_right + 1 end
+        end
+      end
+      e.truncation = {traces = traces, cut = cut, share = traces > 0 and cut / traces or nil,
+                      finished = fin, finished_accuracy = fin > 0 and fin_right / fin or nil}
+      e.tokens = {
+        prompt = mean_of(lines_of, function(r) return r.tokens.prompt end),
+        completion = mean_of(lines_of, function(r) return r.tokens.completion end),
+        cached = mean_of(lines_of, function(r) return r.tokens.cached end),
+        scored = mean_of(lines_of, function(r) return r.tokens.scored end),
+      }
+      e.calls = mean_of(lines_of, function(r) return r.tokens.calls end)
+      e.seconds = mean_of(lines_of, function(r) return r.seconds end)
+      if name ~= baseline and by[baseline] then
+        local a, b, cl = {}, {}, {}
+        for _, i in ipairs(idx) do
+          if base_scores[i] then a[#a + 1], b[#b + 1], cl[#cl + 1] = scores[i].common, base_scores[i].common, scores[i].template end
+        end
+        if #a > 0 then
+          local popts = templated and {clusters = cl} or nil
+          local d = lm.stats.paired(a, b, popts)
+          e.paired = {n = d.n, diff = d.diff, ci = {d.lo, d.hi}, wins = d.wins, losses = d.losses}
+          local binary = seeds == 1 and not templated
+          if binary then
+            local t = lm.stats.mcnemar(a, b)
+            e.test = {p = t.p, method = "McNemar " .. t.method, b10 = t.b10, b01 = t.b01}
+          else
+            local diffs = {}
+            for k = 1, #a do diffs[k] = a[k] - b[k] end
+            local t = lm.stats.sign_flip(diffs, popts)
+            e.test = {p = t.p, method = "sign-flip " .. t.method .. (templated and " by template" or ""),
+                      units = t.units}
+          end
+        end
       end
     end
     out[#out + 1] = e
   end
+  -- Holm over the comparisons of this table.
+  local ps, at = {}, {}
+  for k, e in ipairs(out) do if e.test then ps[#ps + 1] = e.test.p; at[#at + 1] = k end end
+  if #ps > 0 then
+    local adj = lm.stats.holm(ps)
+    for j, k in ipairs(at) do out[k].test.holm = adj[j] end
+  end
   return out
 end
 
-local function f3(x) return x and ("%.3f"):format(x) or "" end
+local function f3(x) return x and ("%.3f"):format(x) or "—" end
 local function signed(x) return ("%+.3f"):format(x) end
 local function pval(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 local function f1(x) return x and ("%.1f"):format(x) or "" end
 local function f2(x) return x and ("%.2f"):format(x) or "" end
 
 -- The Markdown table (what results.md and the end of a run show).
-local function markdown_table(rows, baseline)
+local function markdown_table(rows, baseline, seeds)
   local t = {
-    ("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | tokens gen./item | calls/item | s/item |")
-      :format(baseline),
-    "|---|--:|---|---|--:|--:|--:|--:|--:|",
+    ("| strategy | items%s | accuracy [95%% CI] | %sΔ vs %s [95%% CI] | p | Holm p | won / lost | own grader | cut at budget | "
+      .. "accuracy if finished (n) | tokens gen./item | calls/item | s/item |")
+      :format(seeds > 1 and " × sets" or "", seeds > 1 and "seed-set spread | " or "", baseline),
+    "|---|--:|---|" .. (seeds > 1 and "---|" or "") .. "---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
   }
   for _, e in ipairs(rows) do
     local acc = e.accuracy and ("%s [%s, %s]"):format(f3(e.accuracy), f3(e.ci[1]), f3(e.ci[2])) or "—"
-    local diff, p, wl = "—", "—", "—"
+    local diff, p, holm, wl = "—", "—", "—", "—"
     if e.name == baseline then diff = "(baseline)"
     elseif e.paired then
       diff = ("%s [%s, %s]"):format(signed(e.paired.diff), signed(e.paired.ci[1]), signed(e.paired.ci[2]))
-      p = pval(e.mcnemar.p)
-      wl = ("%d / %d"):format(e.mcnemar.b10, e.mcnemar.b01)
+      p, holm = pval(e.test.p), pval(e.test.holm)
+      wl = ("%d / %d"):format(e.paired.wins, e.paired.losses)
     end
-    t[#t + 1] = ("| %s | %d | %s | %s | %s | %s | %s | %s | %s |"):format(e.name, e.n, acc, diff, p, wl,
-      f1(e.tokens and e.tokens.completion), f2(e.calls), f1(e.seconds))
+    local items = seeds > 1 and ("%d × %s"):format(e.n, e.n > 0 and f1(e.pairs / e.n) or "0") or tostring(e.n)
+    if seeds > 1 and e.deterministic then items = ("%d × 1 (deterministic)"):format(e.n) end
+    local spread = ""
+    if seeds > 1 then
+      spread = (e.spread and ("%s–%s (sd %s)"):format(f3(e.spread.min), f3(e.spread.max), f3(e.spread.sd)) or "—") .. " | "
+    end
+    local tr = e.truncation or {}
+    local cut = tr.share and ("%.0f%%"):format(100 * tr.share) or "—"
+    local fin = tr.finished and tr.finished > 0 and ("%s (%d)"):format(f3(tr.finished_accuracy), tr.finished) or "—"
+    t[#t + 1] = ("| %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(e.name, items, acc,
+      spread, diff, p, holm, wl, f3(e.own), cut, fin, f1(e.tokens and e.tokens.completion), f2(e.calls), f1(e.seconds))
   end
   return table.concat(t, "\n")
 end
@@ -525,15 +669,18 @@ local function csv_field(v)
 end
 
 local function write_csv(path, rows)
-  local head = {"strategy", "call", "items", "correct", "accuracy", "accuracy_lo", "accuracy_hi", "paired_items",
-                "diff", "diff_lo", "diff_hi", "mcnemar_p", "mcnemar_b10", "mcnemar_b01", "prompt_tokens_per_item",
-                "completion_tokens_per_item", "cached_tokens_per_item", "scored_tokens_per_item", "calls_per_item",
-                "seconds_per_item"}
+  local head = {"strategy", "call", "items", "item_runs", "correct", "accuracy", "accuracy_lo", "accuracy_hi",
+                "accuracy_own_grader", "seed_set_min", "seed_set_max", "seed_set_sd", "paired_items", "diff", "diff_lo",
+                "diff_hi", "p", "p_holm", "test", "won", "lost", "cut_share", "finished", "finished_accuracy",
+                "prompt_tokens_per_item", "completion_tokens_per_item", "cached_tokens_per_item",
+                "scored_tokens_per_item", "calls_per_item", "seconds_per_item"}
   local out = {table.concat(head, ",")}
   for _, e in ipairs(rows) do
-    local p, m, t = e.paired or {ci = {}}, e.mcnemar or {}, e.tokens or {}
-    local v = {e.name, e.call, e.n, e.correct, e.accuracy, e.ci and e.ci[1], e.ci and e.ci[2], p.n, p.diff, p.ci[1],
-               p.ci[2], m.p, m.b10, m.b01, t.prompt, t.completion, t.cached, t.scored, e.calls, e.seconds}
+    local p, t, tok, sp, tr = e.paired or {ci = {}}, e.test or {}, e.tokens or {}, e.spread or {}, e.truncation or {}
+    local v = {e.name, e.call, e.n, e.pairs, e.correct, e.accuracy, e.ci and e.ci[1], e.ci and e.ci[2], e.own,
+               sp.min, sp.max, sp.sd, p.n, p.diff, p.ci[1], p.ci[2], t.p, t.holm, t.method, p.wins, p.losses,
+               tr.share, tr.finished, tr.finished_accuracy, tok.prompt, tok.completion, tok.cached, tok.scored,
+               e.calls, e.seconds}
     local fields = {}
     for i = 1, #head do fields[i] = csv_field(v[i]) end
     out[#out + 1] = table.concat(fields, ",")
@@ -541,45 +688,84 @@ local function write_csv(path, rows)
   write_file(path, table.concat(out, "\n") .. "\n")
 end
 
+-- The command as results.md shows it: the --out folder as DIR (a path of the machine that ran it).
+local function shown_command(command)
+  return (command:gsub("%-%-out[ =]%S+", "--out DIR"))
+end
+
 -- Writes results.md, results.csv, summary.json and accuracy.svg into the out folder; returns the table.
-local function write_report(dir, meta, lines, baseline, n)
+local function write_report(dir, meta, lines, baseline, n, seeds)
   local names = {}
   for _, s in ipairs(meta.strategies) do names[#names + 1] = s.name end
-  local rows = summarize(lines, names, baseline, n)
-  local tbl = markdown_table(rows, baseline)
-  local total = 0
-  for _, e in ipairs(rows) do total = math.max(total, e.n) end
+  local fixed = {}
+  for _, name in ipairs(meta.deterministic or {}) do fixed[name] = true end
+  local rows = summarize(lines, names, baseline, n, seeds, fixed)
+  local tbl = markdown_table(rows, baseline, seeds)
+  local total, comparisons = 0, 0
+  for _, e in ipairs(rows) do
+    total = math.max(total, e.n)
+    if e.test then comparisons = comparisons + 1 end
+  end
+  local label = data_label(meta.data, meta.seed)
+  local clustered = false
+  for _, e in ipairs(rows) do clustered = clustered or e.clustered == true end
   local md = {
-    ("# %s: %s"):format(meta.data, table.concat(names, " vs ")), "",
-    "```sh", meta.command, "```", "",
-    ("- data: `%s`, %d items (asked for %d), seed %d%s"):format(meta.data, total, n or meta.n,
+    ("# %s: %s"):format(label, table.concat(names, " vs ")), "",
+    "```sh", shown_command(meta.command), "```", "",
+    ("- data: %s, %d items (asked for %d), seed %d%s"):format(label, total, n or meta.n,
       meta.seed, meta.offset > 0 and (", from item %d"):format(meta.offset + 1) or ""),
     ("- model: `%s` (%s)%s"):format(meta.model, meta.model_name or "?",
       meta.backends and (", served at %s"):format(table.concat(meta.backends, ", ")) or ""),
-    ("- baseline: `%s`; every strategy gets the same seed for an item (%d·10⁶ + 1000·i)"):format(baseline, meta.seed),
+    ("- baseline: `%s`; every strategy gets the same seed for an item (%d·10⁶ + 1000·i%s)"):format(baseline,
+      meta.seed, seeds > 1 and (" + 10¹²·(j − 1) in seed set j; %d seed sets"):format(seeds) or "; one seed set"),
+    ("- graded by the common final-answer grader: %s; `own grader` is each strategy's own verdict"):format(grading.rule),
+    ("- %d comparison%s in this table (Holm-adjusted p beside the raw p)"):format(comparisons, comparisons == 1 and "" or "s"),
     "", tbl, "", "Strategies:", "",
   }
   for _, s in ipairs(meta.strategies) do md[#md + 1] = ("- `%s` = `%s`"):format(s.name, s.spec) end
+  if seeds > 1 then
+    md[#md + 1] = ""
+    md[#md + 1] = "Accuracy per seed set (common grader):"
+    md[#md + 1] = ""
+    for _, e in ipairs(rows) do
+      local parts = {}
+      for _, p in ipairs(e.per_set or {}) do parts[#parts + 1] = ("%d: %s"):format(p.set, f3(p.accuracy)) end
+      md[#md + 1] = ("- %s: %s"):format(e.name, #parts > 0 and table.concat(parts, ", ") or "—")
+    end
+  end
   local short = {}
   for _, e in ipairs(rows) do
     if e.n < total then short[#short + 1] = ("%s has %d of %d items"):format(e.name, e.n, total) end
+    if e.pairs < e.n * seeds and not e.deterministic then short[#short + 1] = ("%s has %d of %d item runs"):format(e.name, e.pairs, e.n * seeds) end
   end
   if #short > 0 then md[#md + 1] = ""; md[#md + 1] = "**Incomplete:** " .. table.concat(short, "; ") .. "." end
   md[#md + 1] = ""
-  md[#md + 1] = "Accuracy: the share of items answered correctly, with a 95% percentile bootstrap interval over items "
-    .. "(lm.stats.bootstrap_ci, 2000 resamples, seed 1). Δ: the paired difference in accuracy to the baseline on the "
-    .. "items both have, with a paired bootstrap interval (lm.stats.paired); McNemar's test on the same pairs "
-    .. "(exact binomial under 25 discordant items); won / lost: items right here and wrong in the baseline, and the "
-    .. "reverse. Tokens gen.: completion tokens generated per item (prompt, cached and scored tokens are in "
-    .. "results.csv); calls: model calls per item; s: wall seconds per item on the machine that ran it."
+  md[#md + 1] = "Accuracy: the share of items answered correctly by the common grader"
+    .. (seeds > 1 and " (an item's score is its mean over the seed sets)" or "")
+    .. ", with a 95% percentile bootstrap interval over items"
+    .. (clustered and " that resamples whole templates (a cluster bootstrap: items of one template rise and fall together)" or "")
+    .. " (lm.stats.bootstrap_ci, 2000 resamples, seed 1). Δ: the paired difference in accuracy to the baseline on the "
+    .. "items both have, with a paired bootstrap interval (lm.stats.paired). p: "
+    .. ((seeds == 1 and not clustered) and "McNemar's test on the same pairs (exact binomial under 25 discordant items)"
+        or ("a sign-flip permutation test on the items' differences" .. (clustered and ", signs flipped per template" or "")
+            .. " (lm.stats.sign_flip)"))
+    .. "; Holm p: adjusted over this table's comparisons (lm.stats.holm). won / lost: items scored higher here than in "
+    .. "the baseline, and the reverse. Own grader: the accuracy by each strategy's own verdict. Cut at budget: the "
+    .. "share of the final texts (the samples voted on, the attempts, the answer's text) that stopped at the token "
+    .. "limit; accuracy if finished: over the item runs none of whose final texts was cut (how many in brackets). "
+    .. "Tokens gen.: completion tokens generated per item (prompt, cached and scored tokens are in results.csv); "
+    .. "calls: model calls per item; s: wall seconds per item on the machine that ran it."
   write_file(dir .. "/results.md", table.concat(md, "\n") .. "\n")
   write_csv(dir .. "/results.csv", rows)
-  local summary = {command = meta.command, data = meta.data, seed = meta.seed, offset = meta.offset, n = n or meta.n,
-                   model = meta.model, model_name = meta.model_name, baseline = baseline, strategies = {}}
+  local summary = {command = shown_command(meta.command), data = label, seed = meta.seed, seeds = seeds,
+                   offset = meta.offset, n = n or meta.n, model = meta.model, model_name = meta.model_name,
+                   baseline = baseline, grader = grading.rule, comparisons = comparisons, strategies = {}}
   for i, e in ipairs(rows) do
     summary.strategies[i] = {name = e.name, call = e.call, spec = meta.strategies[i].spec, items = e.n,
-                             correct = e.correct, accuracy = e.accuracy, ci = e.ci, paired = e.paired,
-                             mcnemar = e.mcnemar, tokens = e.tokens, calls = e.calls, seconds = e.seconds}
+                             item_runs = e.pairs, correct = e.correct, accuracy = e.accuracy, ci = e.ci,
+                             accuracy_own_grader = e.own, per_seed_set = e.per_set, spread = e.spread,
+                             paired = e.paired, test = e.test, truncation = e.truncation, tokens = e.tokens,
+                             calls = e.calls, seconds = e.seconds, clustered = e.clustered}
   end
   write_file(dir .. "/summary.json", lm.json.encode(plain(summary)) .. "\n")
   local groups = {}
@@ -588,26 +774,38 @@ local function write_report(dir, meta, lines, baseline, n)
   end
   if #groups > 0 then
     lm.plot.bars(groups, {file = dir .. "/accuracy.svg", ymin = 0, ymax = 1, ylabel = "accuracy (95% bootstrap CI)",
-                          title = ("%s, %d items, %s"):format(meta.data, total, meta.model_name or meta.model)})
+                          title = ("%s, %d items%s, %s"):format(label, total,
+                            seeds > 1 and (" × %d seed sets"):format(seeds) or "", meta.model_name or meta.model)})
   end
   return tbl
 end
 
 -- Running the pairs, in this process or in workers -----------------------------------------------------------
 
--- The seed, options (the strategy's, with the seed) and run-store labels of strategy s on item i.
-local function pair_setup(o, s, item, i)
-  local seed = o.seed * 1000000 + (o.offset + i) * 1000
+-- The seeds of seed set j lie this far from set 1's: a strategy may use any seed from its item's seed up (set 1
+-- leaves 1000 between items; sets > 1 leave 10^12 between sets).
+local SEED_SET_STRIDE = 1000000000000
+
+-- The name a pair has in the run store: the strategy's, with "@j" for seed set j > 1 (set 1 keeps the plain name,
+-- so that a store written before --seeds still resumes).
+local function store_name(name, set) return set > 1 and ("%s@%d"):format(name, set) or name end
+
+-- The key of a pair in `done`.
+local function pair_key(id, name, set) return ("%s\t%s\t%d"):format(tostring(id), tostring(name), set or 1) end
+
+-- The seed, options (the strategy's, with the seed) and run-store labels of strategy s on item i in seed set j.
+local function pair_setup(o, s, item, i, set)
+  local seed = o.seed * 1000000 + (o.offset + i) * 1000 + (set - 1) * SEED_SET_STRIDE
   local opts = {}
   for k, v in pairs(s.options) do opts[k] = v end
   opts.seed = seed
-  return seed, opts, {experiment = o.experiment, item = tostring(item.id), strategy = s.name}
+  return seed, opts, {experiment = o.experiment, item = tostring(item.id), strategy = store_name(s.name, set)}
 end
 
 -- Records what strategy s gave on item i (ok and r as xpcall returns them): a line appended to `out` (flushed)
 -- and kept in the run store. A failing strategy or an interrupt ends the process; nothing is recorded for that
 -- pair. -> the result line
-local function finish_pair(o, s, item, i, seed, ok, r, wall, model_name, out)
+local function finish_pair(o, s, item, i, set, seed, ok, r, wall, model_name, out)
   if not ok then
     out:close()
     die(("strategy '%s' failed on item %s (nothing recorded for it):\n%s"):format(s.name, tostring(item.id), r), 1)
@@ -615,21 +813,23 @@ local function finish_pair(o, s, item, i, seed, ok, r, wall, model_name, out)
   if type(r) ~= "table" then die(("strategy '%s' returned a %s, not a result table"):format(s.name, type(r)), 1) end
   if cancelled(r) then out:close(); die("interrupted: the last result was not recorded", 130) end
   local line = result_line(o, s, item, i, seed, r, wall, model_name)
-  line.seed_base = o.seed
+  line.seed_base, line.seed_set = o.seed, set
+  if item.template ~= nil then line.template = tostring(item.template) end
   if o.batch > 1 then line.batch = o.batch end
   local text = lm.json.encode(line)
   out:write(text, "\n")
   out:flush()
-  lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = s.name, data = text}
+  lm.store.put_result{experiment = o.experiment, item = tostring(item.id), strategy = store_name(s.name, set),
+                      data = text}
   return line
 end
 
--- Runs strategy s on item i and records the result (finish_pair). -> the result line
-local function run_pair(o, s, fn, model, item, i, model_name, out)
-  local seed, opts, labels = pair_setup(o, s, item, i)
+-- Runs strategy s on item i in seed set `set` and records the result (finish_pair). -> the result line
+local function run_pair(o, s, fn, model, item, i, set, model_name, out)
+  local seed, opts, labels = pair_setup(o, s, item, i, set)
   local t0 = lm.clock()
   local ok, r = xpcall(lm.store.with, debug.traceback, labels, fn, model, item, opts)
-  return finish_pair(o, s, item, i, seed, ok, r, lm.clock() - t0, model_name, out)
+  return finish_pair(o, s, item, i, set, seed, ok, r, lm.clock() - t0, model_name, out)
 end
 
 -- --batch K: the pairs of `todo` K at a time as lm.batch jobs, whose generate and sample calls are decoded
@@ -638,16 +838,16 @@ end
 local function run_batched(o, todo, fns, model, model_name, out, lines, bar)
   local jobs, started, seeds = {}, {}, {}
   for j, job in ipairs(todo) do
-    local i, item, s = job[1], job[2], job[3]
+    local i, item, s, set = job[1], job[2], job[3], job[4]
     jobs[j] = function(m)
-      local seed, opts, labels = pair_setup(o, s, item, i)
+      local seed, opts, labels = pair_setup(o, s, item, i, set)
       seeds[j], started[j] = seed, lm.clock()
       return lm.store.with(labels, fns[s.name], m, item, opts)
     end
   end
   lm.batch.run(model, jobs, {size = o.batch, done = function(j, ok, r)
-    local i, item, s = todo[j][1], todo[j][2], todo[j][3]
-    lines[#lines + 1] = finish_pair(o, s, item, i, seeds[j], ok, r, lm.clock() - (started[j] or lm.clock()),
+    local i, item, s, set = todo[j][1], todo[j][2], todo[j][3], todo[j][4]
+    lines[#lines + 1] = finish_pair(o, s, item, i, set, seeds[j], ok, r, lm.clock() - (started[j] or lm.clock()),
       model_name, out)
     if bar then bar:tick() end
   end})
@@ -697,7 +897,7 @@ local function absorb_workers(o, results_path, lines, done, check, keep_logs)
         k = k + 1
         local l = rows[k]
         if l == nil then break end      -- the unfinished last line
-        local key = tostring(l.item) .. "\t" .. tostring(l.strategy)
+        local key = pair_key(l.item, l.strategy, l.seed_set)
         if not done[key] then
           check(#lines + #new + 1, l, ("%s line %d"):format(path, k))
           done[key] = true
@@ -709,6 +909,7 @@ local function absorb_workers(o, results_path, lines, done, check, keep_logs)
   table.sort(new, function(a, b)
     a, b = a.line, b.line
     if a.index ~= b.index then return (tonumber(a.index) or 0) < (tonumber(b.index) or 0) end
+    if (a.seed_set or 1) ~= (b.seed_set or 1) then return (a.seed_set or 1) < (b.seed_set or 1) end
     return (rank[a.strategy] or math.huge) < (rank[b.strategy] or math.huge)
   end)
   if #new > 0 then
@@ -748,13 +949,13 @@ local function run_worker(o, items, fns, byname, model, model_name)
     or die(("cannot append to %s/%d.jsonl"):format(workers_dir(o), w), 1)
   local mine_todo = {}
   for _, p in ipairs(plan.todo) do
-    local i, name, id = p[1], p[2], p[3]
+    local i, name, id, set = p[1], p[2], p[3], math.tointeger(p[4]) or 1
     if mine[i] then
       local item, s = items[i], byname[name]
       if not item or tostring(item.id) ~= id or not s then
         die(("--worker %d/%d: the plan's pair (%s, %s) is not one of this run's"):format(w, k, tostring(id), tostring(name)), 1)
       end
-      mine_todo[#mine_todo + 1] = {i, item, s}
+      mine_todo[#mine_todo + 1] = {i, item, s, set}
     end
   end
   local function tick()
@@ -765,7 +966,7 @@ local function run_worker(o, items, fns, byname, model, model_name)
     run_batched(o, mine_todo, fns, model, model_name, out, {}, {tick = tick})
   else
     for _, job in ipairs(mine_todo) do
-      run_pair(o, job[3], fns[job[3].name], model, job[2], job[1], model_name, out)
+      run_pair(o, job[3], fns[job[3].name], model, job[2], job[1], job[4], model_name, out)
       tick()
     end
   end
@@ -799,7 +1000,7 @@ local function run_workers(o, args, todo, results_path, lines, done, check, host
   local k, dir = o.workers, workers_dir(o)
   os.execute("mkdir -p " .. shell_quote(dir))
   local pending = {}
-  for _, job in ipairs(todo) do pending[#pending + 1] = {job[1], job[3].name, tostring(job[2].id)} end
+  for _, job in ipairs(todo) do pending[#pending + 1] = {job[1], job[3].name, tostring(job[2].id), job[4]} end
   write_file(dir .. "/plan.json", lm.json.encode({workers = k, todo = pending}) .. "\n")
   local host = {shell_quote(lm.executable()), "run"}
   if not lm.store.path() then host[#host + 1] = "--no-store" end
@@ -866,11 +1067,22 @@ local o = parse_args(table.move(args, 1, #args, 1, {}))
 lm.fs.mkdir(o.out)   -- not os.execute("mkdir -p"): that is blocked under refrain run --sandbox=DIR
 local results_path, meta_path = o.out .. "/results.jsonl", o.out .. "/run.json"
 
+-- One runner per folder: two would both run every pending pair (a runner started twice by mistake). The lock is
+-- the kernel's (flock on DIR/.lock), so a runner that was killed leaves none behind; the workers of --workers run
+-- under their parent's.
+if not o.report and not o.worker then
+  local ok, holder = lm.fs.lock(o.out .. "/.lock")
+  if not ok then
+    die(("%s is in use by another runner (%s): wait for it to finish or stop it; two runners on one folder would "
+      .. "both run every pending pair"):format(o.out, holder), 1)
+  end
+end
+
 if o.report then
   local meta = lm.json.decode(read_all(meta_path) or die("no " .. meta_path .. ": run the experiment first", 1))
   local baseline = o.baseline or meta.baseline
   local lines = read_results(results_path)
-  print(write_report(o.out, meta, lines, baseline, o.n or meta.n))
+  print(write_report(o.out, meta, lines, baseline, o.n or meta.n, o.seeds or meta.seeds or 1))
   print(("wrote %s/results.md, results.csv, summary.json, accuracy.svg"):format(o.out))
   return   -- not os.exit(0), which --sandbox blocks
 end
@@ -899,7 +1111,8 @@ if model == nil then die("no model: give --model NAME, or start refrain with a m
 local model_name = basename(model.info.path)
 
 local items = load_items(o)
-local meta = {command = command_line(args), data = o.data, seed = o.seed, offset = o.offset, n = #items,
+local meta = {command = shown_command(command_line(args)), data = o.data, seed = o.seed, seeds = o.seeds,
+              deterministic = o.deterministic, offset = o.offset, n = #items,
               model = model_name, model_name = model.info.name, baseline = baseline, strategies = {}}
 for i, s in ipairs(o.strategies) do meta.strategies[i] = {name = s.name, spec = s.spec, call = s.call} end
 if #o.backends > 0 then meta.backends, meta.backend_model = o.backends, model.model end
@@ -919,16 +1132,16 @@ local function check(k, l, where)
 end
 for k, l in ipairs(lines) do
   check(k, l)
-  done[tostring(l.item) .. "\t" .. tostring(l.strategy)] = true
+  done[pair_key(l.item, l.strategy, l.seed_set)] = true
 end
 local absorbed = absorb_workers(o, results_path, lines, done, check)
 if absorbed > 0 then print(("kept %d results the workers of a stopped run had written"):format(absorbed)) end
 if lm.store.path() then
   local restored = {}
   for _, r in ipairs(lm.store.results{experiment = o.experiment}) do
-    local key = r.item .. "\t" .. r.strategy
+    local l = lm.json.decode(r.data)
+    local key = pair_key(l.item, l.strategy, l.seed_set)
     if not done[key] then
-      local l = lm.json.decode(r.data)
       -- Not in the file: the store kept it when the file was moved, lost or cut short.
       check(#lines + 1, l, ("the run store's result for item %s, strategy %s, of experiment %s (kept there, not "
         .. "in %s; --experiment NAME starts afresh)"):format(r.item, r.strategy, o.experiment, results_path))
@@ -946,13 +1159,16 @@ if lm.store.path() then
 end
 write_file(meta_path, lm.json.encode(meta) .. "\n")
 local todo, skipped = {}, 0
-for i, item in ipairs(items) do
-  for _, s in ipairs(o.strategies) do
-    if done[tostring(item.id) .. "\t" .. s.name] then skipped = skipped + 1 else todo[#todo + 1] = {i, item, s} end
+for set = 1, o.seeds do
+  for i, item in ipairs(items) do
+    for _, s in ipairs(o.strategies) do
+      if done[pair_key(item.id, s.name, set)] then skipped = skipped + 1
+      elseif not (set > 1 and o.fixed[s.name]) then todo[#todo + 1] = {i, item, s, set} end
+    end
   end
 end
-print(("%d items × %d strategies on %s: %d to run, %d skipped (already in %s)"):format(#items, #o.strategies,
-  model_name, #todo, skipped, results_path))
+print(("%d items × %d strategies%s on %s: %d to run, %d skipped (already in %s)"):format(#items, #o.strategies,
+  o.seeds > 1 and (" × %d seed sets"):format(o.seeds) or "", model_name, #todo, skipped, results_path))
 io.stdout:flush()
 
 local pending_items = {}
@@ -969,13 +1185,13 @@ else
     run_batched(o, todo, fns, model, model_name, out, lines, bar)
   else
     for _, job in ipairs(todo) do
-      local i, item, s = job[1], job[2], job[3]
-      lines[#lines + 1] = run_pair(o, s, fns[s.name], model, item, i, model_name, out)
+      local i, item, s, set = job[1], job[2], job[3], job[4]
+      lines[#lines + 1] = run_pair(o, s, fns[s.name], model, item, i, set, model_name, out)
       bar:tick()
     end
   end
   out:close()
   bar:done()
 end
-print(write_report(o.out, meta, lines, baseline, #items))
+print(write_report(o.out, meta, lines, baseline, #items, o.seeds))
 print(("wrote %s/results.jsonl, results.md, results.csv, summary.json, accuracy.svg"):format(o.out))

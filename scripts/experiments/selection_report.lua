@@ -25,6 +25,7 @@
 --     tried and how often none of the round's draws offered a new answer.
 -- DIR is run.lua's --out folder; the report goes to standard output as Markdown.
 local selection = require "strategies.selection"
+local grading = require "experiments.grading"
 
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
@@ -159,8 +160,13 @@ elseif mode == "retry" then
           later = later + 1
           if round.answer ~= nil and tried[selection.key(round.answer)] then repeated = repeated + 1 end
           local fresh = false
-          for _, a in ipairs(round.answers or {}) do
-            if a ~= nil and a ~= lm.json.null and not tried[selection.key(a)] then fresh = true end
+          -- Every draw of the round: the list has holes where a draw gave no number (not ipairs, which stops at
+          -- the first); a line of an older runner holds it as an object ({"1": 9, "3": 16}).
+          local call = r.calls and r.calls[k]
+          local draws = grading.list(round.answers, call and math.tointeger(call.n) or nil)
+          for j = 1, draws.n do
+            local a = draws[j]
+            if a ~= nil and not tried[selection.key(a)] then fresh = true end
           end
           if not fresh then none_new = none_new + 1 end
         end

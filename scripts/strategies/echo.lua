@@ -124,7 +124,7 @@ function M.causal(model, item, opts)
   if with then prefix = prefix .. reminder(rec, o, item.question) end
   local rest = math.max(o.budget - cut, 1)
   local outs = rec:sample(prefix, o.samples, gen(o, rest))
-  local answers, hits = {}, 0
+  local answers, hits = lm.list(#outs), 0
   for i, r in ipairs(outs) do
     local a, c = grade(o, r.text, item.answer)
     answers[i] = a

@@ -16,7 +16,8 @@
 -- asking for the best final answer (`answer_synthesis`) and a majority vote over the attempts (`answer_majority`).
 --
 -- Budget. The baselines run the same loop with the same schedule length, options and seeds: `neutral` gives
--- affect-neutral feedback, `fixed` one emotion every round. So each condition makes at most 1 + #schedule calls
+-- affect-neutral feedback, `fixed` one emotion every round, `blind` no feedback at all (each attempt the question
+-- afresh: blind resampling, what feedback of any tone must beat). So each condition makes at most 1 + #schedule calls
 -- (plus one synthesis call without a verifier) with the same max_tokens per call.
 local record = require "strategies.record"
 local answers = require "strategies.answers"
@@ -74,6 +75,7 @@ local function plan(kind, opts)
   for i = 1, rounds do
     if kind == "emotional" then out[i] = schedule[(i - 1) % #schedule + 1]
     elseif kind == "fixed" then out[i] = {emotion = opts.emotion or "anger", tone = "fixed"}
+    elseif kind == "blind" then out[i] = {emotion = "none", tone = "none"}
     else out[i] = {emotion = "neutral", tone = "neutral"} end
   end
   return out
@@ -99,10 +101,13 @@ function M.run(model, item, opts, kind)
   local rec = record.new(model, {strategy = "heart." .. kind, item = item.id,
                                  setting = verifier and "oracle" or "verifier-free"})
   local rounds = plan(kind, opts)
+  local blind = kind == "blind"
   local msgs = {{role = "user", content = item.question .. " " .. rec:inject("instruction", P.instruction)}}
   local attempts, uses, correct_at = {}, {}, nil
   for t = 1, #rounds + 1 do
-    if t > 1 then
+    if blind then
+      msgs = {msgs[1]}          -- every attempt afresh: the question alone, no earlier answer, no feedback
+    elseif t > 1 then
       local step = rounds[t - 1]
       local text = rec:inject("feedback:" .. step.emotion, feedback(P, step, uses, verifier))
       msgs[#msgs + 1] = {role = "user", content = text}
@@ -123,6 +128,12 @@ function M.run(model, item, opts, kind)
   if verifier then
     out.answer = attempts[#attempts].answer
     out.correct = correct_at ~= nil
+  elseif blind then
+    -- Independent attempts have no conversation to synthesise from: the answer is their vote.
+    out.answer_majority = answers.majority(list)
+    out.correct_majority = out.answer_majority ~= nil and verify(out.answer_majority, item.answer) or false
+    out.any_correct = correct_at ~= nil
+    out.answer, out.correct = out.answer_majority, out.correct_majority
   else
     msgs[#msgs + 1] = {role = "user", content = rec:inject("synthesis", P.synthesis)}
     local s = rec:generate(msgs, gen_opts(opts, #rounds + 2))
@@ -143,8 +154,13 @@ function M.heart(model, item, opts) return M.run(model, item, opts, "emotional")
 function M.neutral(model, item, opts) return M.run(model, item, opts, "neutral") end
 --- Baseline: one emotion (opts.emotion, default anger) every round, same rounds and budget.
 function M.fixed(model, item, opts) return M.run(model, item, opts, "fixed") end
+--- Baseline: blind resampling. The same number of attempts with the same seeds, each the question asked afresh
+--- with no feedback of any tone; with the oracle it stops at the first right attempt, as the others do (so it
+--- is the pass@k of independent samples); without a verifier its answer is the vote over the attempts (there is
+--- no conversation to synthesise from: no synthesis call).
+function M.blind(model, item, opts) return M.run(model, item, opts, "blind") end
 
-M.strategies = {heart = M.heart, neutral = M.neutral, fixed = M.fixed}
+M.strategies = {heart = M.heart, neutral = M.neutral, fixed = M.fixed, blind = M.blind}
 
 --- Oracle setting: the share of results solved within n feedback rounds (n = 0: the first answer).
 function M.accuracy_within(results, n)

@@ -119,19 +119,25 @@ function M.readouts(samples, check_answer)
   out.max_logprob = {answer = samples[hi].answer, correct = samples[hi].correct, index = hi}
   out.min_logprob = {answer = samples[lo].answer, correct = samples[lo].correct, index = lo}
   out.pass = {answer = samples[pass or 1].answer, correct = pass ~= nil, index = pass}
-  local answers = {}
-  for i, s in ipairs(samples) do answers[i] = s.answer end
+  local answers = M.answers(samples)
   local winner, votes = M.vote(answers)
   out.majority = {answer = winner, votes = votes, correct = check_answer(winner)}
   return out
+end
+
+--- The samples' answers as an lm.list of #samples (a sample without an answer leaves a hole that the vote and
+--- the result line keep: `#` and `ipairs` would stop at it).
+function M.answers(samples)
+  local list = lm.list(#samples)
+  for i = 1, #samples do list[i] = samples[i].answer end
+  return list
 end
 
 --- Self-consistency: N samples at T = opts.temperature (0.7), the majority answer.
 function M.self_consistency(model, item, opts)
   local o = settings(opts)
   local rec, samples = draw(model, item, o, "self_consistency")
-  local answers = {}
-  for i, s in ipairs(samples) do answers[i] = s.answer end
+  local answers = M.answers(samples)
   local winner, votes, counts = M.vote(answers)
   return rec:result{answer = winner, correct = check(o, winner, item.answer), votes = votes, counts = counts,
                     answers = answers}
@@ -196,16 +202,21 @@ end
 --- mitigation "none" keeps the first at opts.temperature; "temperature" raises it by opts.step (0.15) a round up
 --- to opts.cap (1.5); "reject" keeps the first sample whose answer was not tried before (the paper draws 25);
 --- "both" does both. Same k in every condition = same tokens. Stops at the first correct answer (oracle).
+--- opts.feedback = false is the blind-resampling baseline: the same rounds, draws, seeds and mitigation, but every
+--- round asks the question afresh (no answer shown, no feedback), so that what feedback adds over drawing again
+--- can be read off.
 function M.retry(model, item, opts)
   local o = settings(opts)
   local rising = o.mitigation == "temperature" or o.mitigation == "both"
   local reject = o.mitigation == "reject" or o.mitigation == "both"
   assert(rising or reject or o.mitigation == "none", "retry: mitigation must be none, temperature, reject or both")
-  local rec = record.new(model, {strategy = "selection.retry_" .. o.mitigation, item = item.id})
+  local blind = o.feedback == false
+  local rec = record.new(model, {strategy = "selection.retry_" .. o.mitigation .. (blind and "_blind" or ""),
+                                 item = item.id})
   local messages = {{role = "user", content = ask_text(rec, item.question, o)}}
   local tried, history, answer, correct, said = {}, {}, nil, false, nil
   for round = 1, o.rounds do
-    if said then
+    if said and not blind then
       messages[#messages + 1] = {role = "assistant", content = said}
       messages[#messages + 1] = {role = "user", content = rec:inject("feedback", fill(o.phrases.feedback,
                                                                     {answer = answer or "(none)"}))}
@@ -214,10 +225,11 @@ function M.retry(model, item, opts)
     local prompt = o.prompt and o.prompt(messages) or model:template(messages)
     local draws = rec:sample(prompt, o.k, {max_tokens = o.max_tokens, temperature = t, top_p = o.top_p,
                                            seed = o.seed + (round - 1) * o.k})
-    local pick, answers = 1, {}
+    local pick, answers = 1, lm.list(#draws)
     for i, r in ipairs(draws) do answers[i] = (grade(o, r.text)) end
     if reject then
-      for i, a in ipairs(answers) do
+      for i = 1, answers.n do       -- not ipairs: a draw without a number must not end the search
+        local a = answers[i]
         if a ~= nil and not tried[M.key(a)] then pick = i; break end
       end
     end

@@ -76,7 +76,52 @@ extension LuaHost {
             return 1
         }
         lua_setfield(L, -2, "mkdir")
+        pushFunction("lock") { [unowned self] lua in
+            let path = try Arguments(lua: lua, function: "lm.fs.lock").string(1)
+            switch try self.lockFile(path) {
+            case .none: lua.push(true); return 1
+            case .some(let holder): lua.push(false); lua.push(holder); return 2
+            }
+        }
+        lua_setfield(L, -2, "lock")
         lua_setfield(L, lm, "fs")
+    }
+
+    /// The lock files this process holds (`lm.fs.lock`), by path: open descriptors with an exclusive flock(2), kept
+    /// until the process ends, when the kernel releases them, however it ends (a kill -9 too).
+    nonisolated(unsafe) static var heldLocks: [String: Int32] = [:]
+
+    /// `lm.fs.lock(path)`: takes an exclusive lock on the file at path (made if missing) for the rest of this
+    /// process. nil when taken (or already held by this process); when another process holds it, what that
+    /// process wrote into the file ("pid N since DATE"). Sandboxed, the file must lie inside the sandbox folder.
+    func lockFile(_ path: String) throws -> String? {
+        var target = path
+        if sandbox.enabled {
+            switch LuaHost.creatablePath(path, root: sandbox.folder.flatMap(LuaHost.realPath)) {
+            case .success(let p): target = p
+            case .failure(let e): throw LuaError.message("lm.fs.lock: sandbox: \(e.description)")
+            }
+        }
+        let key = LuaHost.realPath(target) ?? target
+        if LuaHost.heldLocks[key] != nil { return nil }
+        // O_CLOEXEC: child processes (the runner's workers, a shell) must not inherit the lock and keep it alive.
+        let fd = open(target, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw LuaError.message("lm.fs.lock: cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let e = errno
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            if e != EWOULDBLOCK { throw LuaError.message("lm.fs.lock: cannot lock '\(path)': \(String(cString: strerror(e)))") }
+            let text = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            return text.isEmpty ? "another process" : text
+        }
+        let stamp = ISO8601DateFormatter().string(from: Date())
+        let note = Array("pid \(getpid()) since \(stamp)\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, note, note.count, 0)
+        LuaHost.heldLocks[LuaHost.realPath(target) ?? key] = fd
+        return nil
     }
 
     /// `lm.fs.mkdir(path)`: makes the folder and the missing folders above it (`mkdir -p`); true when it made it,

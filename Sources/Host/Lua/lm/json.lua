@@ -1,7 +1,35 @@
 -- lm.json: JSON text to Lua values and back, for data sets (lm.data) and result files. Plain Lua: objects are
 -- tables with string keys, arrays are lists, null is nil. Encoding sorts object keys so that files compare.
+--
+-- Lists that can hold nil. `#` and `ipairs` stop at the first hole of a Lua list, so a list that may hold nil (the
+-- answers of eight samples, some without a number) carries its length: lm.list(n) makes one (a table with the field
+-- n and the metatable lm.list.meta, whose # is n). The writer writes it as an array of n values with null in the
+-- holes, and the reader gives an array holding a null back as such a list, so a list survives a result file whole.
 local lm = require "lm"
 local M, doc = {}, {}
+
+local LIST = {__name = "lm.list"}
+LIST.__len = function(t) return rawget(t, "n") end
+
+-- Whether t is a list made by lm.list (or read back from an array with a null in it).
+local function is_list(t) return type(t) == "table" and getmetatable(t) == LIST end
+
+-- A list of length n: t (default a new table) marked, its keys checked (only 1..n and n).
+local function make_list(fname, n, t)
+  if not math.tointeger(n) or n < 0 then
+    error(("%s: the length must be an integer >= 0, got %s"):format(fname, tostring(n)), 3)
+  end
+  t = t or {}
+  if type(t) ~= "table" then error(("%s: the values must be a table, got %s"):format(fname, type(t)), 3) end
+  for k in pairs(t) do
+    local i = math.tointeger(k)
+    if k ~= "n" and not (math.type(k) == "integer" and i >= 1 and i <= n) then
+      error(("%s: key %s is outside 1..%d"):format(fname, tostring(k), n), 3)
+    end
+  end
+  rawset(t, "n", math.tointeger(n))
+  return setmetatable(t, LIST)
+end
 
 -- Decoding. Each parse_* takes the text and a position and returns the value and the position after it; a
 -- problem raises {msg=, at=} which decode turns into a one-line message.
@@ -61,8 +89,9 @@ end
 
 local parse_value
 
+-- An array: a plain list, or an lm.list carrying its length when it holds a null (a hole).
 local function parse_array(s, i)
-  local list, n = {}, 0
+  local list, n, holes = {}, 0, false
   i = skip(s, i + 1)
   if s:sub(i, i) == "]" then return list, i + 1 end
   while true do
@@ -70,9 +99,13 @@ local function parse_array(s, i)
     v, i = parse_value(s, i)
     n = n + 1
     list[n] = v
+    if v == nil then holes = true end
     i = skip(s, i)
     local c = s:sub(i, i)
-    if c == "]" then return list, i + 1 end
+    if c == "]" then
+      if holes then list.n = n; setmetatable(list, LIST) end
+      return list, i + 1
+    end
     if c ~= "," then expected(s, i, "',' or ']'") end
     i = skip(s, i + 1)
   end
@@ -128,7 +161,8 @@ end
 doc.decode = {
   usage = "lm.json.decode(text) -> value",
   text = "The Lua value of a JSON text: objects become tables with string keys, arrays lists, null nil (an "
-    .. "object's null field is absent; an array's leaves a hole). Integers stay integers. Bad JSON is an error "
+    .. "object's null field is absent; an array holding a null becomes an lm.list, whose field n is the array's "
+    .. "length, holes and all). Integers stay integers. Bad JSON is an error "
     .. "naming the byte (lm.json.try_decode returns nil and the message instead).",
   example = "local v = lm.json.decode('{\"a\": [1, 2.5, \"x\"], \"b\": null}')\nprint(v.a[2], v.b)",
 }
@@ -163,6 +197,37 @@ local function encode_number(x)
   end
 end
 
+-- The length of the array a table is written as, or nil for an object. An lm.list: its n. A table whose keys are
+-- all positive integers: up to the largest, with null in the holes (its holes at the end are lost: a list that can
+-- end in nil is an lm.list), unless they are so sparse (the largest above twice their number) that it stays an
+-- object. A table.pack-style table (integer keys within 1..n and an integer field n >= 1, no other key): n. An
+-- empty table: 0 (written []).
+local function array_length(v)
+  if getmetatable(v) == LIST then
+    local n = rawget(v, "n")
+    for k in pairs(v) do
+      if k ~= "n" and not (math.type(k) == "integer" and k >= 1 and k <= n) then
+        error("lm.json.encode: an lm.list of length " .. n .. " has the key " .. tostring(k), 0)
+      end
+    end
+    return n
+  end
+  local count, max, packed = 0, 0, nil
+  for k in pairs(v) do
+    if math.type(k) == "integer" and k >= 1 then
+      count = count + 1
+      if k > max then max = k end
+    elseif k == "n" and math.type(v.n) == "integer" and v.n >= 1 then packed = v.n
+    else return nil end
+  end
+  if packed then
+    if count > 0 and max <= packed then return packed end
+    return nil
+  end
+  if max <= 2 * count then return max end
+  return nil
+end
+
 local function encode_value(v, open, out)
   local t = type(v)
   if t == "nil" then out[#out + 1] = "null"
@@ -172,21 +237,21 @@ local function encode_value(v, open, out)
   elseif t == "table" then
     if open[v] then error("lm.json.encode: a table contains itself", 0) end
     open[v] = true
-    local n, count, keys = #v, 0, {}
-    for k in pairs(v) do
-      count = count + 1
-      if type(k) == "string" then keys[#keys + 1] = k
-      elseif math.type(k) ~= "integer" then error("lm.json.encode: a key of type " .. type(k) .. " is not JSON", 0) end
-    end
-    if count == n then
+    local n = array_length(v)
+    if n then
       out[#out + 1] = "["
       for i = 1, n do
         if i > 1 then out[#out + 1] = "," end
-        encode_value(v[i], open, out)
+        encode_value(rawget(v, i), open, out)
       end
       out[#out + 1] = "]"
     else
-      for k in pairs(v) do if math.type(k) == "integer" then keys[#keys + 1] = tostring(k) end end
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) == "string" then keys[#keys + 1] = k
+        elseif math.type(k) == "integer" then keys[#keys + 1] = tostring(k)
+        else error("lm.json.encode: a key of type " .. type(k) .. " is not JSON", 0) end
+      end
       table.sort(keys)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
@@ -206,7 +271,9 @@ end
 
 doc.encode = {
   usage = "lm.json.encode(value) -> text",
-  text = "One line of JSON for a value: a table whose keys are 1..n is an array (an empty table is []), any "
+  text = "One line of JSON for a value: a table whose keys are 1..n is an array (an empty table is []); an "
+    .. "lm.list is an array of its n values with null in the holes (as is a list with a few holes, up to its last "
+    .. "value, and a table.pack result); any "
     .. "other table an object with its keys sorted (integer keys written as strings); floats in the shortest "
     .. "form that reads back equal, a whole float as an integer (3.0 as 3, as lua-cjson does, so that an API "
     .. "wanting an integer gets one): it decodes as the integer 3. Functions, userdata, NaN, "
@@ -224,6 +291,29 @@ for name, entry in pairs(doc) do
   entry.name = "lm.json." .. name
   lm.document(M[name], entry)
 end
+doc.list = {
+  usage = "lm.list(n [, t]) -> list",
+  text = "A list of length n that can hold nil: t (default a new table, whose keys must lie in 1..n) with the field "
+    .. "n = n and the metatable lm.list.meta, so that #list is n. `#` and `ipairs` stop at the first nil of a "
+    .. "plain list; iterate a list that can hold nil as `for i = 1, list.n`. lm.json.encode writes it as an array of "
+    .. "n values, null in the holes, and lm.json.decode gives an array holding a null back as such a list. "
+    .. "lm.list.is(t) says whether t is one; lm.list.len(t) is t.n for a list, #t for another table.",
+  example = "local answers = lm.list(3)\nanswers[1], answers[3] = 9, 16   -- the second sample gave no number\n"
+    .. "print(#answers, lm.json.encode(answers))  --> 3  [9,null,16]",
+}
+local list_api = {meta = LIST}
+function list_api.is(t) return is_list(t) end
+function list_api.len(t)
+  if type(t) ~= "table" then error("lm.list.len: expected a table, got " .. type(t), 2) end
+  local n = rawget(t, "n")
+  if is_list(t) or math.type(n) == "integer" then return n end
+  return #t
+end
+M.list = setmetatable(list_api, {__call = function(_, n, t) return make_list("lm.list", n, t) end})
+lm.list = M.list
+lm.document(M.list, {name = "lm.list", usage = doc.list.usage, text = doc.list.text, example = doc.list.example})
+doc.list = nil
+
 lm.document(M, {
   name = "lm.json",
   usage = "lm.json",

@@ -50,13 +50,13 @@ local function quantile(sorted, p)
   return a + (h - lo) * (b - a)
 end
 
--- {level=, iters=, seed=} from opts, checked.
+-- {level=, iters=, seed=, clusters=} from opts, checked.
 local function bootstrap_options(fname, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error(("lm.stats.%s: options must be a table, got %s"):format(fname, type(opts)), 3) end
   for k in pairs(opts) do
-    if k ~= "level" and k ~= "iters" and k ~= "seed" then
-      error(("lm.stats.%s: unknown option '%s' (level, iters, seed)"):format(fname, tostring(k)), 3)
+    if k ~= "level" and k ~= "iters" and k ~= "seed" and k ~= "clusters" then
+      error(("lm.stats.%s: unknown option '%s' (level, iters, seed, clusters)"):format(fname, tostring(k)), 3)
     end
   end
   local level, iters, seed = opts.level or 0.95, opts.iters or 2000, opts.seed or 1
@@ -72,13 +72,53 @@ local function bootstrap_options(fname, opts)
   return level, math.tointeger(iters), math.tointeger(seed)
 end
 
--- The percentile bootstrap interval of the mean of xs: iters resamples of n indices drawn with replacement.
-local function bootstrap(xs, level, iters, seed)
+-- The clusters of n elements (opts.clusters: one label per element, a string or a number) as a list of lists of
+-- element indices, in order of first appearance; nil when no clusters are given.
+local function cluster_groups(fname, clusters, n)
+  if clusters == nil then return nil end
+  if type(clusters) ~= "table" then
+    error(("lm.stats.%s: option 'clusters' must be a list of labels, got %s"):format(fname, type(clusters)), 3)
+  end
+  local groups, at = {}, {}
+  for i = 1, n do
+    local c = clusters[i]
+    if type(c) ~= "string" and type(c) ~= "number" then
+      error(("lm.stats.%s: clusters[%d] is %s, expected a label (string or number) for each of the %d values")
+        :format(fname, i, c == nil and "missing" or "a " .. type(c), n), 3)
+    end
+    if not at[c] then at[c] = #groups + 1; groups[#groups + 1] = {} end
+    local g = groups[at[c]]
+    g[#g + 1] = i
+  end
+  return groups
+end
+
+-- The percentile bootstrap interval of the mean of xs: iters resamples of n indices drawn with replacement; with
+-- groups (cluster_groups), iters resamples of as many clusters drawn with replacement, each bringing all its
+-- elements (the mean over the elements drawn: a cluster bootstrap).
+local function bootstrap(xs, level, iters, seed, groups)
   local r, n, means = random(seed), #xs, {}
-  for b = 1, iters do
-    local s = 0
-    for _ = 1, n do s = s + xs[r:int(1, n)] end
-    means[b] = s / n
+  if groups then
+    local sums, sizes, k = {}, {}, #groups
+    for g, members in ipairs(groups) do
+      local s = 0
+      for _, i in ipairs(members) do s = s + xs[i] end
+      sums[g], sizes[g] = s, #members
+    end
+    for b = 1, iters do
+      local s, m = 0, 0
+      for _ = 1, k do
+        local g = r:int(1, k)
+        s, m = s + sums[g], m + sizes[g]
+      end
+      means[b] = s / m
+    end
+  else
+    for b = 1, iters do
+      local s = 0
+      for _ = 1, n do s = s + xs[r:int(1, n)] end
+      means[b] = s / n
+    end
   end
   table.sort(means)
   local tail = (1 - level) / 2
@@ -100,26 +140,30 @@ doc.sd = {
 function M.sd(xs) return math.sqrt(variance(values("sd", xs, "xs", 2))) end
 
 doc.bootstrap_ci = {
-  usage = "lm.stats.bootstrap_ci(xs [, {level=0.95, iters=2000, seed=1}]) -> lo, hi, mean",
+  usage = "lm.stats.bootstrap_ci(xs [, {level=0.95, iters=2000, seed=1, clusters=}]) -> lo, hi, mean",
   text = "A percentile bootstrap confidence interval for the mean of xs (numbers or booleans): iters resamples "
     .. "of #xs items drawn with replacement by lm.random(seed); lo and hi are the (1 - level)/2 and "
     .. "(1 + level)/2 quantiles of the resampled means, interpolated linearly as numpy.quantile does. The same "
-    .. "seed gives the same interval. The third value is the mean itself.",
+    .. "seed gives the same interval. The third value is the mean itself. With clusters (a label per value: the "
+    .. "template an item was made from, say) it is a cluster bootstrap: each resample draws as many clusters as "
+    .. "there are, with replacement, each bringing all its values, so that items that rise and fall together are "
+    .. "not counted as independent evidence.",
   example = "local lo, hi, m = lm.stats.bootstrap_ci({1, 0, 1, 1, 0, 1, 1, 1})\nprint(m, lo, hi)",
 }
 function M.bootstrap_ci(xs, opts)
   local x = values("bootstrap_ci", xs, "xs")
   local level, iters, seed = bootstrap_options("bootstrap_ci", opts)
-  local lo, hi = bootstrap(x, level, iters, seed)
+  local lo, hi = bootstrap(x, level, iters, seed, cluster_groups("bootstrap_ci", opts and opts.clusters, #x))
   return lo, hi, mean(x)
 end
 
 doc.paired = {
-  usage = "lm.stats.paired(a, b [, {level=0.95, iters=2000, seed=1}]) -> {diff=, lo=, hi=, ...}",
+  usage = "lm.stats.paired(a, b [, {level=0.95, iters=2000, seed=1, clusters=}]) -> {diff=, lo=, hi=, ...}",
   text = "The mean of the paired differences a[i] - b[i] (the same items under two conditions: a strategy and "
     .. "its baseline), with a percentile bootstrap interval that resamples items, keeping pairs together (as "
-    .. "bootstrap_ci over the differences). The result: diff, lo, hi, level, n, mean_a, mean_b, and wins, "
-    .. "losses, ties (items where a is above, below, equal to b). The lists must be the same length.",
+    .. "bootstrap_ci over the differences; with clusters, a cluster bootstrap as there). The result: diff, lo, hi, "
+    .. "level, n, mean_a, mean_b, and wins, losses, ties (items where a is above, below, equal to b). The lists "
+    .. "must be the same length.",
   example = "local d = lm.stats.paired({1, 1, 0, 1, 1}, {0, 1, 0, 0, 1})\nprint(d.diff, d.lo, d.hi)",
 }
 function M.paired(a, b, opts)
@@ -131,7 +175,7 @@ function M.paired(a, b, opts)
     d[i] = x[i] - y[i]
     if d[i] > 0 then wins = wins + 1 elseif d[i] < 0 then losses = losses + 1 end
   end
-  local lo, hi = bootstrap(d, level, iters, seed)
+  local lo, hi = bootstrap(d, level, iters, seed, cluster_groups("paired", opts and opts.clusters, #d))
   return {diff = mean(d), lo = lo, hi = hi, level = level, n = #d, mean_a = mean(x), mean_b = mean(y),
           wins = wins, losses = losses, ties = #d - wins - losses}
 end
@@ -209,6 +253,94 @@ function M.mcnemar(a, b, opts)
   return r
 end
 
+doc.sign_flip = {
+  usage = "lm.stats.sign_flip(d [, {clusters=, iters=20000, seed=1}]) -> {p=, n=, units=, method=}",
+  text = "A paired permutation test that the differences d (a strategy minus its baseline, per item: a number, or "
+    .. "the mean over seed sets) are symmetric about 0: the sum of d against the sums under every assignment of "
+    .. "signs. With clusters (a label per value) the signs flip per cluster (all items of a template together), "
+    .. "as a cluster-robust test must. Exact (all 2^k assignments of the k units whose sum is not 0) when k <= 16, "
+    .. "method \"exact\"; else iters random assignments by lm.random(seed), p = (1 + hits) / (1 + iters), method "
+    .. "\"monte carlo\". Two-sided: an assignment counts when |its sum| >= |the observed sum|. On right/wrong "
+    .. "differences of single items the exact test is McNemar's exact test. units: k.",
+  example = "local t = lm.stats.sign_flip({1, 1, 0, 1, -1, 1, 0.5})\nprint(t.p, t.method)",
+}
+function M.sign_flip(d, opts)
+  local x = values("sign_flip", d, "d")
+  opts = opts or {}
+  if type(opts) ~= "table" then error("lm.stats.sign_flip: options must be a table, got " .. type(opts), 2) end
+  for k in pairs(opts) do
+    if k ~= "clusters" and k ~= "iters" and k ~= "seed" then
+      error(("lm.stats.sign_flip: unknown option '%s' (clusters, iters, seed)"):format(tostring(k)), 2)
+    end
+  end
+  local iters, seed = opts.iters or 20000, opts.seed or 1
+  if not math.tointeger(iters) or iters < 1 then
+    error("lm.stats.sign_flip: option 'iters' must be an integer >= 1, got " .. tostring(opts.iters), 2)
+  end
+  if not math.tointeger(seed) then error("lm.stats.sign_flip: option 'seed' must be an integer, got " .. tostring(opts.seed), 2) end
+  local groups = cluster_groups("sign_flip", opts.clusters, #x)
+  local units = {}
+  if groups then
+    for _, members in ipairs(groups) do
+      local s = 0
+      for _, i in ipairs(members) do s = s + x[i] end
+      units[#units + 1] = s
+    end
+  else
+    units = x
+  end
+  local nz, observed = {}, 0
+  for _, u in ipairs(units) do
+    observed = observed + u
+    if math.abs(u) > 1e-12 then nz[#nz + 1] = math.abs(u) end
+  end
+  local k, target = #nz, math.abs(observed) - 1e-9
+  if k == 0 then return {p = 1, n = #x, units = 0, method = "exact"} end
+  if k <= 16 then
+    local hits = 0
+    for mask = 0, (1 << k) - 1 do
+      local s = 0
+      for j = 1, k do
+        if mask & (1 << (j - 1)) ~= 0 then s = s + nz[j] else s = s - nz[j] end
+      end
+      if math.abs(s) >= target then hits = hits + 1 end
+    end
+    return {p = math.min(1, hits / (1 << k)), n = #x, units = k, method = "exact"}
+  end
+  local r, hits = random(seed), 0
+  for _ = 1, iters do
+    local s = 0
+    for j = 1, k do
+      if r:float() < 0.5 then s = s + nz[j] else s = s - nz[j] end
+    end
+    if math.abs(s) >= target then hits = hits + 1 end
+  end
+  return {p = (1 + hits) / (1 + iters), n = #x, units = k, method = "monte carlo"}
+end
+
+doc.holm = {
+  usage = "lm.stats.holm(ps) -> adjusted",
+  text = "Holm's step-down adjustment of a family of p-values (a list of numbers in [0, 1]): sorted ascending, the "
+    .. "i-th smallest of m becomes max over j <= i of min(1, (m - j + 1) p(j)); the result is in the order given. "
+    .. "It controls the chance of any false rejection in the family at the level used, for any dependence.",
+  example = "local adj = lm.stats.holm({0.01, 0.04, 0.03})\nprint(adj[1], adj[2], adj[3])  --> 0.03 0.06 0.06",
+}
+function M.holm(ps)
+  local p = values("holm", ps, "ps", 0)
+  local m, order = #p, {}
+  for i = 1, m do
+    if p[i] < 0 or p[i] > 1 then error(("lm.stats.holm: ps[%d] is %s, not a p-value in [0, 1]"):format(i, tostring(p[i])), 2) end
+    order[i] = i
+  end
+  table.sort(order, function(a, b) if p[a] ~= p[b] then return p[a] < p[b] end return a < b end)
+  local out, running = {}, 0
+  for rank, i in ipairs(order) do
+    running = math.max(running, math.min(1, (m - rank + 1) * p[i]))
+    out[i] = running
+  end
+  return out
+end
+
 doc.cohens_d = {
   usage = "lm.stats.cohens_d(xs, ys) -> number or nil",
   text = "Cohen's d: (mean(xs) - mean(ys)) / s, with s the pooled standard deviation sqrt(((nx - 1) var(xs) + "
@@ -258,7 +390,8 @@ lm.document(M, {
   name = "lm.stats",
   usage = "lm.stats",
   text = "Statistics for experiments: mean, sd, bootstrap_ci, paired (difference with a paired bootstrap "
-    .. "interval), mcnemar, cohens_d, auc. Lists hold numbers or booleans.",
+    .. "interval; both take clusters for a cluster bootstrap), mcnemar, sign_flip (a paired permutation test, by "
+    .. "cluster), holm (multiple comparisons), cohens_d, auc. Lists hold numbers or booleans.",
   example = "local d = lm.stats.paired(correct_with, correct_without)\n"
     .. "print(string.format(\"%+.3f [%+.3f, %+.3f]\", d.diff, d.lo, d.hi))",
 })

@@ -1,0 +1,120 @@
+-- Re-grades an experiment folder's result lines with the fixed strategy code, without the model: what a line
+-- recorded (every sample's text) is read again. Written for the defects of lists with holes (docs/results/README.md,
+-- errata): a sample without a number left a hole in the answers list, and the majority vote counted `#answers`,
+-- which stops at a hole, so a vote could ignore the samples after it; and the JSON writer wrote such a list as an
+-- object ({"1": 9, "3": 16}). For each line:
+--   selection.self_consistency  the answers read again from the samples (lm.extract.number, as the strategy), the
+--                               vote over all of them, answer, correct, votes, counts and answers (an lm.list)
+--   selection.best_of_n         the majority read-out likewise (the line's answer too when it is the arm's read-out)
+--   selection.retry             each round's answers as lists of the round's draws (the trajectory itself cannot be
+--                               re-graded: the arms that reject tried answers were re-run, see --drop)
+--   echo.causal                 the continuations' answers as a list of the samples
+-- Lines change only where a value changed; each changed line gets `regraded` (what was fixed). --data-as SPEC
+-- rewrites every line's data field (a GSM8K path of the machine that ran it, to the repository's copy of the same
+-- file); --drop NAME removes a strategy's lines (to run them again with the runner's resume).
+--
+--   refrain run scripts/experiments/regrade.lua DIR [--data-as SPEC] [--drop NAME]... [--dry-run]
+local selection = require "strategies.selection"
+local answers = require "strategies.answers"
+local grading = require "experiments.grading"
+
+local function die(msg) io.stderr:write("regrade.lua: " .. msg .. "\n"); os.exit(2) end
+
+local dir, data_as, drop, dry = nil, nil, {}, false
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    if a == "--data-as" then i = i + 1; data_as = arg[i] or die("--data-as needs a value")
+    elseif a == "--drop" then i = i + 1; drop[arg[i] or die("--drop needs a strategy name")] = true
+    elseif a == "--dry-run" then dry = true
+    elseif a:sub(1, 2) == "--" then die("unknown argument " .. a)
+    elseif dir then die("one folder at a time")
+    else dir = a end
+    i = i + 1
+  end
+end
+if not dir then die("usage: refrain run scripts/experiments/regrade.lua DIR [--data-as SPEC] [--drop NAME]... [--dry-run]") end
+
+local path = dir .. "/results.jsonl"
+local f = io.open(path, "r") or die("cannot read " .. path)
+local text = f:read("a")
+f:close()
+
+local function same(a, b) return answers.key(a) == answers.key(b) end
+
+-- The samples' answers of a sample call as the strategy reads them (lm.extract.number), an lm.list.
+local function read_samples(call)
+  local outs = call and call.outputs or {}
+  local list = lm.list(#outs)
+  for i, o in ipairs(outs) do list[i] = lm.extract.number(o.text) end
+  return list
+end
+
+local function check(answer, gold)
+  if gold == nil then return nil end
+  return answer ~= nil and lm.verify.numeric(answer, gold) == true
+end
+
+local out, changed, dropped, votes_fixed, total = {}, 0, 0, 0, 0
+for line in text:gmatch("([^\n]+)") do
+  local l = lm.json.decode(line)
+  total = total + 1
+  if drop[l.strategy] then
+    dropped = dropped + 1
+  else
+    local fixed = {}
+    local name = tostring(l.call):match("^([%w_%.]+)")
+    local e = l.extra or {}
+    if data_as and l.data ~= data_as then l.data = data_as; fixed[#fixed + 1] = "data" end
+    if name == "selection.self_consistency" then
+      local list = read_samples(l.calls[1])
+      local winner, votes, counts = selection.vote(list)
+      if not same(winner, l.answer) then
+        votes_fixed = votes_fixed + 1
+        fixed[#fixed + 1] = ("vote: %s -> %s"):format(tostring(l.answer), tostring(winner))
+        l.answer, l.correct = winner, check(winner, l.gold)
+      end
+      if e.answers ~= nil or e.counts ~= nil then
+        e.answers, e.votes, e.counts = list, votes, counts
+        fixed[#fixed + 1] = "answers as a list"
+      end
+    elseif name == "selection.best_of_n" and e.readouts and e.readouts.majority then
+      local list = read_samples(l.calls[1])
+      local winner, votes = selection.vote(list)
+      local m = e.readouts.majority
+      if not same(winner, m.answer) then
+        votes_fixed = votes_fixed + 1
+        fixed[#fixed + 1] = ("majority read-out: %s -> %s"):format(tostring(m.answer), tostring(winner))
+        m.answer, m.votes, m.correct = winner, votes, check(winner, l.gold)
+        if (e.readout or "majority") == "majority" then l.answer, l.correct = winner, m.correct end
+      end
+    elseif name == "selection.retry" and type(e.history) == "table" then
+      for k, round in ipairs(e.history) do
+        if type(round.answers) == "table" then
+          local call = l.calls and l.calls[k]
+          local list = grading.list(round.answers, call and math.tointeger(call.n))
+          round.answers = list
+        end
+      end
+      fixed[#fixed + 1] = "answers as lists"
+    elseif name == "echo.causal" and type(e.answers) == "table" then
+      local call = l.calls and l.calls[2]
+      e.answers = grading.list(e.answers, call and math.tointeger(call.n))
+      fixed[#fixed + 1] = "answers as a list"
+    end
+    if #fixed > 0 then
+      l.regraded = table.concat(fixed, "; ")
+      changed = changed + 1
+    end
+    out[#out + 1] = lm.json.encode(l)
+  end
+end
+print(("%s: %d lines, %d re-graded (%d votes changed), %d dropped%s"):format(path, total, changed, votes_fixed,
+  dropped, dry and " (dry run: nothing written)" or ""))
+if not dry then
+  local w = io.open(path .. ".tmp", "w") or die("cannot write " .. path .. ".tmp")
+  w:write(table.concat(out, "\n"), #out > 0 and "\n" or "")
+  w:close()
+  assert(os.rename(path .. ".tmp", path))
+end
