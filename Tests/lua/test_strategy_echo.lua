@@ -232,4 +232,77 @@ T.test("echo_report.lua: the ΔL and causal reports from runner lines with known
   T.eq(code, 2); T.ok(out:find("echo_report: cannot read /nonexistent/results.jsonl", 1, true), out)
 end)
 
+T.test("echo_attention.lua --summarize: the length and task controls on records whose confound is known", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/echo_attention.lua"
+  local dir = T.tmpdir()
+  -- Every layer's answer_to_answer is 10/length + e: all of its link to correctness goes through length (the
+  -- short answers are the right ones) but for e, which sums to zero at each length, so the line on 1/length (or
+  -- log length), through all items or within a task, leaves exactly e. Three layers: one per layer group.
+  local items = {
+    {"arithmetic", 50, true, -1}, {"arithmetic", 50, true, 1}, {"arithmetic", 100, true, -2},
+    {"arithmetic", 100, false, 2}, {"gsm8k", 200, true, 3}, {"gsm8k", 200, false, -3}, {"gsm8k", 256, false, 4},
+    {"gsm8k", 256, false, -4}}
+  local f = assert(io.open(dir .. "/records.jsonl", "w"))
+  for i, it in ipairs(items) do
+    local v = 10 / it[2] + it[4] / 1000
+    f:write(lm.json.encode({id = "i" .. i, source = it[1], answer_tokens = it[2], correct = it[3], layers = {0, 1, 2},
+      answer_to_answer = {v, v, v}, answer_to_question = {0.05 + i / 100, 0.05 + i / 100, 0.05 + i / 100}}), "\n")
+  end
+  -- An answer too short to measure counts as an item but is in no comparison.
+  f:write(lm.json.encode({id = "short", source = "arithmetic", answer_tokens = 1, correct = false}), "\n")
+  f:close()
+  local function summarize(out)
+    return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " --summarize "
+      .. T.q(dir .. "/records.jsonl") .. " --out " .. T.q(out))
+  end
+  local code, text = summarize(dir .. "/a")
+  T.eq(code, 0, text)
+  local s = lm.json.decode(T.read(dir .. "/a/summary.json"))
+  local lc = s.length_controlled
+  local function near(got, want, what)
+    T.ok(math.abs(got - want) < 1e-9, ("%s: %s, expected %s"):format(what, got, want))
+  end
+  -- 1/length alone: 14 of 16 pairs put the correct (shorter) answer above, ties 1/2.
+  near(lc.length_alone.all, 14 / 16, "length alone")
+  near(lc.length_alone.arithmetic, 2.5 / 3, "length alone, arithmetic")
+  near(lc.length_alone.gsm8k, 2.5 / 3, "length alone, gsm8k")
+  for j, g in ipairs(lc.measures.answer_to_answer.groups) do
+    T.eq(g.name, ({"early", "middle", "late"})[j])
+    local a = g.auc
+    near(a.raw, 14 / 16, "uncontrolled")
+    near(a["raw/arithmetic"], 2 / 3, "uncontrolled, arithmetic"); near(a["raw/gsm8k"], 1, "uncontrolled, gsm8k")
+    -- The residuals e: correct {-1, 1, -2, 3} against wrong {2, -3, 4, -4}, 9 of 16 pairs above.
+    near(a.length, 9 / 16, "length-controlled")
+    -- Within arithmetic {-1, 1, -2} against {2}: none above; within GSM8K {3} against {-3, 4, -4}: 2 of 3.
+    near(a.arithmetic, 0, "arithmetic residual"); near(a.gsm8k, 2 / 3, "gsm8k residual")
+    near(a.primary, 2 / 6, "length and task controlled")
+    -- One line on log length does not take 10/length out exactly (8 of 16 pairs, numpy's least squares); within
+    -- a task, with two lengths each, any function of length is a line, so the log residuals are e again.
+    near(g.other.log, 8 / 16, "log length"); near(g.other.log_task, 2 / 6, "log length within task")
+    near(g.other["log/arithmetic"], 0, "log, arithmetic"); near(g.other["log/gsm8k"], 2 / 3, "log, gsm8k")
+    -- Pearson and Spearman against 1/length (scipy's pearsonr and spearmanr on the same numbers).
+    near(g.pearson.all, 0.9990744150668271, "r"); near(g.spearman.all, 0.9759000729485332, "rho")
+    near(g.pearson.arithmetic, 0.9995003746877733, "r arithmetic")
+    near(g.spearman.arithmetic, 0.8944271909999159, "rho arithmetic")
+    near(g.pearson.gsm8k, 0.8397850425401434, "r gsm8k"); near(g.spearman.gsm8k, 0.8944271909999159, "rho gsm8k")
+    for _, k in ipairs({"raw", "length", "primary", "arithmetic", "gsm8k", "raw/arithmetic", "raw/gsm8k"}) do
+      local iv = g.interval[k]
+      T.ok(iv and iv[1] <= iv[2] and iv[1] >= 0 and iv[2] <= 1, k .. ": an interval within [0, 1]")
+    end
+  end
+  T.eq(#lc.measures.answer_to_answer.layers, 3)
+  near(lc.measures.answer_to_answer.layers[2].primary, 2 / 6, "per layer, primary")
+  T.ok(text:find("length+task (PRIMARY)", 1, true), text)
+  T.ok(text:find("  arithmetic: 5 items, 3 correct (60.0%)\n  gsm8k: 4 items, 1 correct (25.0%)", 1, true), text)
+  T.ok(text:find("middle 1-1    0.875 [", 1, true), text)
+  local chart = T.read(dir .. "/a/answer_to_answer_auc.svg")
+  T.ok(chart and chart:find("answer to answer, AUC: 5 arithmetic + 4 GSM8K test items", 1, true),
+       "the chart names the data set")
+  -- The bootstrap draws from a fixed seed: a second run writes the same numbers.
+  code = summarize(dir .. "/b")
+  T.eq(code, 0)
+  T.eq(T.read(dir .. "/b/summary.json"), T.read(dir .. "/a/summary.json"))
+  T.eq(T.read(dir .. "/b/summary.txt"), T.read(dir .. "/a/summary.txt"))
+end)
+
 T.done()
