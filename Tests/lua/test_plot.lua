@@ -233,4 +233,19 @@ T.test("surprisal: one bar per token, heights -logprob, labels from the pieces",
   T.err(function() P.surprisal({}) end, "expects a result with logprobs")
 end)
 
+T.test("a long title is wrapped at spaces, not cut off at the chart's edges", function()
+  local long = "GSM8K test, 100 items × 3 seed sets, Qwen2.5 Coder 0.5B Instruct AWQ: neutral, heart, fixed and blind feedback"
+  local svg = P.bars({{label = "a", value = 0.5}}, {title = long, width = 480})
+  local lines = {}
+  for line in svg:gmatch('<text class="title"[^>]*>([^<]*)</text>') do lines[#lines + 1] = line end
+  T.ok(#lines >= 2, "wrapped into " .. #lines .. " lines")
+  T.eq(table.concat(lines, " "), long, "every word kept, in order")
+  for _, l in ipairs(lines) do T.ok(utf8.len(l) * 8.6 <= 480 - 24, "fits: " .. l) end
+  T.ok(svg:find("<title>" .. long .. "</title>", 1, true), "the whole title is the tooltip")
+  local short = P.bars({{label = "a", value = 0.5}}, {title = "Accuracy"})
+  local n = 0
+  for _ in short:gmatch('<text class="title"') do n = n + 1 end
+  T.eq(n, 1)
+end)
+
 T.done()

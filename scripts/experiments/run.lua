@@ -474,7 +474,7 @@ local function data_label(data, seed)
   if kind == "arithmetic" then
     return ("arithmetic%s (seed %d)"):format(rest ~= "" and " " .. rest .. "-step" or "", seed or 1)
   elseif kind == "gsm8k" then
-    return "GSM8K " .. (rest ~= "" and rest:match("([^/]+)$") or "test")
+    return "GSM8K " .. (rest ~= "" and rest:match("([^/]+)$"):gsub("%.jsonl$", "") or "test")
   elseif kind == "jsonl" then
     return rest:match("([^/]+)$") or rest
   end

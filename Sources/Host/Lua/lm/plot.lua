@@ -102,11 +102,29 @@ Chart.__index = Chart
 
 -- A chart of width x height pixels whose plot area leaves room for a title, axis labels and a legend on the
 -- right `legend_width` pixels wide; `x_label_room` is the height the x tick labels need.
+-- The title's lines: the whole title when it fits the width (15 px bold Helvetica: about 8.6 px a character on
+-- average, measured in chromium), else broken at spaces into lines that do (a word longer than a line is cut with
+-- an ellipsis), so that a long title is wrapped rather than cut off at the chart's edges.
+local TITLE_CHAR = 8.6
+local function title_lines(title, width)
+  local per = math.max(10, math.floor((width - 24) / TITLE_CHAR))
+  local lines, line = {}, ""
+  for word in tostring(title):gmatch("%S+") do
+    if #word > per then word = word:sub(1, per - 1) .. "…" end
+    if line == "" then line = word
+    elseif utf8.len(line) + 1 + utf8.len(word) <= per then line = line .. " " .. word
+    else lines[#lines + 1] = line; line = word end
+  end
+  if line ~= "" then lines[#lines + 1] = line end
+  return lines
+end
+
 local function chart(opts, legend_width, x_label_room)
   local w, h = opts.width or 640, opts.height or 400
   local self = setmetatable({width = w, height = h, parts = {}, opts = opts}, Chart)
+  self.title_lines = opts.title and title_lines(opts.title, w) or {}
   self.left = 64 + (opts.ylabel and 18 or 0)
-  self.top = opts.title and 40 or 16
+  self.top = opts.title and 40 + 19 * (#self.title_lines - 1) or 16
   self.right = w - 20 - (legend_width or 0)
   self.bottom = h - (x_label_room or 22) - (opts.xlabel and 24 or 8)
   if self.right - self.left < 40 or self.bottom - self.top < 40 then
@@ -199,8 +217,10 @@ function Chart:finish()
   }
   if self.opts.title then
     head[#head + 1] = ("<title>%s</title>"):format(escape(self.opts.title))
-    head[#head + 1] = ('<text class="title" x="%s" y="24" text-anchor="middle" font-size="15" font-weight="bold">%s</text>')
-      :format(coord(self.width / 2), escape(self.opts.title))
+    for i, line in ipairs(self.title_lines) do
+      head[#head + 1] = ('<text class="title" x="%s" y="%d" text-anchor="middle" font-size="15" font-weight="bold">%s</text>')
+        :format(coord(self.width / 2), 24 + 19 * (i - 1), escape(line))
+    end
   end
   local svg = table.concat(head, "\n") .. "\n" .. table.concat(self.parts, "\n") .. "\n</svg>\n"
   if self.opts.file then
@@ -492,10 +512,11 @@ function M.heatmap(x, opts)
   local cell = opts.cell or 14
   local function longest(ls) local w = 0 for _, l in ipairs(ls or {}) do w = math.max(w, text_width(piece_label(l, 14), 11)) end return w end
   local left = 16 + (opts.ylabel ~= false and 18 or 0) + math.max(longest(yl), 12)
-  local top = (opts.title and 40 or 16)
   local bottom_room = math.max(longest(xl) * 0.82 + 16, 24) + (opts.xlabel ~= false and 20 or 0)
   local bar_w = 70
-  local c = chart({width = math.floor(left + C * cell + bar_w + 24), height = math.floor(top + R * cell + bottom_room),
+  local width = math.floor(left + C * cell + bar_w + 24)
+  local top = opts.title and 40 + 19 * (#title_lines(opts.title, width) - 1) or 16
+  local c = chart({width = width, height = math.floor(top + R * cell + bottom_room),
                    title = opts.title, file = opts.file}, 0, 0)
   c.left, c.top, c.right, c.bottom = left, top, left + C * cell, top + R * cell
   c:add('<g class="cells">')
