@@ -14,6 +14,11 @@
 -- file); --drop NAME removes a strategy's lines (to run them again with the runner's resume).
 --
 --   refrain run scripts/experiments/regrade.lua DIR [--data-as SPEC] [--drop NAME]... [--dry-run]
+-- The strategies and the other experiment scripts are found next to this script, as run.lua finds them.
+do
+  local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+  package.path = here .. "/../?.lua;" .. here .. "/../?/init.lua;" .. package.path
+end
 local selection = require "strategies.selection"
 local answers = require "strategies.answers"
 local grading = require "experiments.grading"
