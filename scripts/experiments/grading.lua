@@ -178,9 +178,9 @@ end
 RULES["echo.echoic"], RULES["echo.continuation"], RULES["echo.filler"] = two_stage, two_stage, two_stage
 
 -- The causal variant: a failed trace's first continuation (a trace the strategy found right is not continued:
--- such a line is not graded, as it was not by the strategy).
+-- such a line is not graded, and the report leaves it out).
 RULES["echo.causal"] = function(line)
-  if #(line.calls or {}) < 2 then return nil end
+  if #(line.calls or {}) < 2 then return {}, {}, "not graded" end
   local t, f = first_text(line, 2)
   return {t}, {f}, "one", only
 end
@@ -217,10 +217,10 @@ end
 --- line the rule cannot grade (no final text, or a line its strategy did not grade either).
 function M.line(line)
   local name, opts = strategy_of(line)
-  if line.correct == nil and name == "echo.causal" then return {traces = 0, cut = 0, how = "not graded"} end
   local rule = RULES[name]
   local texts, finishes, how, pick
   if rule then texts, finishes, how, pick = rule(line, opts) end
+  if how == "not graded" then return {traces = 0, cut = 0, how = how} end
   if not texts then
     -- Any other strategy: the answer is read from the last call's first output.
     local k = #(line.calls or {})

@@ -515,15 +515,19 @@ local function summarize(lines, names, baseline, n, seeds, fixed)
         if l then
           local g = l._common or grading.line(l)
           l._common = g
-          k = k + 1
-          c = c + (g.correct and 1 or 0)
-          w = w + (l.correct == true and 1 or 0)
-          template = template or l.template
+          if g.correct ~= nil then       -- a line its strategy left ungraded (echo.causal's right traces) is left out
+            k = k + 1
+            c = c + (g.correct and 1 or 0)
+            w = w + (l.correct == true and 1 or 0)
+            template = template or l.template
+          end
         end
       end
-      out[i] = {common = c / k, own = w / k, sets = k, template = template}
+      if k > 0 then out[i] = {common = c / k, own = w / k, sets = k, template = template} end
     end
-    return out, idx
+    local kept = {}
+    for _, i in ipairs(idx) do if out[i] then kept[#kept + 1] = i end end
+    return out, kept
   end
   local base_scores = by[baseline] and item_scores(baseline) or {}
   local out = {}
@@ -534,7 +538,7 @@ local function summarize(lines, names, baseline, n, seeds, fixed)
     for _, i in ipairs(idx) do
       for set = 1, seeds do
         local l = by[name][i][set]
-        if l then lines_of[#lines_of + 1] = l; e.pairs = e.pairs + 1 end
+        if l and l._common.correct ~= nil then lines_of[#lines_of + 1] = l; e.pairs = e.pairs + 1 end
       end
     end
     if #idx > 0 then
@@ -558,7 +562,7 @@ local function summarize(lines, names, baseline, n, seeds, fixed)
         local c, k = 0, 0
         for _, i in ipairs(idx) do
           local l = by[name][i][set]
-          if l then k = k + 1; c = c + (l._common.correct and 1 or 0) end
+          if l and l._common.correct ~= nil then k = k + 1; c = c + (l._common.correct and 1 or 0) end
         end
         if k > 0 then e.per_set[#e.per_set + 1] = {set = set, items = k, accuracy = c / k} end
       end
