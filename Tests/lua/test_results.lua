@@ -64,7 +64,8 @@ for _, name in ipairs(folders) do
           local list = lm.list(#outs)
           for i, o in ipairs(outs) do list[i] = lm.extract.number(o.text) end
           local winner = answers.majority(list)
-          local recorded = fn == "selection.self_consistency" and l.answer or e.readouts.majority.answer
+          local recorded
+          if fn == "selection.self_consistency" then recorded = l.answer else recorded = e.readouts.majority.answer end
           T.eq(answers.key(recorded), answers.key(winner), ("%s line %d (%s, %s): the recorded vote"):format(name, n,
             tostring(l.item), tostring(l.strategy)))
           votes = votes + 1
