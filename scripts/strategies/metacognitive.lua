@@ -24,8 +24,13 @@ M.phrases = {
   instruction = "Give the final answer as a number.",
   handbook_intro = "Useful behaviors for this kind of problem:",
   cite = "Use the behaviors that help, and name each behavior you use.",
-  reflect = "Reflect on your solution above. Write the reusable steps it used as lines of the form " ..
-            "behavior_short_name: one-line instruction.",
+  -- The format is shown by a behavior of another task, not by a placeholder: asked for lines "of the form
+  -- behavior_short_name: one-line instruction", Qwen2.5-Coder-0.5B named the behavior `behavior_short_name` in 18 of
+  -- the 19 GSM8K reflections that held one. It copies the example out too; extract_behaviors drops the prompt's names.
+  reflect = "Reflect on your solution above. Write each reusable step it used on a line of its own: a name that " ..
+            "starts with behavior_ and says what the step does, a colon, and a one-line instruction. For example, " ..
+            "a step from proofreading an essay would be written as: behavior_read_aloud: Read each sentence aloud " ..
+            "to hear its mistakes.",
   critique = "Critique your solution above: point out any mistake in it.",
   revise = "Using the critique, write a corrected solution. Give the final answer as a number.",
 }
@@ -80,15 +85,27 @@ function M.save(handbook, path)
   f:close()
 end
 
+-- Names that stand for "a name" rather than naming a behavior (the placeholder of an earlier reflect phrase, and the
+-- like): a reflection that copies one has not written a behavior.
+M.placeholders = {"behavior_short_name", "behavior_name"}
+
 --- The "behavior_name: instruction" lines of a text, as {name=, instruction=} (names lower-cased; the prefix in
---- any case, since models write "Behavior_name:" at the start of a line).
-function M.extract_behaviors(text)
-  local out = {}
+--- any case, since models write "Behavior_name:" at the start of a line). A line named after one of M.placeholders,
+--- or after a behavior_ name in `asked` (the prompt that asked for the lines: its example), is a copy, not a
+--- behavior: it is left out, and the second result counts such lines.
+function M.extract_behaviors(text, asked)
+  local copied = {}
+  for _, name in ipairs(M.placeholders) do copied[name] = true end
+  for name in (asked or ""):lower():gmatch("behavior_[%w_]+") do copied[name] = true end
+  local out, copies = {}, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     local name, instruction = line:match("([Bb][Ee][Hh][Aa][Vv][Ii][Oo][Rr]_[%w_]+)%**%s*[:%-]%s*(.-)%s*$")
-    if name and instruction ~= "" then out[#out + 1] = {name = name:lower(), instruction = instruction} end
+    if name and instruction ~= "" then
+      name = name:lower()
+      if copied[name] then copies = copies + 1 else out[#out + 1] = {name = name, instruction = instruction} end
+    end
   end
-  return out
+  return out, copies
 end
 
 --- The topics of a question read from M.keywords, plus "word problem".
@@ -218,6 +235,7 @@ end
 
 --- Behavior-guided self-improvement: attempt, reflection that writes behaviors, second attempt conditioned on
 --- the behaviors found (none found: the second attempt gets the problem alone, and behaviors_found says 0).
+--- `copies` counts the reflection's lines named after a placeholder or the reflect phrase's example (not used).
 function M.self_improve(model, item, opts)
   opts = opts or {}
   local P = record.phrases(M.phrases, opts.phrases)
@@ -227,13 +245,14 @@ function M.self_improve(model, item, opts)
   local reflection = rec:generate({ask, {role = "assistant", content = first.text},
                                    {role = "user", content = rec:inject("reflect", P.reflect)}}, gen_opts(opts, 2))
   local found, seen = {}, {}
-  for _, b in ipairs(M.extract_behaviors(reflection.text)) do
+  local extracted, copies = M.extract_behaviors(reflection.text, P.reflect)
+  for _, b in ipairs(extracted) do
     if not seen[b.name] then seen[b.name] = true; found[#found + 1] = b end
   end
   local prompt = item.question .. " " .. P.instruction
   if #found > 0 then prompt = rec:inject("behaviors", behavior_block(P, found)) .. "\n\n" .. prompt end
   local second = rec:generate({{role = "user", content = prompt}}, gen_opts(opts, 3))
-  local out = judge({behaviors_found = #found, behaviors = found}, second, item, opts)
+  local out = judge({behaviors_found = #found, behaviors = found, copies = copies}, second, item, opts)
   out.first_answer = answers.extractor(opts, "number")(first.text)
   out.cited = cited(second.text, found)
   return rec:result(out)
@@ -270,7 +289,7 @@ function M.build(model, items, opts)
     local trace = rec:generate({ask}, gen_opts(opts, 1))
     local reflection = rec:generate({ask, {role = "assistant", content = trace.text},
                                      {role = "user", content = rec:inject("reflect", P.reflect)}}, gen_opts(opts, 2))
-    local found = M.extract_behaviors(reflection.text)
+    local found, copies = M.extract_behaviors(reflection.text, P.reflect)
     for _, b in ipairs(found) do
       local key = b.instruction:lower():gsub("%W+", " ")
       local entry = byname[b.name] or byinstr[key]
@@ -285,7 +304,7 @@ function M.build(model, items, opts)
         if not has then entry.topics[#entry.topics + 1] = t end
       end
     end
-    records[#records + 1] = rec:result{found = #found}
+    records[#records + 1] = rec:result{found = #found, copies = copies}
   end
   return hb, records
 end
