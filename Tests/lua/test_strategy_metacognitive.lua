@@ -136,6 +136,46 @@ T.test("behavior-conditioned answering: K behaviors before the problem, a reques
   T.eq(p.calls[1].opts.max_tokens, 16)
 end)
 
+-- `text` with every occurrence of `part` taken out (plain text, not a pattern).
+local function without(text, part)
+  local out, i = {}, 1
+  while true do
+    local a, b = text:find(part, i, true)
+    if not a then out[#out + 1] = text:sub(i); return table.concat(out) end
+    out[#out + 1] = text:sub(i, a - 1); i = b + 1
+  end
+end
+
+T.test("the system arm's control: its system message less the behaviors; or an empty one", function()
+  local sys = mc.conditioned(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2, place = "system"})
+  local ctl = mc.system_control(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2})
+  T.eq(ctl.tokens.calls, 1); T.eq(#ctl.calls[1].prompt, 2); T.eq(#ctl.behaviors, 0)
+  T.eq(ctl.calls[1].prompt[1].role, "system"); T.eq(ctl.calls[1].prompt[2].role, "user")
+  T.eq(ctl.calls[1].prompt[1].content, mc.phrases.handbook_intro .. "\n" .. mc.phrases.cite)
+  T.eq(ctl.calls[1].prompt[2].content, sys.calls[1].prompt[2].content, "the same user turn")
+  T.eq(ctl.calls[1].opts.max_tokens, sys.calls[1].opts.max_tokens)
+  -- The rendered prompts differ by the behavior lines alone.
+  local lines = ""
+  for _, name in ipairs(sys.behaviors) do
+    for _, b in ipairs(mc.load("arithmetic").behaviors) do
+      if b.name == name then lines = lines .. b.name .. ": " .. b.instruction .. "\n" end
+    end
+  end
+  T.eq(select(2, lines:gsub("\n", "")), 2)
+  local sys_text, ctl_text = m:template(sys.calls[1].prompt), m:template(ctl.calls[1].prompt)
+  T.ok(sys_text:find(lines, 1, true), "the behavior lines are in the system arm's prompt")
+  T.eq(without(sys_text, lines), ctl_text)
+  T.eq(ctl.injected[1].label, "framing")
+  -- framing = false: an empty system message, which differs from plain's prompt by the default system message only.
+  local empty = mc.system_control(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, framing = false})
+  T.eq(empty.calls[1].prompt[1].role, "system"); T.eq(empty.calls[1].prompt[1].content, "")
+  T.eq(empty.calls[1].prompt[2].content, sys.calls[1].prompt[2].content)
+  T.eq(without(sys_text, sys.calls[1].prompt[1].content), m:template(empty.calls[1].prompt))
+  local p = mc.plain(m, ITEM, O)
+  T.ok(m:template(p.calls[1].prompt) ~= m:template(empty.calls[1].prompt), "the template's default system message is gone")
+  T.eq(mc.strategies.system_control, mc.system_control)
+end)
+
 T.test("self-improvement and critique-and-revise: three calls each, same options, tokens counted", function()
   local s, c = mc.self_improve(m, ITEM, O), mc.critique_revise(m, ITEM, O)
   T.eq(s.tokens.calls, 3); T.eq(c.tokens.calls, 3)

@@ -191,6 +191,14 @@ local function cited(text, behaviors)
   return out
 end
 
+-- The messages of one answering call: the block before the problem in the user turn, after it, or as the system
+-- message (which takes the place of the chat template's default one).
+local function placed(place, block, problem)
+  if place == "system" then return {{role = "system", content = block}, {role = "user", content = problem}} end
+  if place == "after" then return {{role = "user", content = problem .. "\n\n" .. block}} end
+  return {{role = "user", content = block .. "\n\n" .. problem}}
+end
+
 --- Behavior-conditioned answering: K retrieved behaviors (opts.handbook: a table or a name/path for M.load,
 --- default "arithmetic"; opts.k, opts.by) given with the problem; the result lists the behaviors given and cited.
 --- opts.place says where the behaviors go: "before" the problem in the user turn (the default), "after" it, or
@@ -208,15 +216,7 @@ function M.conditioned(model, item, opts)
   local behaviors = M.retrieve(hb, item, opts)
   local block = rec:inject("behaviors", behavior_block(P, behaviors))
   local problem = item.question .. " " .. rec:inject("instruction", P.instruction)
-  local messages
-  if place == "system" then
-    messages = {{role = "system", content = block}, {role = "user", content = problem}}
-  elseif place == "after" then
-    messages = {{role = "user", content = problem .. "\n\n" .. block}}
-  else
-    messages = {{role = "user", content = block .. "\n\n" .. problem}}
-  end
-  local r = rec:generate(messages, gen_opts(opts, 1))
+  local r = rec:generate(placed(place, block, problem), gen_opts(opts, 1))
   local out = judge({behaviors = {}}, r, item, opts)
   for i, b in ipairs(behaviors) do out.behaviors[i] = b.name end
   out.cited = cited(r.text, behaviors)
@@ -231,6 +231,23 @@ function M.plain(model, item, opts)
   local r = rec:generate({{role = "user", content = item.question .. " " .. rec:inject("instruction", P.instruction)}},
                          gen_opts(opts, 1))
   return rec:result(judge({}, r, item, opts))
+end
+
+--- Control of conditioned{place="system"}: the same system message with no behavior in it, so that the two differ
+--- by the behaviors alone. A system message of one's own drops the template's default one (Qwen's "You are Qwen,
+--- created by Alibaba Cloud. You are a helpful assistant."), so `plain` against the system arm mixes two changes;
+--- against this control the system arm measures the behaviors, and this control against `plain` measures the default
+--- system message replaced by the framing (phrases.handbook_intro and phrases.cite). That framing then announces
+--- behaviors that are not there; opts.framing = false gives an empty system message instead, which differs from
+--- `plain` by the default system message alone (and from the system arm by framing and behaviors).
+function M.system_control(model, item, opts)
+  opts = opts or {}
+  local P = record.phrases(M.phrases, opts.phrases)
+  local rec = record.new(model, {strategy = "metacognitive.system_control", item = item.id})
+  local block = opts.framing == false and "" or rec:inject("framing", behavior_block(P, {}))
+  local problem = item.question .. " " .. rec:inject("instruction", P.instruction)
+  local r = rec:generate(placed("system", block, problem), gen_opts(opts, 1))
+  return rec:result(judge({behaviors = {}, cited = {}}, r, item, opts))
 end
 
 --- Behavior-guided self-improvement: attempt, reflection that writes behaviors, second attempt conditioned on
@@ -309,7 +326,7 @@ function M.build(model, items, opts)
   return hb, records
 end
 
-M.strategies = {conditioned = M.conditioned, plain = M.plain, self_improve = M.self_improve,
-                critique_revise = M.critique_revise}
+M.strategies = {conditioned = M.conditioned, plain = M.plain, system_control = M.system_control,
+                self_improve = M.self_improve, critique_revise = M.critique_revise}
 
 return M
