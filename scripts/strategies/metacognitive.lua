@@ -2,13 +2,15 @@
 -- Into Concise Behaviors" (no public code). A behavior is a name (behavior_translate_verbal_to_equation), a
 -- one-line instruction and the topics it serves.
 --
---   build        solve a problem, reflect on the trace, extract "behavior_name: instruction" lines, deduplicate
---                into a handbook keyed by topic (M.build), or load a written one (M.load("arithmetic"))
+--   build        solve a problem, reflect on the trace, extract "behavior_name: instruction" lines (a name copied
+--                from a placeholder or from the reflect phrase's example is not a behavior), deduplicate into a
+--                handbook keyed by topic (M.build), or load a written one (M.load("arithmetic"))
 --   retrieve     K behaviors by topic (the item's topics, or topics read from keywords of the question) or by
 --                similarity (a simple lexical one: Jaccard overlap of content words; no embeddings)
 --   conditioned  the K behaviors with the problem (before it, after it or as the system message), the model
 --                asked to cite the ones it uses; baseline: `plain`
---                (the problem alone) with the same max_tokens, reporting tokens next to accuracy
+--                (the problem alone) with the same max_tokens, reporting tokens next to accuracy; the system
+--                placement's control: `system_control` (its system message without the behaviors)
 --   self_improve behaviors extracted from the model's own first attempt guide a second attempt (3 calls);
 --                baseline: critique_revise (attempt, critique, revision: 3 calls, same max_tokens per call)
 --
