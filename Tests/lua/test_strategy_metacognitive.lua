@@ -28,12 +28,32 @@ T.test("behavior lines extracted from a text", function()
   local bs = mc.extract_behaviors("Here:\n**behavior_Check_Units**: convert first.\n- behavior_add - add them  \n" ..
                                   "behavior_empty:\nnot a behavior: no\n1. behavior_x_y: do x then y\n" ..
                                   "Behavior_Short_Name: Calculate the total first.\nBehavior: not this form")
-  T.eq(#bs, 4)
+  T.eq(#bs, 3)
   T.eq(bs[1].name, "behavior_check_units"); T.eq(bs[1].instruction, "convert first.")
   T.eq(bs[2].name, "behavior_add"); T.eq(bs[2].instruction, "add them")
   T.eq(bs[3].name, "behavior_x_y"); T.eq(bs[3].instruction, "do x then y")
   -- Qwen's reflections often capitalise the prefix: on 14 of 100 GSM8K items those were the only behavior lines.
-  T.eq(bs[4].name, "behavior_short_name"); T.eq(bs[4].instruction, "Calculate the total first.")
+  local caps = mc.extract_behaviors("Behavior_Sum_Parts: Calculate the total first.")
+  T.eq(#caps, 1); T.eq(caps[1].name, "behavior_sum_parts"); T.eq(caps[1].instruction, "Calculate the total first.")
+end)
+
+T.test("a placeholder or the prompt's own example is a copy, not a behavior", function()
+  -- The old reflect phrase's placeholder, in any case: 18 of Qwen's 19 GSM8K reflections with behaviors named it.
+  local bs, copies = mc.extract_behaviors("Behavior_Short_Name: Calculate the total first.\nbehavior_name: add\n" ..
+                                          "behavior_short_names: a real name that only starts like one")
+  T.eq(#bs, 1); T.eq(bs[1].name, "behavior_short_names"); T.eq(copies, 2)
+  -- The reflect phrase shows the format with a behavior of another task, and holds no placeholder.
+  local reflect = mc.phrases.reflect:lower()
+  for _, name in ipairs(mc.placeholders) do T.ok(not reflect:find(name, 1, true), name) end
+  T.ok(reflect:find("behavior_read_aloud: ", 1, true), "an example line of the asked-for form")
+  -- Its example, copied back, is a copy; the names of another prompt are not.
+  local text = "- behavior_read_aloud: Read each sentence aloud to hear its mistakes.\n- behavior_sell_eggs: Sell the rest."
+  bs, copies = mc.extract_behaviors(text, mc.phrases.reflect)
+  T.eq(#bs, 1); T.eq(bs[1].name, "behavior_sell_eggs"); T.eq(copies, 1)
+  T.eq(#mc.extract_behaviors(text, "Write lines like behavior_check: Check it."), 2)
+  T.eq(select(2, mc.extract_behaviors(mc.phrases.reflect, mc.phrases.reflect)), 1)
+  -- Phrases of one's own (opts.phrases.reflect): their example is the copy.
+  T.eq(select(2, mc.extract_behaviors("behavior_sort_first: Sort it.", "e.g. behavior_sort_first: Sort it.")), 1)
 end)
 
 T.test("retrieval by topic and by lexical similarity", function()
@@ -60,8 +80,10 @@ end)
 
 T.test("build: solve and reflect per item, behaviors deduplicated by name and instruction, topics merged", function()
   -- A stand-in model whose reflections are known, so the handbook that comes out can be checked exactly.
-  local reflections = {"behavior_sum_up: Add the parts.\nbehavior_check: Check the result.",
-                       "behavior_sum_up: Add all the parts.\nbehavior_verify: check the result!"}
+  local reflections = {"behavior_sum_up: Add the parts.\nbehavior_check: Check the result.\n" ..
+                       "behavior_read_aloud: Read each sentence aloud to hear its mistakes.",
+                       "behavior_sum_up: Add all the parts.\nbehavior_verify: check the result!\n" ..
+                       "Behavior_short_name: one-line instruction"}
   local n = 0
   local stub = {generate = function(_, msgs)
     n = n + 1
@@ -70,7 +92,8 @@ T.test("build: solve and reflect per item, behaviors deduplicated by name and in
   end}
   local hb, recs = mc.build(stub, {{id = 1, question = "He buys 3 more.", topics = {"addition"}},
                                    {id = 2, question = "Split them equally."}}, {extract = last_int, verify = same})
-  T.eq(#recs, 2); T.eq(recs[1].tokens.calls, 2); T.eq(recs[1].found, 2)
+  T.eq(#recs, 2); T.eq(recs[1].tokens.calls, 2); T.eq(recs[1].found, 2); T.eq(recs[1].copies, 1)
+  T.eq(recs[2].found, 2); T.eq(recs[2].copies, 1)
   T.eq(recs[1].calls[2].prompt[3].content, mc.phrases.reflect)
   T.eq(#hb.behaviors, 2)
   T.eq(hb.behaviors[1].name, "behavior_sum_up"); T.eq(hb.behaviors[1].instruction, "Add the parts.")
@@ -113,6 +136,46 @@ T.test("behavior-conditioned answering: K behaviors before the problem, a reques
   T.eq(p.calls[1].opts.max_tokens, 16)
 end)
 
+-- `text` with every occurrence of `part` taken out (plain text, not a pattern).
+local function without(text, part)
+  local out, i = {}, 1
+  while true do
+    local a, b = text:find(part, i, true)
+    if not a then out[#out + 1] = text:sub(i); return table.concat(out) end
+    out[#out + 1] = text:sub(i, a - 1); i = b + 1
+  end
+end
+
+T.test("the system arm's control: its system message less the behaviors; or an empty one", function()
+  local sys = mc.conditioned(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2, place = "system"})
+  local ctl = mc.system_control(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, k = 2})
+  T.eq(ctl.tokens.calls, 1); T.eq(#ctl.calls[1].prompt, 2); T.eq(#ctl.behaviors, 0)
+  T.eq(ctl.calls[1].prompt[1].role, "system"); T.eq(ctl.calls[1].prompt[2].role, "user")
+  T.eq(ctl.calls[1].prompt[1].content, mc.phrases.handbook_intro .. "\n" .. mc.phrases.cite)
+  T.eq(ctl.calls[1].prompt[2].content, sys.calls[1].prompt[2].content, "the same user turn")
+  T.eq(ctl.calls[1].opts.max_tokens, sys.calls[1].opts.max_tokens)
+  -- The rendered prompts differ by the behavior lines alone.
+  local lines = ""
+  for _, name in ipairs(sys.behaviors) do
+    for _, b in ipairs(mc.load("arithmetic").behaviors) do
+      if b.name == name then lines = lines .. b.name .. ": " .. b.instruction .. "\n" end
+    end
+  end
+  T.eq(select(2, lines:gsub("\n", "")), 2)
+  local sys_text, ctl_text = m:template(sys.calls[1].prompt), m:template(ctl.calls[1].prompt)
+  T.ok(sys_text:find(lines, 1, true), "the behavior lines are in the system arm's prompt")
+  T.eq(without(sys_text, lines), ctl_text)
+  T.eq(ctl.injected[1].label, "framing")
+  -- framing = false: an empty system message, which differs from plain's prompt by the default system message only.
+  local empty = mc.system_control(m, ITEM, {extract = last_int, verify = same, max_tokens = 4, framing = false})
+  T.eq(empty.calls[1].prompt[1].role, "system"); T.eq(empty.calls[1].prompt[1].content, "")
+  T.eq(empty.calls[1].prompt[2].content, sys.calls[1].prompt[2].content)
+  T.eq(without(sys_text, sys.calls[1].prompt[1].content), m:template(empty.calls[1].prompt))
+  local p = mc.plain(m, ITEM, O)
+  T.ok(m:template(p.calls[1].prompt) ~= m:template(empty.calls[1].prompt), "the template's default system message is gone")
+  T.eq(mc.strategies.system_control, mc.system_control)
+end)
+
 T.test("self-improvement and critique-and-revise: three calls each, same options, tokens counted", function()
   local s, c = mc.self_improve(m, ITEM, O), mc.critique_revise(m, ITEM, O)
   T.eq(s.tokens.calls, 3); T.eq(c.tokens.calls, 3)
@@ -122,7 +185,9 @@ T.test("self-improvement and critique-and-revise: three calls each, same options
   T.eq(s.calls[1].outputs[1].text, c.calls[1].outputs[1].text, "the same first attempt (greedy)")
   T.eq(s.calls[2].prompt[3].content, mc.phrases.reflect)
   local distinct = {}
-  for _, b in ipairs(mc.extract_behaviors(s.calls[2].outputs[1].text)) do distinct[b.name] = true end
+  local extracted, copies = mc.extract_behaviors(s.calls[2].outputs[1].text, mc.phrases.reflect)
+  for _, b in ipairs(extracted) do distinct[b.name] = true end
+  T.eq(s.copies, copies)
   local k = 0
   for _ in pairs(distinct) do k = k + 1 end
   T.eq(s.behaviors_found, k, "the distinct behaviors of the reflection")

@@ -2,13 +2,15 @@
 -- Into Concise Behaviors" (no public code). A behavior is a name (behavior_translate_verbal_to_equation), a
 -- one-line instruction and the topics it serves.
 --
---   build        solve a problem, reflect on the trace, extract "behavior_name: instruction" lines, deduplicate
---                into a handbook keyed by topic (M.build), or load a written one (M.load("arithmetic"))
+--   build        solve a problem, reflect on the trace, extract "behavior_name: instruction" lines (a name copied
+--                from a placeholder or from the reflect phrase's example is not a behavior), deduplicate into a
+--                handbook keyed by topic (M.build), or load a written one (M.load("arithmetic"))
 --   retrieve     K behaviors by topic (the item's topics, or topics read from keywords of the question) or by
 --                similarity (a simple lexical one: Jaccard overlap of content words; no embeddings)
 --   conditioned  the K behaviors with the problem (before it, after it or as the system message), the model
 --                asked to cite the ones it uses; baseline: `plain`
---                (the problem alone) with the same max_tokens, reporting tokens next to accuracy
+--                (the problem alone) with the same max_tokens, reporting tokens next to accuracy; the system
+--                placement's control: `system_control` (its system message without the behaviors)
 --   self_improve behaviors extracted from the model's own first attempt guide a second attempt (3 calls);
 --                baseline: critique_revise (attempt, critique, revision: 3 calls, same max_tokens per call)
 --
@@ -24,8 +26,13 @@ M.phrases = {
   instruction = "Give the final answer as a number.",
   handbook_intro = "Useful behaviors for this kind of problem:",
   cite = "Use the behaviors that help, and name each behavior you use.",
-  reflect = "Reflect on your solution above. Write the reusable steps it used as lines of the form " ..
-            "behavior_short_name: one-line instruction.",
+  -- The format is shown by a behavior of another task, not by a placeholder: asked for lines "of the form
+  -- behavior_short_name: one-line instruction", Qwen2.5-Coder-0.5B named the behavior `behavior_short_name` in 18 of
+  -- the 19 GSM8K reflections that held one. It copies the example out too; extract_behaviors drops the prompt's names.
+  reflect = "Reflect on your solution above. Write each reusable step it used on a line of its own: a name that " ..
+            "starts with behavior_ and says what the step does, a colon, and a one-line instruction. For example, " ..
+            "a step from proofreading an essay would be written as: behavior_read_aloud: Read each sentence aloud " ..
+            "to hear its mistakes.",
   critique = "Critique your solution above: point out any mistake in it.",
   revise = "Using the critique, write a corrected solution. Give the final answer as a number.",
 }
@@ -80,15 +87,27 @@ function M.save(handbook, path)
   f:close()
 end
 
+-- Names that stand for "a name" rather than naming a behavior (the placeholder of an earlier reflect phrase, and the
+-- like): a reflection that copies one has not written a behavior.
+M.placeholders = {"behavior_short_name", "behavior_name"}
+
 --- The "behavior_name: instruction" lines of a text, as {name=, instruction=} (names lower-cased; the prefix in
---- any case, since models write "Behavior_name:" at the start of a line).
-function M.extract_behaviors(text)
-  local out = {}
+--- any case, since models write "Behavior_name:" at the start of a line). A line named after one of M.placeholders,
+--- or after a behavior_ name in `asked` (the prompt that asked for the lines: its example), is a copy, not a
+--- behavior: it is left out, and the second result counts such lines.
+function M.extract_behaviors(text, asked)
+  local copied = {}
+  for _, name in ipairs(M.placeholders) do copied[name] = true end
+  for name in (asked or ""):lower():gmatch("behavior_[%w_]+") do copied[name] = true end
+  local out, copies = {}, 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     local name, instruction = line:match("([Bb][Ee][Hh][Aa][Vv][Ii][Oo][Rr]_[%w_]+)%**%s*[:%-]%s*(.-)%s*$")
-    if name and instruction ~= "" then out[#out + 1] = {name = name:lower(), instruction = instruction} end
+    if name and instruction ~= "" then
+      name = name:lower()
+      if copied[name] then copies = copies + 1 else out[#out + 1] = {name = name, instruction = instruction} end
+    end
   end
-  return out
+  return out, copies
 end
 
 --- The topics of a question read from M.keywords, plus "word problem".
@@ -174,6 +193,14 @@ local function cited(text, behaviors)
   return out
 end
 
+-- The messages of one answering call: the block before the problem in the user turn, after it, or as the system
+-- message (which takes the place of the chat template's default one).
+local function placed(place, block, problem)
+  if place == "system" then return {{role = "system", content = block}, {role = "user", content = problem}} end
+  if place == "after" then return {{role = "user", content = problem .. "\n\n" .. block}} end
+  return {{role = "user", content = block .. "\n\n" .. problem}}
+end
+
 --- Behavior-conditioned answering: K retrieved behaviors (opts.handbook: a table or a name/path for M.load,
 --- default "arithmetic"; opts.k, opts.by) given with the problem; the result lists the behaviors given and cited.
 --- opts.place says where the behaviors go: "before" the problem in the user turn (the default), "after" it, or
@@ -191,15 +218,7 @@ function M.conditioned(model, item, opts)
   local behaviors = M.retrieve(hb, item, opts)
   local block = rec:inject("behaviors", behavior_block(P, behaviors))
   local problem = item.question .. " " .. rec:inject("instruction", P.instruction)
-  local messages
-  if place == "system" then
-    messages = {{role = "system", content = block}, {role = "user", content = problem}}
-  elseif place == "after" then
-    messages = {{role = "user", content = problem .. "\n\n" .. block}}
-  else
-    messages = {{role = "user", content = block .. "\n\n" .. problem}}
-  end
-  local r = rec:generate(messages, gen_opts(opts, 1))
+  local r = rec:generate(placed(place, block, problem), gen_opts(opts, 1))
   local out = judge({behaviors = {}}, r, item, opts)
   for i, b in ipairs(behaviors) do out.behaviors[i] = b.name end
   out.cited = cited(r.text, behaviors)
@@ -216,8 +235,26 @@ function M.plain(model, item, opts)
   return rec:result(judge({}, r, item, opts))
 end
 
+--- Control of conditioned{place="system"}: the same system message with no behavior in it, so that the two differ
+--- by the behaviors alone. A system message of one's own drops the template's default one (Qwen's "You are Qwen,
+--- created by Alibaba Cloud. You are a helpful assistant."), so `plain` against the system arm mixes two changes;
+--- against this control the system arm measures the behaviors, and this control against `plain` measures the default
+--- system message replaced by the framing (phrases.handbook_intro and phrases.cite). That framing then announces
+--- behaviors that are not there; opts.framing = false gives an empty system message instead, which differs from
+--- `plain` by the default system message alone (and from the system arm by framing and behaviors).
+function M.system_control(model, item, opts)
+  opts = opts or {}
+  local P = record.phrases(M.phrases, opts.phrases)
+  local rec = record.new(model, {strategy = "metacognitive.system_control", item = item.id})
+  local block = opts.framing == false and "" or rec:inject("framing", behavior_block(P, {}))
+  local problem = item.question .. " " .. rec:inject("instruction", P.instruction)
+  local r = rec:generate(placed("system", block, problem), gen_opts(opts, 1))
+  return rec:result(judge({behaviors = {}, cited = {}}, r, item, opts))
+end
+
 --- Behavior-guided self-improvement: attempt, reflection that writes behaviors, second attempt conditioned on
 --- the behaviors found (none found: the second attempt gets the problem alone, and behaviors_found says 0).
+--- `copies` counts the reflection's lines named after a placeholder or the reflect phrase's example (not used).
 function M.self_improve(model, item, opts)
   opts = opts or {}
   local P = record.phrases(M.phrases, opts.phrases)
@@ -227,13 +264,14 @@ function M.self_improve(model, item, opts)
   local reflection = rec:generate({ask, {role = "assistant", content = first.text},
                                    {role = "user", content = rec:inject("reflect", P.reflect)}}, gen_opts(opts, 2))
   local found, seen = {}, {}
-  for _, b in ipairs(M.extract_behaviors(reflection.text)) do
+  local extracted, copies = M.extract_behaviors(reflection.text, P.reflect)
+  for _, b in ipairs(extracted) do
     if not seen[b.name] then seen[b.name] = true; found[#found + 1] = b end
   end
   local prompt = item.question .. " " .. P.instruction
   if #found > 0 then prompt = rec:inject("behaviors", behavior_block(P, found)) .. "\n\n" .. prompt end
   local second = rec:generate({{role = "user", content = prompt}}, gen_opts(opts, 3))
-  local out = judge({behaviors_found = #found, behaviors = found}, second, item, opts)
+  local out = judge({behaviors_found = #found, behaviors = found, copies = copies}, second, item, opts)
   out.first_answer = answers.extractor(opts, "number")(first.text)
   out.cited = cited(second.text, found)
   return rec:result(out)
@@ -270,7 +308,7 @@ function M.build(model, items, opts)
     local trace = rec:generate({ask}, gen_opts(opts, 1))
     local reflection = rec:generate({ask, {role = "assistant", content = trace.text},
                                      {role = "user", content = rec:inject("reflect", P.reflect)}}, gen_opts(opts, 2))
-    local found = M.extract_behaviors(reflection.text)
+    local found, copies = M.extract_behaviors(reflection.text, P.reflect)
     for _, b in ipairs(found) do
       local key = b.instruction:lower():gsub("%W+", " ")
       local entry = byname[b.name] or byinstr[key]
@@ -285,12 +323,12 @@ function M.build(model, items, opts)
         if not has then entry.topics[#entry.topics + 1] = t end
       end
     end
-    records[#records + 1] = rec:result{found = #found}
+    records[#records + 1] = rec:result{found = #found, copies = copies}
   end
   return hb, records
 end
 
-M.strategies = {conditioned = M.conditioned, plain = M.plain, self_improve = M.self_improve,
-                critique_revise = M.critique_revise}
+M.strategies = {conditioned = M.conditioned, plain = M.plain, system_control = M.system_control,
+                self_improve = M.self_improve, critique_revise = M.critique_revise}
 
 return M
