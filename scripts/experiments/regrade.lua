@@ -9,6 +9,7 @@
 --   selection.retry             each round's answers as lists of the round's draws (the trajectory itself cannot be
 --                               re-graded: the arms that reject tried answers were re-run, see --drop)
 --   echo.causal                 the continuations' answers as a list of the samples
+--   arithmetic items          the item's template (made again from the seed), which lines of older runners lack
 -- Lines change only where a value changed; each changed line gets `regraded` (what was fixed). --data-as SPEC
 -- rewrites every line's data field (a GSM8K path of the machine that ran it, to the repository's copy of the same
 -- file); --drop NAME removes a strategy's lines (to run them again with the runner's resume).
@@ -48,6 +49,13 @@ f:close()
 
 local function same(a, b) return answers.key(a) == answers.key(b) end
 
+-- Whether a decoded list was written as an object by an older runner ({"1": 9, "3": 16}).
+local function as_object(v)
+  if type(v) ~= "table" then return false end
+  for k in pairs(v) do if type(k) == "string" and k ~= "n" then return true end end
+  return false
+end
+
 -- The samples' answers of a sample call as the strategy reads them (lm.extract.number), an lm.list.
 local function read_samples(call)
   local outs = call and call.outputs or {}
@@ -61,6 +69,23 @@ local function check(answer, gold)
   return answer ~= nil and lm.verify.numeric(answer, gold) == true
 end
 
+-- The template of an arithmetic item (lines of runners before items carried it): the items made again from the
+-- line's data spec and seed (lm.tasks.arithmetic gives the same items on every machine), by id.
+local templates = {}
+local function template_of(l)
+  local steps = tostring(l.data):match("^arithmetic:?(.*)$")
+  if not steps or l.seed_base == nil and l.seed == nil then return nil end
+  local seed = math.tointeger(l.seed_base) or 1
+  local key = steps .. "/" .. seed
+  if not templates[key] then
+    local s = steps == "" and "mixed" or (math.tointeger(tonumber(steps)) or steps)
+    local by = {}
+    for _, it in ipairs(lm.tasks.arithmetic({n = 2000, seed = seed, steps = s})) do by[it.id] = it.template end
+    templates[key] = by
+  end
+  return templates[key][l.item]
+end
+
 local out, changed, dropped, votes_fixed, total = {}, 0, 0, 0, 0
 for line in text:gmatch("([^\n]+)") do
   local l = lm.json.decode(line)
@@ -72,6 +97,10 @@ for line in text:gmatch("([^\n]+)") do
     local name = tostring(l.call):match("^([%w_%.]+)")
     local e = l.extra or {}
     if data_as and l.data ~= data_as then l.data = data_as; fixed[#fixed + 1] = "data" end
+    if l.template == nil then
+      local t = template_of(l)
+      if t then l.template = t; fixed[#fixed + 1] = "template" end
+    end
     if name == "selection.self_consistency" then
       local list = read_samples(l.calls[1])
       local winner, votes, counts = selection.vote(list)
@@ -80,10 +109,8 @@ for line in text:gmatch("([^\n]+)") do
         fixed[#fixed + 1] = ("vote: %s -> %s"):format(tostring(l.answer), tostring(winner))
         l.answer, l.correct = winner, check(winner, l.gold)
       end
-      if e.answers ~= nil or e.counts ~= nil then
-        e.answers, e.votes, e.counts = list, votes, counts
-        fixed[#fixed + 1] = "answers as a list"
-      end
+      if as_object(e.answers) then fixed[#fixed + 1] = "answers as a list" end
+      if e.answers ~= nil or e.counts ~= nil then e.answers, e.votes, e.counts = list, votes, counts end
     elseif name == "selection.best_of_n" and e.readouts and e.readouts.majority then
       local list = read_samples(l.calls[1])
       local winner, votes = selection.vote(list)
@@ -95,21 +122,22 @@ for line in text:gmatch("([^\n]+)") do
         if (e.readout or "majority") == "majority" then l.answer, l.correct = winner, m.correct end
       end
     elseif name == "selection.retry" and type(e.history) == "table" then
+      local objects = false
       for k, round in ipairs(e.history) do
         if type(round.answers) == "table" then
+          objects = objects or as_object(round.answers)
           local call = l.calls and l.calls[k]
-          local list = grading.list(round.answers, call and math.tointeger(call.n))
-          round.answers = list
+          round.answers = grading.list(round.answers, call and math.tointeger(call.n))
         end
       end
-      fixed[#fixed + 1] = "answers as lists"
+      if objects then fixed[#fixed + 1] = "answers as lists" end
     elseif name == "echo.causal" and type(e.answers) == "table" then
       local call = l.calls and l.calls[2]
+      if as_object(e.answers) then fixed[#fixed + 1] = "answers as a list" end
       e.answers = grading.list(e.answers, call and math.tointeger(call.n))
-      fixed[#fixed + 1] = "answers as a list"
     end
     if #fixed > 0 then
-      l.regraded = table.concat(fixed, "; ")
+      l.regraded = (l.regraded and l.regraded .. "; " or "") .. table.concat(fixed, "; ")
       changed = changed + 1
     end
     out[#out + 1] = lm.json.encode(l)
