@@ -256,6 +256,24 @@ T.test("early rejection: partial steps, the best N/M finished, tokens saved", fu
   T.eq(#plain.calls, 3); T.eq(plain.answer, r.answer); T.eq(plain.spearman, nil)
 end)
 
+T.test("the common grader reads early rejection's pick with its own continuation, not a twin's", function()
+  local grading = require "experiments.grading"
+  -- Candidates 1 and 2 share their partial text; 2 is the pick (higher full mean). Its continuation (seed 10 + 1)
+  -- ends in the gold 7, its twin's (seed 10, the first call whose prompt ends in that text) in 5.
+  local cut = {finish = "length", text = "First, 3 + 4"}
+  local line = {call = "selection.early_rejection{}", gold = 7,
+    extra = {kept = {1, 2}, full_means = {-0.5, -0.2, -0.9}},
+    calls = {
+      {kind = "sample", n = 3, opts = {seed = 10}, outputs = {cut, cut, {finish = "length", text = "Hmm"}}},
+      {kind = "generate", opts = {seed = 10}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 5."}}},
+      {kind = "generate", opts = {seed = 11}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 7."}}},
+    }}
+  local g = grading.line(line)
+  T.eq(g.answer, 7); T.eq(g.correct, true); T.eq(g.finished, true)
+  T.eq(grading.early_candidate(line, 1), "First, 3 + 4 = 5.")
+  T.eq(grading.early_candidate(line, 3), nil, "a cut candidate without its continuation")
+end)
+
 T.test("selection_report.lua: read-outs and surprisal picks from runner lines with known values", function()
   local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
   local dir = T.tmpdir()
