@@ -364,6 +364,71 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
 end)
 
+T.test("selection_report.lua: by template on arithmetic data, and by the common grader where it differs", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local dir = T.tmpdir()
+  -- Four arithmetic items (seed 1) whose lines carry no template: the report takes the generator's (run.json).
+  local items = lm.tasks.arithmetic({n = 4, seed = 1})
+  local templates = {}
+  for _, it in ipairs(items) do templates[it.template] = true end
+  local k = 0
+  for _ in pairs(templates) do k = k + 1 end
+  local f = assert(io.open(dir .. "/run.json", "w"))
+  f:write(lm.json.encode({data = "arithmetic", seed = 1, n = 4, offset = 0, baseline = "greedy"}), "\n")
+  f:close()
+  f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Greedy right on items 1 and 2. bon8's two samples: "\boxed{gold} then 99999" (the last number is wrong, the
+  -- common grader reads the boxed answer) and the gold alone; the read-outs as the strategy graded them.
+  for i, it in ipairs(items) do
+    local gold = it.answer
+    f:write(lm.json.encode({item = it.id, index = i, strategy = "greedy", gold = gold, correct = i <= 2,
+      call = "selection.self_consistency{}", calls = {{kind = "sample", n = 1,
+        outputs = {{finish = "eos", text = tostring(i <= 2 and gold or 99999)}}}}}), "\n")
+    f:write(lm.json.encode({item = it.id, index = i, strategy = "bon8", gold = gold, correct = true,
+      call = 'selection.best_of_n{"readout":"max_logprob"}',
+      calls = {{kind = "sample", n = 2, outputs = {{finish = "eos", text = ("\\boxed{%s} then 99999"):format(gold)},
+                                                    {finish = "eos", text = tostring(gold)}}}},
+      extra = {readouts = {first = {correct = false, index = 1}, majority = {correct = false},
+                           max_logprob = {correct = true, index = 2}, min_logprob = {correct = false, index = 1},
+                           pass = {correct = true}}}}), "\n")
+  end
+  f:close()
+  local code, out = report("readouts " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find(("cluster bootstrap that resamples the %d templates"):format(k), 1, true), out)
+  T.ok(out:find("| first sample | 0.000 [0.000, 0.000] | -0.500 [", 1, true), out)
+  -- first, majority and lowest mean log-prob read again: right on every item (3 × 4 verdicts).
+  T.ok(out:find("By the common final-answer grader", 1, true) and out:find("(12 verdicts differ", 1, true), out)
+  local common = out:sub((out:find("By the common final-answer grader", 1, true)))
+  T.ok(common:find("| first sample | 1.000 [1.000, 1.000] | +0.500 [", 1, true), common)
+  T.ok(common:find("| majority@N (self-consistency) | 1.000 [", 1, true), common)
+  T.ok(common:find("| lowest mean log-prob | 1.000 [", 1, true), common)
+  -- Early rejection: the pick (candidate 2, which shares candidate 1's partial text) is right by the common grader
+  -- only when read with its own continuation; the lines record every candidate wrong.
+  local edir = T.tmpdir()
+  f = assert(io.open(edir .. "/results.jsonl", "w"))
+  local cut = {finish = "length", text = "First, 3 + 4"}
+  for i = 1, 2 do
+    f:write(lm.json.encode({item = "e" .. i, index = i, strategy = "early", gold = 7, correct = false,
+      call = "selection.early_rejection{}",
+      extra = {kept = {1, 2}, full_means = {-0.5, -0.2, -0.9}, full_correct = {false, false, false},
+               full_tokens = {6, 6, 3}, generated = 12},
+      calls = {
+        {kind = "sample", n = 3, opts = {seed = 10}, outputs = {cut, cut, {finish = "eos", text = "It is 7."}}},
+        {kind = "generate", opts = {seed = 10}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 5."}}},
+        {kind = "generate", opts = {seed = 11}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 7."}}},
+      }}), "\n")
+  end
+  f:close()
+  code, out = report("early " .. T.q(edir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| best of 2 | 0.000 [", 1, true), out)
+  common = out:sub((out:find("By the common final-answer grader", 1, true) or #out))
+  T.ok(common:find("| early | 1.000 [", 1, true) and common:find("| best of 1 | 0.000 [", 1, true), common)
+  T.ok(common:find("| best of 2 | 1.000 [", 1, true) and common:find("| pass@3 (oracle: any candidate right) | 1.000 [", 1, true), common)
+end)
+
 T.test("selection_report.lua surprisal: sample sets too large for the line come from the run store", function()
   local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
   local dir, store = T.tmpdir(), os.tmpname()
