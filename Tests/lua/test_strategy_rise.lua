@@ -92,7 +92,7 @@ T.test("rise_report.lua: the four metrics and the paired comparisons from runner
   T.ok(out:find("| m1@t1 (first turn) | 0.250 [", 1, true), out)
   T.ok(out:find("| p1@t5 (some turn right, oracle) | 0.750 [", 1, true), out)
   T.ok(out:find("| sequential − parallel (equal attempts) | +0.000 [", 1, true) and out:find("| 1.000 | 1 / 1 |", 1, true), out)
-  T.ok(out:find("| oracle over 5 turns − first turn | +0.500 [", 1, true) and out:find("| 0.500 | 2 / 0 |", 1, true), out)
+  T.ok(out:find("| oracle over 5 turns − first turn | +0.500 [", 1, true) and out:find("| 0.500 | 1.000 | 2 / 0 |", 1, true), out)
   T.ok(out:find("Completion tokens per item: sequential turns 25.0, parallel first turns 20.0.", 1, true), out)
   T.ok(out:find("The lines do not hold every turn's text", 1, true), out)
   -- With texts (gold 7): the turns say "The answer is 7, not 8." (no \\boxed{}: the strategy's fallback read the

@@ -351,7 +351,7 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   code, out = report("early " .. T.q(edir))
   T.eq(code, 0, out)
   T.ok(out:find("same 4 candidates finished in full, 3 items", 1, true), out)
-  T.ok(out:find("| early | 0.333 [", 1, true) and out:find("| (baseline) | — | — | 20.0 |", 1, true), out)
+  T.ok(out:find("| early | 0.333 [", 1, true) and out:find("| (baseline) | — | — | — | 20.0 |", 1, true), out)
   T.ok(out:find("| best of 1 | 0.333 [0.000, 1.000] | +0.000 [", 1, true) and out:find("| 1 / 1 | 6.3 |", 1, true), out)
   T.ok(out:find("| best of 2 | 0.667 [", 1, true) and out:find("| 1 / 0 | 13.0 |", 1, true), out)
   T.ok(out:find("| best of 4 | 0.333 [", 1, true) and out:find("| 1 / 1 | 27.3 |", 1, true), out)

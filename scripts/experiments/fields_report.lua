@@ -99,9 +99,9 @@ local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 print(("Fields %s over the lines of %s; baseline %s\n"):format(table.concat(fields, ", "), dir, baseline))
 for _, field in ipairs(fields) do
   print(("**%s**\n"):format(field))
-  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | won / lost | missing |"):format(baseline))
-  print("|---|--:|---|---|--:|--:|--:|")
-  local clustered
+  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | Holm p | won / lost | missing |"):format(baseline))
+  print("|---|--:|---|---|--:|--:|--:|--:|")
+  local clustered, out, ps = nil, {}, {}
   for _, name in ipairs(order) do
     local rows = run:of(name)
     local xs, missing, a, b, paired = {}, 0, {}, {}, {}
@@ -115,12 +115,23 @@ for _, field in ipairs(fields) do
     local clusters = run:clusters(rows)
     clustered = clustered or clusters
     local lo, hi, acc = lines.accuracy(xs, clusters)
-    local cmp = "(baseline) | — | —"
+    local row = {name = name, n = #rows, acc = acc, lo = lo, hi = hi, missing = missing}
     if name ~= baseline and #a > 0 then
-      local c = lines.compare(a, b, run:clusters(paired))
-      cmp = ("%+.3f [%+.3f, %+.3f] | %s | %d / %d"):format(c.diff, c.lo, c.hi, fmt_p(c.p), c.won, c.lost)
+      row.c = lines.compare(a, b, run:clusters(paired))
+      ps[#ps + 1] = row.c.p
+      row.k = #ps
     end
-    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(name, #rows, acc, lo, hi, cmp, missing))
+    out[#out + 1] = row
   end
-  print("\n" .. lines.method(clustered) .. "\n")
+  local holm = #ps > 0 and lm.stats.holm(ps) or {}
+  for _, row in ipairs(out) do
+    local c, cmp = row.c, "(baseline) | — | — | —"
+    if c then
+      cmp = ("%+.3f [%+.3f, %+.3f] | %s | %s | %d / %d"):format(c.diff, c.lo, c.hi, fmt_p(c.p), fmt_p(holm[row.k]),
+        c.won, c.lost)
+    end
+    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(row.name, row.n, row.acc, row.lo, row.hi, cmp, row.missing))
+  end
+  print("\n" .. lines.method(clustered) .. (" Holm p: adjusted over this table's %d comparison%s.\n"):format(#ps,
+    #ps == 1 and "" or "s"))
 end

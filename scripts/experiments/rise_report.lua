@@ -67,14 +67,18 @@ local function tables(m)
     local lo, hi, acc = lines.accuracy(m[k], clusters)
     print(("| %s | %.3f [%.3f, %.3f] |"):format(label[k], acc, lo, hi))
   end
-  print("\n| comparison | difference [95% CI] | p | won / lost |")
-  print("|---|---|--:|--:|")
-  for _, x in ipairs({{"m1t5", "m5t1", "sequential − parallel (equal attempts)"},
-                      {"m1t5", "m1t1", "sequential − first turn"}, {"p1t5", "m1t1", "oracle over 5 turns − first turn"}}) do
-    local d = lines.compare(m[x[1]], m[x[2]], clusters)
-    print(("| %s | %+.3f [%+.3f, %+.3f] | %s | %d / %d |"):format(x[3], d.diff, d.lo, d.hi, fmt_p(d.p), d.won, d.lost))
+  print("\n| comparison | difference [95% CI] | p | Holm p | won / lost |")
+  print("|---|---|--:|--:|--:|")
+  local pairs_, ds, ps = {{"m1t5", "m5t1", "sequential − parallel (equal attempts)"},
+                          {"m1t5", "m1t1", "sequential − first turn"}, {"p1t5", "m1t1", "oracle over 5 turns − first turn"}}, {}, {}
+  for k, x in ipairs(pairs_) do ds[k] = lines.compare(m[x[1]], m[x[2]], clusters); ps[k] = ds[k].p end
+  local holm = lm.stats.holm(ps)
+  for k, x in ipairs(pairs_) do
+    local d = ds[k]
+    print(("| %s | %+.3f [%+.3f, %+.3f] | %s | %s | %d / %d |"):format(x[3], d.diff, d.lo, d.hi, fmt_p(d.p),
+      fmt_p(holm[k]), d.won, d.lost))
   end
-  print("\n" .. lines.method(clusters))
+  print("\n" .. lines.method(clusters) .. " Holm p: adjusted over the 3 comparisons.")
 end
 
 print(("RISE protocol over %d items (%s, strategy %s); graded as the lines record (the strategy's own grader)\n"):format(

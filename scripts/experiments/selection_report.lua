@@ -49,18 +49,22 @@ local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 -- A read-out table: one row per read-out against the baseline's scores. rows = {{label, scores}, ...}
 local function readout_table(base_name, ref, rows, clusters, extra_head, extra)
   local lo, hi, acc = lines.accuracy(ref, clusters)
-  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | won / lost |%s"):format(base_name,
+  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | Holm p | won / lost |%s"):format(base_name,
     extra_head and (" %s |"):format(extra_head) or ""))
-  print("|---|---|---|--:|--:|" .. (extra_head and "--:|" or ""))
-  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — |%s"):format(base_name, acc, lo, hi,
+  print("|---|---|---|--:|--:|--:|" .. (extra_head and "--:|" or ""))
+  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — | — |%s"):format(base_name, acc, lo, hi,
     extra_head and (" %s |"):format(extra and extra[base_name] or "—") or ""))
-  for _, row in ipairs(rows) do
+  local cs, ps = {}, {}
+  for k, row in ipairs(rows) do cs[k] = lines.compare(row[2], ref, clusters); ps[k] = cs[k].p end
+  local holm = lm.stats.holm(ps)
+  for k, row in ipairs(rows) do
     local l, h, a = lines.accuracy(row[2], clusters)
-    local c = lines.compare(row[2], ref, clusters)
-    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d |%s"):format(row[1], a, l, h, c.diff,
-      c.lo, c.hi, fmt_p(c.p), c.won, c.lost, extra_head and (" %s |"):format(extra and extra[row[1]] or "—") or ""))
+    local c = cs[k]
+    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %s | %d / %d |%s"):format(row[1], a, l, h, c.diff,
+      c.lo, c.hi, fmt_p(c.p), fmt_p(holm[k]), c.won, c.lost,
+      extra_head and (" %s |"):format(extra and extra[row[1]] or "—") or ""))
   end
-  print("\n" .. lines.method(clusters))
+  print("\n" .. lines.method(clusters) .. (" Holm p: adjusted over this table's %d comparisons."):format(#rows))
 end
 
 -- How many of two lists' verdicts differ.
