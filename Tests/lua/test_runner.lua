@@ -208,6 +208,21 @@ T.test("--report alone rewrites the same report, and --baseline changes the comp
   runner("--report --out " .. q(A))
 end)
 
+T.test("--report gives arithmetic lines written without their template the generator's, as a new run's", function()
+  local O = TMP .. "/old"
+  T.sh("mkdir -p " .. q(O))
+  local old = {}
+  for i, r in ipairs(results(A)) do r.template = nil; old[i] = lm.json.encode(r) end
+  local text = table.concat(old, "\n") .. "\n"
+  local f = assert(io.open(O .. "/results.jsonl", "w")); f:write(text); f:close()
+  f = assert(io.open(O .. "/run.json", "w")); f:write(read(A .. "/run.json")); f:close()
+  local c, o = runner("--report --out " .. q(O))
+  T.eq(c, 0, o)
+  T.eq(table_rows(O), table_rows(A), "the same clustered intervals and test")
+  T.ok(read(O .. "/results.md"):find("signs flipped per template", 1, true))
+  T.eq(read(O .. "/results.jsonl"), text, "the lines on disk are left as they are")
+end)
+
 T.test("a cut-off file resumes: pairs already there are skipped, an unfinished last line is dropped", function()
   local B = TMP .. "/b"
   os.execute("mkdir -p " .. q(B))

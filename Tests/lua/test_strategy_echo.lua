@@ -226,6 +226,37 @@ T.test("echo_report.lua: the ΔL and causal reports from runner lines with known
   T.ok(out:find("Paired difference (with − without), 4 continuations per trace: +0.250", 1, true), out)
   T.ok(out:find("better with the reminder 1, worse 0, equal 1", 1, true), out)
   T.ok(out:find("McNemar on the first continuation: 1/0 discordant, p = 1.000 (exact).", 1, true), out)
+  T.ok(out:find("The lines do not hold every continuation's text", 1, true), out)
+  -- With the continuations' texts (gold 7): with the reminder both are right, one cut at the limit with 7 last;
+  -- without it, neither. The gap's trace "\boxed{7} ... 3" is wrong by its last number, right by the common grader.
+  local function conts(a, b) return {{kind = "generate", outputs = {{finish = "length", text = "trace"}}},
+                                     {kind = "sample", n = 2, outputs = {a, b}}} end
+  write({
+    {item = "x", index = 1, strategy = "plain", gold = 7, call = "echo.causal{}", correct = false,
+     extra = {accuracy = 0, answers = {5, 9}},
+     calls = conts({finish = "length", text = "so 5"}, {finish = "eos", text = "It is 9."})},
+    {item = "x", index = 1, strategy = "reminder", gold = 7, call = "echo.causal{}", correct = true,
+     extra = {accuracy = 1, answers = {7, 7}},
+     calls = conts({finish = "eos", text = "The answer is 7."}, {finish = "length", text = "3 + 4 = 7"})},
+  })
+  code, out = report("causal " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| with the reminder | 2/2 (1.000) | 1/2 (0.500) | 1/1 |", 1, true), out)
+  T.ok(out:find("| without | 0/2 (0.000) | 0/2 (0.000) | 0/1 |", 1, true), out)
+  T.ok(out:find("Right and ended within the budget, paired (with − without): +0.500", 1, true), out)
+  write({
+    {item = "a", index = 1, strategy = "gap", call = "echo.likelihood_gap{}", gold = 7, correct = false,
+     calls = {{kind = "generate", outputs = {{finish = "eos", text = "So \\boxed{7} in 3 days."}}}},
+     extra = {echo = true, prefix = {delta = 1, sum = 4, per_removed = 0.5, suffix = -1}}},
+    {item = "b", index = 2, strategy = "gap", call = "echo.likelihood_gap{}", gold = 7, correct = false,
+     calls = {{kind = "generate", outputs = {{finish = "eos", text = "It is 8."}}}},
+     extra = {echo = true, prefix = {delta = 3, sum = 2, per_removed = 1.5, suffix = 1}}},
+  })
+  code, out = report("gap " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| wrong | 2 | 1.00 | 2 | 2.000 |", 1, true), out)
+  T.ok(out:find("which grades 1 trace otherwise (a)", 1, true), out)
+  T.ok(out:find("| correct | 1 | 1.00 | 1 | 1.000 |", 1, true) and out:find("| wrong | 1 | 1.00 | 1 | 3.000 |", 1, true), out)
   code, out = report("causal " .. T.q(dir) .. " with without")
   T.eq(code, 2); T.ok(out:find("no lines of strategy 'with'", 1, true), out)
   code, out = report("gap /nonexistent")

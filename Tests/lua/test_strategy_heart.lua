@@ -171,6 +171,11 @@ T.test("fields_report.lua: accuracy of extra fields per strategy, paired against
   code, out = report(T.q(dir) .. " correct --baseline heart")
   T.eq(code, 0, out)
   T.ok(out:find("| heart | 3 | 0.667 [", 1, true) and out:find("(baseline)", 1, true), out)
+  -- The common grader's verdict: these lines hold no texts, so it has none (missing, counted wrong).
+  code, out = report(T.q(dir) .. " common")
+  T.eq(code, 0, out)
+  T.ok(out:find("**common**", 1, true) and out:find("| heart | 3 | 0.000 [0.000, 0.000] |", 1, true)
+    and out:find("| 3 |\n", 1, true), out)
   code, out = report(T.q(dir) .. " correct --baseline nobody")
   T.eq(code, 2); T.ok(out:find("no baseline 'nobody'", 1, true), out)
   code, out = report(T.q(dir))
@@ -199,6 +204,11 @@ T.test("fields_report.lua --extract: answers read again from each line's final t
   T.ok(out:find("**correct**", 1, true) and out:find("| s | 4 | 0.250 [", 1, true), out)
   -- a (boxed first), b ("answer is" in the last call) and d are right on the second reading; c has no answer.
   T.ok(out:find("**extract.answer**", 1, true) and out:find("| s | 4 | 0.750 [", 1, true), out)
+  -- "common": the common grader on the line's recorded calls (here the last call's output; it does not read
+  -- extra.text): b is right ("answer is" 20), the three lines without calls are missing.
+  code, out = report(T.q(dir) .. " common")
+  T.eq(code, 0, out)
+  T.ok(out:find("**common**", 1, true) and out:find("| s | 4 | 0.250 [", 1, true) and out:find("| 3 |\n", 1, true), out)
   code, out = report(T.q(dir) .. " --extract number")
   T.eq(code, 0, out)
   T.ok(out:find("**extract.number**", 1, true) and out:find("| s | 4 | 0.250 [", 1, true), out)

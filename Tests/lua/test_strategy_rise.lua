@@ -92,8 +92,25 @@ T.test("rise_report.lua: the four metrics and the paired comparisons from runner
   T.ok(out:find("| m1@t1 (first turn) | 0.250 [", 1, true), out)
   T.ok(out:find("| p1@t5 (some turn right, oracle) | 0.750 [", 1, true), out)
   T.ok(out:find("| sequential − parallel (equal attempts) | +0.000 [", 1, true) and out:find("| 1.000 | 1 / 1 |", 1, true), out)
-  T.ok(out:find("| oracle over 5 turns − first turn | +0.500 [", 1, true) and out:find("| 0.500 | 2 / 0 |", 1, true), out)
+  T.ok(out:find("| oracle over 5 turns − first turn | +0.500 [", 1, true) and out:find("| 0.500 | 1.000 | 2 / 0 |", 1, true), out)
   T.ok(out:find("Completion tokens per item: sequential turns 25.0, parallel first turns 20.0.", 1, true), out)
+  T.ok(out:find("The lines do not hold every turn's text", 1, true), out)
+  -- With texts (gold 7): the turns say "The answer is 7, not 8." (no \\boxed{}: the strategy's fallback read the
+  -- last number, 8; the common grader reads 7 after "answer is"), the parallel first turns likewise.
+  local tdir = T.tmpdir()
+  f = assert(io.open(tdir .. "/results.jsonl", "w"))
+  local say = {finish = "eos", text = "The answer is 7, not 8."}
+  local calls = {{kind = "sample", n = 5, outputs = {say, say, say, say, say}}}
+  for t = 2, 5 do calls[t] = {kind = "generate", outputs = {say}} end
+  f:write(lm.json.encode({item = "i1", index = 1, strategy = "rise", call = "rise.run{}", gold = 7, correct = false,
+    calls = calls, extra = {m1t1 = false, m5t1 = false, m1t5 = false, p1t5 = false}}), "\n")
+  f:close()
+  code, out = report(T.q(tdir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| m1@t1 (first turn) | 0.000 [", 1, true), out)
+  T.ok(out:find("(4 verdicts differ", 1, true), out)
+  local common = out:sub((out:find("By the common final-answer grader", 1, true) or #out))
+  T.ok(common:find("| m1@t1 (first turn) | 1.000 [", 1, true) and common:find("| p1@t5 (some turn right, oracle) | 1.000 [", 1, true), common)
   code, out = report(T.q(dir) .. " other")
   T.eq(code, 2); T.ok(out:find("no lines of strategy 'other'", 1, true) and out:find("(it has: rise)", 1, true), out)
 end)

@@ -256,6 +256,24 @@ T.test("early rejection: partial steps, the best N/M finished, tokens saved", fu
   T.eq(#plain.calls, 3); T.eq(plain.answer, r.answer); T.eq(plain.spearman, nil)
 end)
 
+T.test("the common grader reads early rejection's pick with its own continuation, not a twin's", function()
+  local grading = require "experiments.grading"
+  -- Candidates 1 and 2 share their partial text; 2 is the pick (higher full mean). Its continuation (seed 10 + 1)
+  -- ends in the gold 7, its twin's (seed 10, the first call whose prompt ends in that text) in 5.
+  local cut = {finish = "length", text = "First, 3 + 4"}
+  local line = {call = "selection.early_rejection{}", gold = 7,
+    extra = {kept = {1, 2}, full_means = {-0.5, -0.2, -0.9}},
+    calls = {
+      {kind = "sample", n = 3, opts = {seed = 10}, outputs = {cut, cut, {finish = "length", text = "Hmm"}}},
+      {kind = "generate", opts = {seed = 10}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 5."}}},
+      {kind = "generate", opts = {seed = 11}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 7."}}},
+    }}
+  local g = grading.line(line)
+  T.eq(g.answer, 7); T.eq(g.correct, true); T.eq(g.finished, true)
+  T.eq(grading.early_candidate(line, 1), "First, 3 + 4 = 5.")
+  T.eq(grading.early_candidate(line, 3), nil, "a cut candidate without its continuation")
+end)
+
 T.test("selection_report.lua: read-outs and surprisal picks from runner lines with known values", function()
   local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
   local dir = T.tmpdir()
@@ -333,7 +351,7 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   code, out = report("early " .. T.q(edir))
   T.eq(code, 0, out)
   T.ok(out:find("same 4 candidates finished in full, 3 items", 1, true), out)
-  T.ok(out:find("| early | 0.333 [", 1, true) and out:find("| (baseline) | — | — | 20.0 |", 1, true), out)
+  T.ok(out:find("| early | 0.333 [", 1, true) and out:find("| (baseline) | — | — | — | 20.0 |", 1, true), out)
   T.ok(out:find("| best of 1 | 0.333 [0.000, 1.000] | +0.000 [", 1, true) and out:find("| 1 / 1 | 6.3 |", 1, true), out)
   T.ok(out:find("| best of 2 | 0.667 [", 1, true) and out:find("| 1 / 0 | 13.0 |", 1, true), out)
   T.ok(out:find("| best of 4 | 0.333 [", 1, true) and out:find("| 1 / 1 | 27.3 |", 1, true), out)
@@ -344,6 +362,71 @@ T.test("selection_report.lua: read-outs and surprisal picks from runner lines wi
   T.eq(code, 2); T.ok(out:find("run early_rejection with compare=true", 1, true), out)
   code, out = report("bogus " .. T.q(dir))
   T.eq(code, 2); T.ok(out:find("usage: selection_report.lua", 1, true), out)
+end)
+
+T.test("selection_report.lua: by template on arithmetic data, and by the common grader where it differs", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local dir = T.tmpdir()
+  -- Four arithmetic items (seed 1) whose lines carry no template: the report takes the generator's (run.json).
+  local items = lm.tasks.arithmetic({n = 4, seed = 1})
+  local templates = {}
+  for _, it in ipairs(items) do templates[it.template] = true end
+  local k = 0
+  for _ in pairs(templates) do k = k + 1 end
+  local f = assert(io.open(dir .. "/run.json", "w"))
+  f:write(lm.json.encode({data = "arithmetic", seed = 1, n = 4, offset = 0, baseline = "greedy"}), "\n")
+  f:close()
+  f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Greedy right on items 1 and 2. bon8's two samples: "\boxed{gold} then 99999" (the last number is wrong, the
+  -- common grader reads the boxed answer) and the gold alone; the read-outs as the strategy graded them.
+  for i, it in ipairs(items) do
+    local gold = it.answer
+    f:write(lm.json.encode({item = it.id, index = i, strategy = "greedy", gold = gold, correct = i <= 2,
+      call = "selection.self_consistency{}", calls = {{kind = "sample", n = 1,
+        outputs = {{finish = "eos", text = tostring(i <= 2 and gold or 99999)}}}}}), "\n")
+    f:write(lm.json.encode({item = it.id, index = i, strategy = "bon8", gold = gold, correct = true,
+      call = 'selection.best_of_n{"readout":"max_logprob"}',
+      calls = {{kind = "sample", n = 2, outputs = {{finish = "eos", text = ("\\boxed{%s} then 99999"):format(gold)},
+                                                    {finish = "eos", text = tostring(gold)}}}},
+      extra = {readouts = {first = {correct = false, index = 1}, majority = {correct = false},
+                           max_logprob = {correct = true, index = 2}, min_logprob = {correct = false, index = 1},
+                           pass = {correct = true}}}}), "\n")
+  end
+  f:close()
+  local code, out = report("readouts " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find(("cluster bootstrap that resamples the %d templates"):format(k), 1, true), out)
+  T.ok(out:find("| first sample | 0.000 [0.000, 0.000] | -0.500 [", 1, true), out)
+  -- first, majority and lowest mean log-prob read again: right on every item (3 × 4 verdicts).
+  T.ok(out:find("By the common final-answer grader", 1, true) and out:find("(12 verdicts differ", 1, true), out)
+  local common = out:sub((out:find("By the common final-answer grader", 1, true)))
+  T.ok(common:find("| first sample | 1.000 [1.000, 1.000] | +0.500 [", 1, true), common)
+  T.ok(common:find("| majority@N (self-consistency) | 1.000 [", 1, true), common)
+  T.ok(common:find("| lowest mean log-prob | 1.000 [", 1, true), common)
+  -- Early rejection: the pick (candidate 2, which shares candidate 1's partial text) is right by the common grader
+  -- only when read with its own continuation; the lines record every candidate wrong.
+  local edir = T.tmpdir()
+  f = assert(io.open(edir .. "/results.jsonl", "w"))
+  local cut = {finish = "length", text = "First, 3 + 4"}
+  for i = 1, 2 do
+    f:write(lm.json.encode({item = "e" .. i, index = i, strategy = "early", gold = 7, correct = false,
+      call = "selection.early_rejection{}",
+      extra = {kept = {1, 2}, full_means = {-0.5, -0.2, -0.9}, full_correct = {false, false, false},
+               full_tokens = {6, 6, 3}, generated = 12},
+      calls = {
+        {kind = "sample", n = 3, opts = {seed = 10}, outputs = {cut, cut, {finish = "eos", text = "It is 7."}}},
+        {kind = "generate", opts = {seed = 10}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 5."}}},
+        {kind = "generate", opts = {seed = 11}, prompt = "Q " .. cut.text, outputs = {{finish = "eos", text = " = 7."}}},
+      }}), "\n")
+  end
+  f:close()
+  code, out = report("early " .. T.q(edir))
+  T.eq(code, 0, out)
+  T.ok(out:find("| best of 2 | 0.000 [", 1, true), out)
+  common = out:sub((out:find("By the common final-answer grader", 1, true) or #out))
+  T.ok(common:find("| early | 1.000 [", 1, true) and common:find("| best of 1 | 0.000 [", 1, true), common)
+  T.ok(common:find("| best of 2 | 1.000 [", 1, true) and common:find("| pass@3 (oracle: any candidate right) | 1.000 [", 1, true), common)
 end)
 
 T.test("selection_report.lua surprisal: sample sets too large for the line come from the run store", function()

@@ -14,6 +14,13 @@
 -- `extract.KIND`, to see what a strategy's own extractor missed (e.g. "\boxed{20} years old in 3 years", whose
 -- last number is 3). It reads one text per line, so it suits strategies with one final answer; for a vote over
 -- samples that keep no `extra.text` it reads the last sample only.
+--   FIELD "common" is the common final-answer grader's verdict on the line (experiments.grading: the answer read
+-- again from the line's final texts as its strategy forms it), beside "correct", the strategy's own.
+-- On arithmetic data the intervals resample templates and the test is a sign-flip test by template
+-- (experiments.lines), as run.lua's table.
+local grading = require "experiments.grading"
+local lines = require "experiments.lines"
+
 local function die(msg) io.stderr:write("fields_report: " .. msg .. "\n"); os.exit(2) end
 
 local dir, fields, baseline, extract = nil, {}, nil, nil
@@ -41,7 +48,7 @@ local function read(path)
   return text
 end
 
-local run = require("experiments.lines").read(dir, die)
+local run = lines.read(dir, die)
 local path, by, order = run.path, run.by, run.order
 if #order == 0 then die(path .. " has no lines") end
 if not baseline then
@@ -80,6 +87,7 @@ end
 local function value(r, field)
   local v
   if field == "correct" then v = r.correct
+  elseif field == "common" then v = grading.line(r).correct
   elseif extract and field == "extract." .. extract then v = regraded(r)
   else v = r.extra and r.extra[field] end
   if v == nil or v == lm.json.null then return nil end
@@ -91,27 +99,39 @@ local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 print(("Fields %s over the lines of %s; baseline %s\n"):format(table.concat(fields, ", "), dir, baseline))
 for _, field in ipairs(fields) do
   print(("**%s**\n"):format(field))
-  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | missing |"):format(baseline))
-  print("|---|--:|---|---|--:|--:|--:|")
+  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | Holm p | won / lost | missing |"):format(baseline))
+  print("|---|--:|---|---|--:|--:|--:|--:|")
+  local clustered, out, ps = nil, {}, {}
   for _, name in ipairs(order) do
-    local rows = {}
-    for _, r in pairs(by[name]) do rows[#rows + 1] = r end
-    table.sort(rows, function(a, b) return a.index < b.index end)
-    local xs, missing, a, b = {}, 0, {}, {}
+    local rows = run:of(name)
+    local xs, missing, a, b, paired = {}, 0, {}, {}, {}
     for k, r in ipairs(rows) do
       local v = value(r, field)
       if v == nil then missing = missing + 1 end
       xs[k] = v == true
       local base = by[baseline][r.item]
-      if base then a[#a + 1], b[#b + 1] = v == true, value(base, field) == true end
+      if base then a[#a + 1], b[#b + 1], paired[#paired + 1] = v == true, value(base, field) == true, r end
     end
-    local lo, hi, acc = lm.stats.bootstrap_ci(xs)
-    local cmp = "(baseline) | — | —"
+    local clusters = run:clusters(rows)
+    clustered = clustered or clusters
+    local lo, hi, acc = lines.accuracy(xs, clusters)
+    local row = {name = name, n = #rows, acc = acc, lo = lo, hi = hi, missing = missing}
     if name ~= baseline and #a > 0 then
-      local d, t = lm.stats.paired(a, b), lm.stats.mcnemar(a, b)
-      cmp = ("%+.3f [%+.3f, %+.3f] | %s | %d / %d"):format(d.diff, d.lo, d.hi, fmt_p(t.p), t.b10, t.b01)
+      row.c = lines.compare(a, b, run:clusters(paired))
+      ps[#ps + 1] = row.c.p
+      row.k = #ps
     end
-    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(name, #rows, acc, lo, hi, cmp, missing))
+    out[#out + 1] = row
   end
-  print("")
+  local holm = #ps > 0 and lm.stats.holm(ps) or {}
+  for _, row in ipairs(out) do
+    local c, cmp = row.c, "(baseline) | — | — | —"
+    if c then
+      cmp = ("%+.3f [%+.3f, %+.3f] | %s | %s | %d / %d"):format(c.diff, c.lo, c.hi, fmt_p(c.p), fmt_p(holm[row.k]),
+        c.won, c.lost)
+    end
+    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(row.name, row.n, row.acc, row.lo, row.hi, cmp, row.missing))
+  end
+  print("\n" .. lines.method(clustered) .. (" Holm p: adjusted over this table's %d comparison%s.\n"):format(#ps,
+    #ps == 1 and "" or "s"))
 end

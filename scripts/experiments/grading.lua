@@ -140,8 +140,28 @@ RULES["selection.retry"] = function(line)
   return texts, finishes, "any"
 end
 
--- Early rejection: the kept candidate with the highest mean log-probability of its whole text, which is its
--- partial text (the first call's sample) and, when that was cut at tau, the continuation whose prompt ends in it.
+--- Early rejection's candidate i, finished: its partial text (the first call's sample i) and, when that was cut at
+--- tau, its continuation: the call whose prompt ends in that text and whose seed is the candidate's (the first
+--- call's seed + i - 1, as the strategy draws it; several candidates can share a partial text, so the prompt alone
+--- does not tell their continuations apart). -> text, finish (nil when the line does not hold it)
+function M.early_candidate(line, i)
+  local p = outputs(line, 1)[i]
+  if not p then return nil end
+  if p.finish ~= "length" then return p.text, p.finish end
+  local first = line.calls[1].opts
+  local seed = first and math.tointeger(first.seed) and first.seed + i - 1
+  for k = 2, #(line.calls or {}) do
+    local c = line.calls[k]
+    local prompt = type(c.prompt) == "string" and c.prompt or ""
+    local own = seed == nil or (c.opts and c.opts.seed == seed)
+    if own and prompt:sub(-#p.text) == p.text and c.outputs and c.outputs[1] then
+      return p.text .. c.outputs[1].text, c.outputs[1].finish
+    end
+  end
+  return nil
+end
+
+-- Early rejection: the kept candidate with the highest mean log-probability of its whole text (M.early_candidate).
 RULES["selection.early_rejection"] = function(line)
   local e = line.extra or {}
   local partial = outputs(line, 1)
@@ -153,17 +173,10 @@ RULES["selection.early_rejection"] = function(line)
     local i = math.tointeger(kept[j])
     if i and (best == nil or (means[i] or -math.huge) > (means[best] or -math.huge)) then best = i end
   end
-  local p = best and partial[best]
-  if not p then return nil end
-  if p.finish ~= "length" then return {p.text}, {p.finish}, "one", only end
-  for k = 2, #(line.calls or {}) do
-    local c = line.calls[k]
-    local prompt = type(c.prompt) == "string" and c.prompt or ""
-    if prompt:sub(-#p.text) == p.text and c.outputs and c.outputs[1] then
-      return {p.text .. c.outputs[1].text}, {c.outputs[1].finish}, "one", only
-    end
-  end
-  return nil
+  local text, finish = nil, nil
+  if best then text, finish = M.early_candidate(line, best) end
+  if not text then return nil end
+  return {text}, {finish}, "one", only
 end
 
 -- Echoic prompting's two stages: the answer from the continuation, else from the first chunk (as the strategy).

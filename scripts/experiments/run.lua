@@ -481,6 +481,29 @@ local function data_label(data, seed)
   return tostring(data)
 end
 
+-- Lines of arithmetic runs written before the runner recorded each item's template get it from the generator,
+-- which makes the same items again from the run's --data, --seed, --n and --offset (matched by item id, and only
+-- where the line's gold is the item's answer), so that the report resamples and tests their items by template as
+-- it does a new run's. The lines on disk are left as they are.
+local function fill_templates(meta, lines)
+  local missing = false
+  for _, l in ipairs(lines) do missing = missing or l.template == nil end
+  if not missing or not tostring(meta.data or ""):match("^arithmetic") then return end
+  local max = meta.n or 0
+  for _, l in ipairs(lines) do max = math.max(max, math.tointeger(l.index) or 0) end
+  local byid = {}
+  for _, item in ipairs(load_items({data = meta.data, n = max, seed = meta.seed or 1, offset = meta.offset or 0})) do
+    byid[tostring(item.id)] = item
+  end
+  for _, l in ipairs(lines) do
+    local item = byid[tostring(l.item)]
+    if l.template == nil and item and item.template ~= nil and l.gold ~= nil
+        and lm.verify.numeric(l.gold, item.answer) == true then
+      l.template = tostring(item.template)
+    end
+  end
+end
+
 -- The numbers of the report, from result lines: one entry per strategy, in order. Every line is graded twice: by
 -- its strategy (line.correct) and by the common final-answer grader (experiments.grading); the accuracy, the
 -- intervals and the tests are the common grader's. With seed sets, an item's score is its mean over the sets it
@@ -703,6 +726,7 @@ local function write_report(dir, meta, lines, baseline, n, seeds)
   for _, s in ipairs(meta.strategies) do names[#names + 1] = s.name end
   local fixed = {}
   for _, name in ipairs(meta.deterministic or {}) do fixed[name] = true end
+  fill_templates(meta, lines)
   local rows = summarize(lines, names, baseline, n, seeds, fixed)
   local tbl = markdown_table(rows, baseline, seeds)
   local total, comparisons = 0, 0

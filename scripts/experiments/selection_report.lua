@@ -3,7 +3,9 @@
 --     every read-out of best-of-N's one shared sample set (lines of selection.best_of_n, strategy STRATEGY,
 --     default "bon8"): first sample, majority@N (self-consistency), highest and lowest mean log-probability, and
 --     pass@N (an oracle), each with its accuracy and 95% bootstrap interval and, against BASELINE (default
---     "greedy"), the paired difference with its interval and McNemar's test.
+--     "greedy"), the paired difference with its interval and McNemar's test; then the same read-outs by the common
+--     final-answer grader (experiments.grading: each sample's text read again), as a second table where any
+--     verdict differs.
 --   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY] [--experiment NAME]
 --     surprisal-guided picks (lines of selection.surprisal, default "surprisal8", or of selection.best_of_n, whose
 --     sample sets are picked from here with selection.surprisal_pick): on the items with a correct
@@ -17,15 +19,19 @@
 --     early rejection run with compare=true (lines of selection.early_rejection, default "early"), against
 --     best-of-k by highest mean log-probability over the same candidates finished in full (the first k, k = 1, 2,
 --     4, and all N): accuracy with its 95% interval, the paired difference to early rejection with McNemar's test,
---     tokens generated per item; then how well the partial scores rank the full ones (mean Spearman rho, how often
---     the best full candidate survived).
+--     tokens generated per item; the same by the common final-answer grader (each candidate's full text read
+--     again) where any verdict differs; then how well the partial scores rank the full ones (mean Spearman rho, how
+--     often the best full candidate survived).
 --   refrain run scripts/experiments/selection_report.lua retry DIR
 --     feedback-friction retries (lines of selection.retry, every strategy in DIR): per strategy, the share of items
 --     right within 1, 2, ... rounds, and in the rounds after the first how often the kept answer was one already
 --     tried and how often none of the round's draws offered a new answer.
--- DIR is run.lua's --out folder; the report goes to standard output as Markdown.
+-- DIR is run.lua's --out folder; the report goes to standard output as Markdown. On arithmetic data the intervals
+-- resample templates and the tests are sign-flip tests by template (experiments.lines), as run.lua's table.
 local selection = require "strategies.selection"
+local answers = require "strategies.answers"
 local grading = require "experiments.grading"
+local lines = require "experiments.lines"
 
 local function die(msg) io.stderr:write("selection_report: " .. msg .. "\n"); os.exit(2) end
 
@@ -34,11 +40,39 @@ local USAGE = "usage: selection_report.lua readouts DIR [STRATEGY] [BASELINE] | 
   .. "early DIR [STRATEGY] | retry DIR"
 if (mode ~= "readouts" and mode ~= "surprisal" and mode ~= "retry" and mode ~= "early") or not dir then die(USAGE) end
 
-local run = require("experiments.lines").read(dir, die)
+local run = lines.read(dir, die)
 local path, by, order = run.path, run.by, run.order
 local function lines_of(name) return run:of(name) end
 
 local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
+
+-- A read-out table: one row per read-out against the baseline's scores. rows = {{label, scores}, ...}
+local function readout_table(base_name, ref, rows, clusters, extra_head, extra)
+  local lo, hi, acc = lines.accuracy(ref, clusters)
+  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | Holm p | won / lost |%s"):format(base_name,
+    extra_head and (" %s |"):format(extra_head) or ""))
+  print("|---|---|---|--:|--:|--:|" .. (extra_head and "--:|" or ""))
+  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — | — |%s"):format(base_name, acc, lo, hi,
+    extra_head and (" %s |"):format(extra and extra[base_name] or "—") or ""))
+  local cs, ps = {}, {}
+  for k, row in ipairs(rows) do cs[k] = lines.compare(row[2], ref, clusters); ps[k] = cs[k].p end
+  local holm = lm.stats.holm(ps)
+  for k, row in ipairs(rows) do
+    local l, h, a = lines.accuracy(row[2], clusters)
+    local c = cs[k]
+    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %s | %d / %d |%s"):format(row[1], a, l, h, c.diff,
+      c.lo, c.hi, fmt_p(c.p), fmt_p(holm[k]), c.won, c.lost,
+      extra_head and (" %s |"):format(extra and extra[row[1]] or "—") or ""))
+  end
+  print("\n" .. lines.method(clusters) .. (" Holm p: adjusted over this table's %d comparisons."):format(#rows))
+end
+
+-- How many of two lists' verdicts differ.
+local function differing(a, b)
+  local n = 0
+  for k = 1, math.max(#a, #b) do if (a[k] == true) ~= (b[k] == true) then n = n + 1 end end
+  return n
+end
 
 if mode == "readouts" then
   local name, base_name = arg[3] or "bon8", arg[4] or "greedy"
@@ -48,35 +82,72 @@ if mode == "readouts" then
   local label = {first = "first sample", majority = "majority@N (self-consistency)",
                  max_logprob = "highest mean log-prob", min_logprob = "lowest mean log-prob",
                  pass = "pass@N (oracle: any sample right)"}
-  local got, ref, samples = {}, {}, nil
-  for _, k in ipairs(names) do got[k] = {} end
+  -- The read-outs by the common final-answer grader: every sample's text read again (grading.read), the vote over
+  -- those answers, the samples the log-probability read-outs picked, any sample right. nil without the texts.
+  local function common_readouts(r)
+    local outs = r.calls and r.calls[1] and r.calls[1].outputs
+    local reads = r.extra.readouts
+    if type(outs) ~= "table" or #outs == 0 then return nil end
+    local list = lm.list(#outs)
+    for i, o in ipairs(outs) do list[i] = grading.read(o.text) end
+    local function right(a) return grading.right(a, r.gold) end
+    local out = {first = right(list[1]), majority = right((answers.majority(list)))}
+    for _, k in ipairs({"max_logprob", "min_logprob"}) do
+      local i = reads[k] and math.tointeger(reads[k].index)
+      if not i then return nil end
+      out[k] = right(list[i])
+    end
+    out.pass = false
+    for i = 1, list.n do out.pass = out.pass or right(list[i]) end
+    return out
+  end
+  local got, ref, samples, used = {}, {}, nil, {}
+  local cgot, cref, common_ok = {}, {}, true
+  for _, k in ipairs(names) do got[k], cgot[k] = {}, {} end
   for _, r in ipairs(rows) do
     local b = base[r.item]
     local reads = r.extra and r.extra.readouts
     if b and reads then
       ref[#ref + 1] = b.correct == true
+      used[#used + 1] = r
       for _, k in ipairs(names) do got[k][#ref] = reads[k] and reads[k].correct == true or false end
       local call = r.calls and r.calls[1]
       samples = samples or (r.extra.samples and #r.extra.samples) or (r.extra.scores and #r.extra.scores)
         or (call and call.kind == "sample" and call.n)
+      local cr, cb = common_readouts(r), grading.line(b).correct
+      if cr and cb ~= nil then
+        cref[#ref] = cb
+        for _, k in ipairs(names) do cgot[k][#ref] = cr[k] end
+      else
+        common_ok = false
+      end
     end
   end
-  local lo, hi, acc = lm.stats.bootstrap_ci(ref)
-  print(("Read-outs of %s's %s samples per item on %d items (%s), against %s\n"):format(name,
-    tostring(samples or "?"), #ref, dir, base_name))
-  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost |"):format(base_name))
-  print("|---|---|---|--:|--:|")
-  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — |"):format(base_name, acc, lo, hi))
-  for _, k in ipairs(names) do
-    local l, h, a = lm.stats.bootstrap_ci(got[k])
-    local d = lm.stats.paired(got[k], ref)
-    local t = lm.stats.mcnemar(got[k], ref)
-    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d |"):format(label[k], a, l, h, d.diff,
-      d.lo, d.hi, fmt_p(t.p), t.b10, t.b01))
+  local clusters = run:clusters(used)
+  print(("Read-outs of %s's %s samples per item on %d items (%s), against %s; graded as the lines record "
+    .. "(the strategies' own grader)\n"):format(name, tostring(samples or "?"), #ref, dir, base_name))
+  local list = {}
+  for _, k in ipairs(names) do list[#list + 1] = {label[k], got[k]} end
+  readout_table(base_name, ref, list, clusters)
+  if not common_ok then
+    print("\nThe lines do not hold every sample's text, so the read-outs are not graded again by the common grader.")
+  else
+    local n = differing(cref, ref)
+    for _, k in ipairs(names) do n = n + differing(cgot[k], got[k]) end
+    if n == 0 then
+      print("\nThe common final-answer grader (" .. grading.rule .. ") gives the same verdict on every read-out of every item.")
+    else
+      print(("\nBy the common final-answer grader (%s): the same read-outs, each sample's answer read again from its "
+        .. "text (%d verdicts differ from the table above)\n"):format(grading.rule, n))
+      local clist = {}
+      for _, k in ipairs(names) do clist[#clist + 1] = {label[k], cgot[k]} end
+      readout_table(base_name, cref, clist, clusters)
+    end
   end
 elseif mode == "early" then
   local name = arg[3] or "early"
   local early, reads, tokens, n, ks, rho, rhos, kept = {}, {}, {}, nil, {}, 0, 0, 0
+  local cearly, creads, common_ok, used = {}, {}, true, {}
   for _, r in ipairs(lines_of(name)) do
     local e = r.extra or {}
     if not (e.full_means and e.full_correct and e.full_tokens) then
@@ -93,41 +164,64 @@ elseif mode == "early" then
         #e.full_means, n))
     end
     early[#early + 1] = r.correct == true
+    used[#used + 1] = r
     tokens.early = (tokens.early or 0) + e.generated
+    -- The common grader's verdict on each candidate finished in full (nil where the line lacks its text).
+    local common = {}
+    for i = 1, n do
+      local text = r.calls and grading.early_candidate(r, i)
+      if text == nil then common_ok = false else common[i] = grading.right(grading.read(text), r.gold) end
+    end
+    local g = r.calls and grading.line(r).correct
+    if g == nil then common_ok = false end
+    cearly[#early] = g == true
     for _, k in ipairs(ks) do
       local key, best, spent = ("best of %d"):format(k), nil, 0
       for i = 1, k do
         spent = spent + e.full_tokens[i]
         if best == nil or e.full_means[i] > e.full_means[best] then best = i end
       end
-      reads[key] = reads[key] or {}
+      reads[key], creads[key] = reads[key] or {}, creads[key] or {}
       reads[key][#early] = e.full_correct[best] == true
+      creads[key][#early] = common[best] == true
       tokens[key] = (tokens[key] or 0) + spent
     end
-    local any = false
-    for i = 1, n do any = any or e.full_correct[i] == true end
-    reads.pass = reads.pass or {}
-    reads.pass[#early] = any
+    local any, cany = false, false
+    for i = 1, n do any, cany = any or e.full_correct[i] == true, cany or common[i] == true end
+    reads.pass, creads.pass = reads.pass or {}, creads.pass or {}
+    reads.pass[#early], creads.pass[#early] = any, cany
     if type(e.spearman) == "number" then rho, rhos = rho + e.spearman, rhos + 1 end
     if e.best_kept then kept = kept + 1 end
   end
   local items = #early
-  local lo, hi, acc = lm.stats.bootstrap_ci(early)
+  local clusters = run:clusters(used)
   print(("Early rejection (%s) against best-of-k by highest mean log-probability over the same %d candidates "
-    .. "finished in full, %d items (%s)\n"):format(name, n, items, dir))
-  print(("| read-out | accuracy [95%% CI] | Δ vs %s [95%% CI] | McNemar p | won / lost | tokens per item |"):format(name))
-  print("|---|---|---|--:|--:|--:|")
-  print(("| %s | %.3f [%.3f, %.3f] | (baseline) | — | — | %.1f |"):format(name, acc, lo, hi, tokens.early / items))
-  local rows = {}
-  for _, k in ipairs(ks) do rows[#rows + 1] = ("best of %d"):format(k) end
-  rows[#rows + 1] = "pass"
-  for _, key in ipairs(rows) do
-    local got = reads[key]
-    local l, h, a = lm.stats.bootstrap_ci(got)
-    local d, t = lm.stats.paired(got, early), lm.stats.mcnemar(got, early)
-    print(("| %s | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %s | %d / %d | %s |"):format(
-      key == "pass" and ("pass@%d (oracle: any candidate right)"):format(n) or key, a, l, h, d.diff, d.lo, d.hi,
-      fmt_p(t.p), t.b10, t.b01, tokens[key] and ("%.1f"):format(tokens[key] / items) or "—"))
+    .. "finished in full, %d items (%s); graded as the lines record (the strategy's own grader)\n"):format(name, n,
+    items, dir))
+  local keys = {}
+  for _, k in ipairs(ks) do keys[#keys + 1] = ("best of %d"):format(k) end
+  keys[#keys + 1] = "pass"
+  local function label(key) return key == "pass" and ("pass@%d (oracle: any candidate right)"):format(n) or key end
+  local spent = {[name] = ("%.1f"):format(tokens.early / items)}
+  for _, key in ipairs(keys) do spent[label(key)] = tokens[key] and ("%.1f"):format(tokens[key] / items) or "—" end
+  local function rows_of(r)
+    local out = {}
+    for _, key in ipairs(keys) do out[#out + 1] = {label(key), r[key]} end
+    return out
+  end
+  readout_table(name, early, rows_of(reads), clusters, "tokens per item", spent)
+  if not common_ok then
+    print("\nThe lines do not hold every candidate's text, so the read-outs are not graded again by the common grader.")
+  else
+    local d = differing(cearly, early)
+    for _, key in ipairs(keys) do d = d + differing(creads[key], reads[key]) end
+    if d == 0 then
+      print("\nThe common final-answer grader (" .. grading.rule .. ") gives the same verdict on every read-out of every item.")
+    else
+      print(("\nBy the common final-answer grader (%s): the same read-outs, each candidate's full text read again "
+        .. "(%d verdicts differ from the table above)\n"):format(grading.rule, d))
+      readout_table(name, cearly, rows_of(creads), clusters, "tokens per item", spent)
+    end
   end
   print(("\nPartial scores against full ones: mean Spearman rho %s over %d items with a defined rho; the best full "
     .. "candidate survived the cut on %d of %d items (%.0f%%)."):format(rhos > 0 and ("%.3f"):format(rho / rhos) or "—",
