@@ -95,8 +95,7 @@ final class ServeTests: XCTestCase {
         let r = try cli.run(["run", "--model", try cli.modelPath(), luaDir.appendingPathComponent(name).path, server.url],
                             env: env.merging(["REFRAIN_SCRIPTS": repo.appendingPathComponent("scripts").path]) { $1 }, timeout: 240)
         print(r.out)
-        XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)\n--- server log:\n\(server.log.suffix(2000))")
-        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+        LuaTests.assertSuite(name, r, context: "\n--- server log:\n\(server.log.suffix(2000))")
     }
 
     /// lm.remote against refrain serve on the same model: text, ids, log-probabilities, scores, samples, choices,
@@ -167,8 +166,7 @@ final class ServeTests: XCTestCase {
                              try cli.modelPath(), a.url, b.url],
                             env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path], timeout: 240)
         print(r.out)
-        XCTAssertEqual(r.status, 0, "\(r.out)\n\(r.err)")
-        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+        LuaTests.assertSuite("test_remote_runner.lua", r)
     }
 
     /// `refrain serve` refuses what it cannot do before it listens.
