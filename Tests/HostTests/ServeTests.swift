@@ -235,7 +235,7 @@ final class ServeTests: XCTestCase {
         }
         assertAnswersGood("before")
         // Slow clients, started first and kept going while the rest runs: a head sent a byte every 0.2 s (it would
-        // take 10 s), and a body that stops halfway.
+        // take 19 s), and a body that stops halfway.
         let slow = "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Padding: " + String(repeating: "a", count: 50)
         let group = DispatchGroup()
         nonisolated(unsafe) var slowResults: [(reply: String, closedAfter: Double?)] = Array(repeating: ("", nil), count: 4)
@@ -243,8 +243,8 @@ final class ServeTests: XCTestCase {
         for i in 0..<4 {
             group.enter()
             DispatchQueue.global().async {
-                let r = i % 2 == 0 ? Self.exchange(port, slow.map(String.init), pause: 0.2, wait: 5)
-                    : Self.exchange(port, ["POST /tokenize HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"content\":"], wait: 5)
+                let r = i % 2 == 0 ? Self.exchange(port, slow.map(String.init), pause: 0.2, wait: 10)
+                    : Self.exchange(port, ["POST /tokenize HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"content\":"], wait: 10)
                 lock.withLock { slowResults[i] = r }
                 group.leave()
             }
@@ -264,22 +264,25 @@ final class ServeTests: XCTestCase {
             ("GET /v1/models HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 "),
             ("", "|"),
         ]
+        // Time bounds: the server closes each connection at its 1.5 s read timeout or sooner; a loaded machine
+        // delays that by the scheduler's slices (milliseconds), so the bounds (6 s) leave seconds for it and still
+        // tell the timeout from a connection left open (the clients wait 10 s; the slow head takes 19 s to send).
         for (request, status) in cases {
             let t0 = Date()
-            let r = Self.exchange(port, [request], wait: 5)
+            let r = Self.exchange(port, [request], wait: 10)
             let ok = status.split(separator: "|", omittingEmptySubsequences: false)
                 .contains { $0.isEmpty ? r.reply.isEmpty || r.reply.hasPrefix("HTTP/1.1 408 ") : r.reply.hasPrefix($0) }
             XCTAssertTrue(ok,
                           "\(request.prefix(80).debugDescription): \(r.reply.prefix(300))")
             XCTAssertNotNil(r.closedAfter, "\(request.prefix(80).debugDescription): the server did not close the connection")
-            XCTAssertLessThan(Date().timeIntervalSince(t0), 4, "\(request.prefix(80).debugDescription)")
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 6, "\(request.prefix(80).debugDescription)")
         }
         assertAnswersGood("while slow clients are connected")
         group.wait()
         for (i, r) in slowResults.enumerated() {
             XCTAssertTrue(r.reply.hasPrefix("HTTP/1.1 408 "), "slow client \(i): \(r.reply)")
             XCTAssertNotNil(r.closedAfter, "slow client \(i) was not closed")
-            if let t = r.closedAfter { XCTAssertLessThan(t, 3.5, "slow client \(i) was held \(t) s") }
+            if let t = r.closedAfter { XCTAssertLessThan(t, 6, "slow client \(i) was held \(t) s") }
         }
         assertAnswersGood("after")
     }
