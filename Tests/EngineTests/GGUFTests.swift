@@ -42,18 +42,24 @@ final class GGUFTests: XCTestCase {
         return path
     }
 
-    /// Opens `bytes` expecting failure; returns the error's message.
+    /// Opens `bytes` expecting a GGUFError and returns it. A file that opens fails the test: XCTFail at the
+    /// caller's line, then a thrown `Opened` (an error, never a skip) ends it; another error type is thrown on.
     func failure(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> GGUFError {
         let path = try write(bytes)
         do {
             _ = try GGUFFile(path: path)
-            XCTFail("expected an error", file: file, line: line)
-            throw XCTSkip("no error")
         } catch let e as GGUFError {
             XCTAssertTrue(e.description.hasPrefix(path + ": at byte "), e.description, file: file, line: line)
             XCTAssertFalse(e.description.contains("\n"), file: file, line: line)
             return e
         }
+        XCTFail("expected a GGUFError, but the file opened", file: file, line: line)
+        throw Opened()
+    }
+
+    /// Thrown by `failure` when the bytes it was given opened without an error.
+    struct Opened: Error, CustomStringConvertible {
+        var description: String { "the GGUF bytes opened without the expected error" }
     }
 
     func valid() -> GGUFBuilder { GGUFBuilder.small }

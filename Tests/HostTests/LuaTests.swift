@@ -21,14 +21,72 @@ final class LuaTests: XCTestCase {
         luaDir.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts")
     }
 
+    /// How many cases each Lua test file under Tests/lua defines (its `T.test` calls, all at the top level): a run
+    /// must report exactly this many passed and none failed, so that a file that stops early, skips its cases or
+    /// runs none fails. A change of a file's cases changes its count here.
+    static let expectedCases: [String: Int] = [
+        "test_batch.lua": 8,
+        "test_generate.lua": 11,
+        "test_harness.lua": 18,
+        "test_host.lua": 4,
+        "test_inspect.lua": 12,
+        "test_model.lua": 8,
+        "test_plot.lua": 9,
+        "test_remote.lua": 17,
+        "test_remote_faults.lua": 10,
+        "test_remote_llamacpp.lua": 3,
+        "test_remote_runner.lua": 3,
+        "test_runner.lua": 11,
+        "test_score_state.lua": 5,
+        "test_strategy_echo.lua": 10,
+        "test_strategy_heart.lua": 9,
+        "test_strategy_metacognitive.lua": 6,
+        "test_strategy_rise.lua": 5,
+        "test_strategy_selection.lua": 13,
+        "test_strategy_stimuli.lua": 5,
+    ]
+
+    /// The tally check.lua's `T.done()` prints: the last "N passed, M failed" line of `out`.
+    static func tally(_ out: String) -> (passed: Int, failed: Int)? {
+        for line in out.split(separator: "\n").reversed() {
+            let w = line.split(separator: " ")
+            if w.count == 4, w[1] == "passed,", w[3] == "failed", let p = Int(w[0]), let f = Int(w[2]) { return (p, f) }
+        }
+        return nil
+    }
+
+    /// Checks a Lua test file's run: exit status 0, and the tally `expectedCases` states for it with none failed.
+    static func assertSuite(_ name: String, _ r: (status: Int32, out: String, err: String), context: String = "",
+                            file: StaticString = #filePath, line: UInt = #line) {
+        let report = "\(name):\n\(r.out)\n\(r.err)\(context)"
+        XCTAssertEqual(r.status, 0, report, file: file, line: line)
+        guard let want = expectedCases[name] else {
+            return XCTFail("\(name) has no expected case count in LuaTests.expectedCases", file: file, line: line)
+        }
+        guard let got = tally(r.out) else {
+            return XCTFail("\(name) printed no \"N passed, M failed\" tally:\n\(report)", file: file, line: line)
+        }
+        XCTAssertEqual(got.failed, 0, "\(name): cases failed:\n\(report)", file: file, line: line)
+        XCTAssertEqual(got.passed + got.failed, want,
+                       "\(name) ran \(got.passed + got.failed) cases, LuaTests.expectedCases says \(want)",
+                       file: file, line: line)
+    }
+
     /// Runs one Lua test file against the default test model, with `scripts` as REFRAIN_SCRIPTS (Tests/lua/scripts
     /// unless given); its cases report failures on stderr.
-    func runLuaFile(_ name: String, args: [String] = [], scripts: URL? = nil) throws {
+    func runLuaFile(_ name: String, args: [String] = [], scripts: URL? = nil,
+                    file: StaticString = #filePath, line: UInt = #line) throws {
         let m = try cli.modelPath()
         let r = try run(["run", "--model", m, luaDir.appendingPathComponent(name).path] + args,
                         env: ["REFRAIN_SCRIPTS": (scripts ?? luaDir.appendingPathComponent("scripts")).path])
-        XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)")
-        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out)
+        Self.assertSuite(name, r, file: file, line: line)
+    }
+
+    /// Every Lua test file has its count, and every count its file (a new file is not left out of the check).
+    func testEveryLuaFileHasItsCount() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: luaDir.path)
+            .filter { $0.hasPrefix("test_") && $0.hasSuffix(".lua") }
+        XCTAssertEqual(Set(files), Set(Self.expectedCases.keys))
     }
 
     func testModelAndTokenizer() throws { try runLuaFile("test_model.lua") }

@@ -323,7 +323,8 @@ final class REPLTests: XCTestCase {
         leave(coloured)
     }
 
-    /// Time to a ready prompt and from Enter to the first streamed token (printed for the record).
+    /// The REPL comes up and streams a generation's first token. The time to a ready prompt and from Enter to the
+    /// first streamed token are printed for the record (the target: under 1 s each on an idle machine).
     func testStartupAndFirstTokenLatency() throws {
         let started = Date()
         let t = try start()
@@ -338,8 +339,12 @@ final class REPLTests: XCTestCase {
         while !t.unconsumed.contains(where: { !$0.isWhitespace }), Date().timeIntervalSince(enter) < 20 { t.pump(0.01) }
         let first = Date().timeIntervalSince(enter)
         print(String(format: "REPL ready in %.3f s; first streamed token %.3f s after Enter", ready, first))
-        XCTAssertLessThan(first, 5, "first streamed token")
-        XCTAssertLessThan(ready, 5, "ready prompt (target under 1 s on an idle machine)")
+        XCTAssertTrue(t.unconsumed.contains(where: { !$0.isWhitespace }), "no streamed token within 20 s of Enter")
+        // Wall-clock bounds (the work is another process's): 0.16 s to the prompt and 0.12 s to the first token on the
+        // 2-core VM at load average 4. The bounds, 15 s, are about a hundred times those: room for a far busier
+        // machine paging the model in from disk. They catch a hang or a start doing far too much, not a slow one.
+        XCTAssertLessThan(first, 15, "first streamed token")
+        XCTAssertLessThan(ready, 15, "ready prompt")
         t.expect(prompt, within: 20)
         leave(t)
     }

@@ -95,8 +95,7 @@ final class ServeTests: XCTestCase {
         let r = try cli.run(["run", "--model", try cli.modelPath(), luaDir.appendingPathComponent(name).path, server.url],
                             env: env.merging(["REFRAIN_SCRIPTS": repo.appendingPathComponent("scripts").path]) { $1 }, timeout: 240)
         print(r.out)
-        XCTAssertEqual(r.status, 0, "\(name):\n\(r.out)\n\(r.err)\n--- server log:\n\(server.log.suffix(2000))")
-        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+        LuaTests.assertSuite(name, r, context: "\n--- server log:\n\(server.log.suffix(2000))")
     }
 
     /// lm.remote against refrain serve on the same model: text, ids, log-probabilities, scores, samples, choices,
@@ -167,8 +166,7 @@ final class ServeTests: XCTestCase {
                              try cli.modelPath(), a.url, b.url],
                             env: ["REFRAIN_SCRIPTS": luaDir.appendingPathComponent("scripts").path], timeout: 240)
         print(r.out)
-        XCTAssertEqual(r.status, 0, "\(r.out)\n\(r.err)")
-        XCTAssertTrue(r.out.contains(" passed, 0 failed"), r.out + r.err)
+        LuaTests.assertSuite("test_remote_runner.lua", r)
     }
 
     /// `refrain serve` refuses what it cannot do before it listens.
@@ -237,7 +235,7 @@ final class ServeTests: XCTestCase {
         }
         assertAnswersGood("before")
         // Slow clients, started first and kept going while the rest runs: a head sent a byte every 0.2 s (it would
-        // take 10 s), and a body that stops halfway.
+        // take 19 s), and a body that stops halfway.
         let slow = "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Padding: " + String(repeating: "a", count: 50)
         let group = DispatchGroup()
         nonisolated(unsafe) var slowResults: [(reply: String, closedAfter: Double?)] = Array(repeating: ("", nil), count: 4)
@@ -245,8 +243,8 @@ final class ServeTests: XCTestCase {
         for i in 0..<4 {
             group.enter()
             DispatchQueue.global().async {
-                let r = i % 2 == 0 ? Self.exchange(port, slow.map(String.init), pause: 0.2, wait: 5)
-                    : Self.exchange(port, ["POST /tokenize HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"content\":"], wait: 5)
+                let r = i % 2 == 0 ? Self.exchange(port, slow.map(String.init), pause: 0.2, wait: 10)
+                    : Self.exchange(port, ["POST /tokenize HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"content\":"], wait: 10)
                 lock.withLock { slowResults[i] = r }
                 group.leave()
             }
@@ -266,22 +264,25 @@ final class ServeTests: XCTestCase {
             ("GET /v1/models HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 "),
             ("", "|"),
         ]
+        // Time bounds: the server closes each connection at its 1.5 s read timeout or sooner; a loaded machine
+        // delays that by the scheduler's slices (milliseconds), so the bounds (6 s) leave seconds for it and still
+        // tell the timeout from a connection left open (the clients wait 10 s; the slow head takes 19 s to send).
         for (request, status) in cases {
             let t0 = Date()
-            let r = Self.exchange(port, [request], wait: 5)
+            let r = Self.exchange(port, [request], wait: 10)
             let ok = status.split(separator: "|", omittingEmptySubsequences: false)
                 .contains { $0.isEmpty ? r.reply.isEmpty || r.reply.hasPrefix("HTTP/1.1 408 ") : r.reply.hasPrefix($0) }
             XCTAssertTrue(ok,
                           "\(request.prefix(80).debugDescription): \(r.reply.prefix(300))")
             XCTAssertNotNil(r.closedAfter, "\(request.prefix(80).debugDescription): the server did not close the connection")
-            XCTAssertLessThan(Date().timeIntervalSince(t0), 4, "\(request.prefix(80).debugDescription)")
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 6, "\(request.prefix(80).debugDescription)")
         }
         assertAnswersGood("while slow clients are connected")
         group.wait()
         for (i, r) in slowResults.enumerated() {
             XCTAssertTrue(r.reply.hasPrefix("HTTP/1.1 408 "), "slow client \(i): \(r.reply)")
             XCTAssertNotNil(r.closedAfter, "slow client \(i) was not closed")
-            if let t = r.closedAfter { XCTAssertLessThan(t, 3.5, "slow client \(i) was held \(t) s") }
+            if let t = r.closedAfter { XCTAssertLessThan(t, 6, "slow client \(i) was held \(t) s") }
         }
         assertAnswersGood("after")
     }

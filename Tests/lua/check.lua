@@ -1,5 +1,5 @@
 -- A tiny test helper for the Lua tests: T.test(name, fn) runs one case, T.eq / T.ok / T.err check, T.done()
--- prints the tally and exits non-zero when a case failed. Load it with dofile next to the test file.
+-- prints the tally and exits non-zero when a case failed or none ran. Load it with dofile next to the test file.
 local T = { passed = 0, failed = 0 }
 
 local function show(v) return type(v) == "string" and string.format("%q", v) or tostring(v) end
@@ -109,9 +109,13 @@ function T.csv_without_timing(dir)
   return table.concat(out, "\n")
 end
 
+-- The tally, "N passed, M failed", is the last line a test file prints, on a line of its own (after a newline, since
+-- a streamed generation may have left a line open): the Swift side (LuaTests.expectedCases) compares N + M with the
+-- number of cases the file defines. A file that ran no case fails here too.
 function T.done()
-  print(string.format("%d passed, %d failed", T.passed, T.failed))
-  if T.failed > 0 then os.exit(1) end
+  print(string.format("\n%d passed, %d failed", T.passed, T.failed))
+  if T.passed + T.failed == 0 then io.stderr:write("FAIL no case ran\n") end
+  if T.failed > 0 or T.passed == 0 then os.exit(1) end
 end
 
 return T
