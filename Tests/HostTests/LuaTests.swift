@@ -27,24 +27,36 @@ final class LuaTests: XCTestCase {
     static let expectedCases: [String: Int] = [
         "test_batch.lua": 8,
         "test_generate.lua": 11,
-        "test_harness.lua": 18,
+        "test_harness.lua": 22,
         "test_host.lua": 4,
         "test_inspect.lua": 12,
         "test_model.lua": 8,
-        "test_plot.lua": 9,
+        "test_plot.lua": 10,
         "test_remote.lua": 17,
         "test_remote_faults.lua": 10,
         "test_remote_llamacpp.lua": 3,
         "test_remote_runner.lua": 3,
-        "test_runner.lua": 11,
+        "test_runner.lua": 14,
         "test_score_state.lua": 5,
-        "test_strategy_echo.lua": 10,
-        "test_strategy_heart.lua": 9,
-        "test_strategy_metacognitive.lua": 6,
+        "test_strategy_echo.lua": 11,
+        "test_strategy_heart.lua": 10,
+        "test_strategy_metacognitive.lua": 8,
         "test_strategy_rise.lua": 5,
-        "test_strategy_selection.lua": 13,
+        "test_strategy_selection.lua": 18,
         "test_strategy_stimuli.lua": 5,
+        // One case per results folder (docs/results/*/results.jsonl.gz), and one over them all.
+        "test_results.lua": committedResultFolders() + 1,
     ]
+
+    /// The results folders test_results.lua reads: those of docs/results with a results.jsonl.gz.
+    static func committedResultFolders() -> Int {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/results")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.filter {
+            FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("results.jsonl.gz").path)
+        }.count
+    }
 
     /// The tally check.lua's `T.done()` prints: the last "N passed, M failed" line of `out`.
     static func tally(_ out: String) -> (passed: Int, failed: Int)? {
