@@ -27,7 +27,7 @@ final class LuaTests: XCTestCase {
     static let expectedCases: [String: Int] = [
         "test_batch.lua": 8,
         "test_generate.lua": 11,
-        "test_harness.lua": 22,
+        "test_harness.lua": 23,
         "test_host.lua": 4,
         "test_inspect.lua": 12,
         "test_model.lua": 8,

@@ -9,13 +9,7 @@ local grading = require "experiments.grading"
 local answers = require "strategies.answers"
 local ROOT = here .. "../../docs/results"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = T.read
 
 local folders = {}
 do

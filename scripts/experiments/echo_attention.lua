@@ -93,34 +93,8 @@ end
 -- wrong answers are the long ones. The task is a second confound (arithmetic answers are short and mostly right,
 -- GSM8K ones long and mostly wrong). The helpers below take both out before correct and wrong are compared.
 
--- Average ranks, ties sharing their mean rank.
-local function ranks(xs)
-  local order = {}
-  for i = 1, #xs do order[i] = i end
-  table.sort(order, function(a, b) return xs[a] < xs[b] end)
-  local r, i = {}, 1
-  while i <= #order do
-    local j = i
-    while j < #order and xs[order[j + 1]] == xs[order[i]] do j = j + 1 end
-    for k = i, j do r[order[k]] = (i + j) / 2 end
-    i = j + 1
-  end
-  return r
-end
+local ranks, pearson, spearman = lm.stats.ranks, lm.stats.pearson, lm.stats.spearman
 
-local function pearson(xs, ys)
-  local n, mx, my = #xs, 0, 0
-  for i = 1, n do mx, my = mx + xs[i], my + ys[i] end
-  mx, my = mx / n, my / n
-  local sxy, sxx, syy = 0, 0, 0
-  for i = 1, n do
-    local dx, dy = xs[i] - mx, ys[i] - my
-    sxy, sxx, syy = sxy + dx * dy, sxx + dx * dx, syy + dy * dy
-  end
-  return sxy / math.sqrt(sxx * syy)
-end
-
-local function spearman(xs, ys) return pearson(ranks(xs), ranks(ys)) end
 
 -- What is left of ys[i] after a least-squares line on xs[i], fit separately within each stratum (strata[i] names
 -- item i's; nil: one line through all items).

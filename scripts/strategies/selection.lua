@@ -243,32 +243,9 @@ function M.retry(model, item, opts)
   return rec:result{answer = answer, correct = correct, rounds = #history, history = history}
 end
 
---- Spearman's rank correlation of two equal-length lists (ties get their average rank).
-function M.rank_correlation(xs, ys)
-  local function ranks(v)
-    local idx = {}
-    for i = 1, #v do idx[i] = i end
-    table.sort(idx, function(a, b) return v[a] < v[b] end)
-    local r, i = {}, 1
-    while i <= #idx do
-      local j = i
-      while j < #idx and v[idx[j + 1]] == v[idx[i]] do j = j + 1 end
-      for k = i, j do r[idx[k]] = (i + j) / 2 end
-      i = j + 1
-    end
-    return r
-  end
-  local rx, ry, n = ranks(xs), ranks(ys), #xs
-  local mx, my = (n + 1) / 2, (n + 1) / 2
-  local sxy, sxx, syy = 0, 0, 0
-  for i = 1, n do
-    sxy = sxy + (rx[i] - mx) * (ry[i] - my)
-    sxx = sxx + (rx[i] - mx) ^ 2
-    syy = syy + (ry[i] - my) ^ 2
-  end
-  if sxx == 0 or syy == 0 then return nil end
-  return sxy / math.sqrt(sxx * syy)
-end
+--- Spearman's rank correlation of two equal-length lists (ties get their average rank; lm.stats.spearman): nil
+--- when either list is constant.
+function M.rank_correlation(xs, ys) return lm.stats.spearman(xs, ys) end
 
 --- Early rejection: the first opts.tau tokens of each of opts.n candidates (one batched call), scored by mean
 --- log-probability (the proxy for a partial reward); the best n/m are finished (budget opts.max_tokens in all),

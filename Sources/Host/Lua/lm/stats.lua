@@ -341,6 +341,65 @@ function M.holm(ps)
   return out
 end
 
+doc.ranks = {
+  usage = "lm.stats.ranks(xs) -> list",
+  text = "The rank of each value of xs (1 for the smallest), tied values sharing their average rank, in the order "
+    .. "of xs.",
+  example = "local r = lm.stats.ranks({30, 10, 20, 10})\nprint(r[1], r[2], r[3], r[4])  --> 4.0 1.5 3.0 1.5",
+}
+local function ranks(x)
+  local order = {}
+  for i = 1, #x do order[i] = i end
+  table.sort(order, function(a, b) return x[a] < x[b] end)
+  local r, i = {}, 1
+  while i <= #order do
+    local j = i
+    while j < #order and x[order[j + 1]] == x[order[i]] do j = j + 1 end
+    for k = i, j do r[order[k]] = (i + j) / 2 end
+    i = j + 1
+  end
+  return r
+end
+function M.ranks(xs) return ranks(values("ranks", xs, "xs", 0)) end
+
+-- Pearson's r of two lists of numbers of one length; nil when either is constant.
+local function pearson(x, y)
+  local n, mx, my = #x, mean(x), mean(y)
+  local sxy, sxx, syy = 0, 0, 0
+  for i = 1, n do
+    local dx, dy = x[i] - mx, y[i] - my
+    sxy, sxx, syy = sxy + dx * dy, sxx + dx * dx, syy + dy * dy
+  end
+  if sxx == 0 or syy == 0 then return nil end
+  return sxy / math.sqrt(sxx * syy)
+end
+
+-- Two lists of numbers of one length (at least two), checked.
+local function pair_of_lists(fname, xs, ys)
+  local x, y = values(fname, xs, "xs", 2), values(fname, ys, "ys", 2)
+  if #x ~= #y then error(("lm.stats.%s: the two lists differ in length (%d and %d)"):format(fname, #x, #y), 3) end
+  return x, y
+end
+
+doc.pearson = {
+  usage = "lm.stats.pearson(xs, ys) -> number or nil",
+  text = "Pearson's correlation of two lists of numbers of the same length (at least two); nil when either list is "
+    .. "constant.",
+  example = "print(lm.stats.pearson({1, 2, 3, 4}, {2, 4, 5, 9}))",
+}
+function M.pearson(xs, ys) return pearson(pair_of_lists("pearson", xs, ys)) end
+
+doc.spearman = {
+  usage = "lm.stats.spearman(xs, ys) -> number or nil",
+  text = "Spearman's rank correlation: Pearson's correlation of the two lists' ranks (lm.stats.ranks, ties sharing "
+    .. "their average rank); nil when either list is constant.",
+  example = "print(lm.stats.spearman({1, 2, 3, 4, 5}, {2, 1, 4, 3, 5}))  --> 0.8",
+}
+function M.spearman(xs, ys)
+  local x, y = pair_of_lists("spearman", xs, ys)
+  return pearson(ranks(x), ranks(y))
+end
+
 doc.cohens_d = {
   usage = "lm.stats.cohens_d(xs, ys) -> number or nil",
   text = "Cohen's d: (mean(xs) - mean(ys)) / s, with s the pooled standard deviation sqrt(((nx - 1) var(xs) + "
@@ -391,7 +450,8 @@ lm.document(M, {
   usage = "lm.stats",
   text = "Statistics for experiments: mean, sd, bootstrap_ci, paired (difference with a paired bootstrap "
     .. "interval; both take clusters for a cluster bootstrap), mcnemar, sign_flip (a paired permutation test, by "
-    .. "cluster), holm (multiple comparisons), cohens_d, auc. Lists hold numbers or booleans.",
+    .. "cluster), holm (multiple comparisons), ranks, pearson, spearman, cohens_d, auc. Lists hold numbers or "
+    .. "booleans.",
   example = "local d = lm.stats.paired(correct_with, correct_without)\n"
     .. "print(string.format(\"%+.3f [%+.3f, %+.3f]\", d.diff, d.lo, d.hi))",
 })
