@@ -403,6 +403,11 @@ T.test("lm.list: a list with holes keeps its length through JSON", function()
   T.err(function() lm.list(-1) end, "lm.list: the length must be an integer >= 0, got -1")
   local c = lm.list(2); c.x = 1
   T.err(function() lm.json.encode(c) end, "an lm.list of length 2 has the key x")
+  T.ok(lm.doc(lm.list):find("lm.list(n [, t]) -> list", 1, true), "help(lm.list)")
+  T.ok(lm.doc(lm.fs.lock):find("lm.fs.lock(path)", 1, true), "help(lm.fs.lock)")
+  for _, f in ipairs({"sign_flip", "holm", "ranks", "pearson", "spearman"}) do
+    T.ok(lm.doc(lm.stats[f]):find("lm.stats." .. f, 1, true), "help(lm.stats." .. f .. ")")
+  end
 end)
 
 T.test("stats.holm", function()

@@ -312,6 +312,7 @@ extension LuaHost {
         for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http", "fs", "options", "defaults"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "fs")
         name(lua.absolute(-1), "mkdir", "lm.fs.mkdir")
+        name(lua.absolute(-1), "lock", "lm.fs.lock")
         lua.pop()
         lua.rawGet(lm, "store")
         let store = lua.absolute(-1)
