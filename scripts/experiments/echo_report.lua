@@ -14,6 +14,10 @@
 --     right that also ended within the budget (not cut at the token limit with the right number last), paired.
 -- DIR is run.lua's --out folder; the report goes to standard output as Markdown. On arithmetic data the intervals
 -- resample templates and the tests are sign-flip tests by template (experiments.lines), as run.lua's table.
+-- With several seed sets (run.lua --seeds): gap pools the traces of every set (each trace one case of the AUC) and
+-- gives each set's share of correct traces; causal pairs the two conditions within each set, scores an item by its
+-- mean over the sets where both continued its failed trace, tests those means with the sign-flip test, and gives
+-- each set's own figures and their spread.
 local echo = require "strategies.echo"
 local grading = require "experiments.grading"
 local lines = require "experiments.lines"
@@ -26,8 +30,7 @@ if (mode ~= "gap" and mode ~= "causal") or not dir then
 end
 
 local run = lines.read(dir, die)
-local path, by, order = run.path, run.by, run.order
-local function lines_of(name) return run:of(name) end
+local order, K = run.order, run.K
 
 local function fmt(x, p) return x and ("%." .. (p or 3) .. "f"):format(x) or "–" end
 
@@ -66,7 +69,17 @@ local function gap_tables(results)
 end
 
 if mode == "gap" then
-  local rows = lines_of(arg[3] or order[1])
+  -- Every trace: with several seed sets, the traces of every set, item by item.
+  local items, rows, pool = run:items(arg[3] or order[1]), {}, run:pool()
+  for _, it in ipairs(items) do
+    for set = 1, K do
+      local r = it.sets[set]
+      if r then
+        rows[#rows + 1] = r
+        pool:add("correct", it.item, set, r.correct == true)
+      end
+    end
+  end
   local results, common, differ, texts = {}, {}, {}, true
   for i, r in ipairs(rows) do
     local e = r.extra or {}
@@ -74,10 +87,18 @@ if mode == "gap" then
     local g = r.calls and grading.line(r).correct
     if g == nil then texts = false end
     common[i] = {correct = g, echo = e.echo, prefix = e.prefix, heavy = e.heavy}
-    if g ~= nil and g ~= (r.correct == true) then differ[#differ + 1] = tostring(r.item) end
+    if g ~= nil and g ~= (r.correct == true) then
+      differ[#differ + 1] = tostring(r.item) .. (K > 1 and ("@%d"):format(math.tointeger(r.seed_set) or 1) or "")
+    end
   end
   print(("ΔL over %d traces (%s, strategy %s); right and wrong as the lines record them (the strategy's own grader)\n"):format(
     #rows, dir, rows[1] and rows[1].call or "?"))
+  if K > 1 then
+    local per_set, spread = pool:per_set("correct", items)
+    print(("The traces of %d items × %d seed sets, each trace a case of its own (the traces of one item are not "
+      .. "independent across sets). Share of correct traces per seed set: %s (spread %s).\n"):format(#items, K,
+      lines.per_set_text(per_set), lines.spread_text(spread)))
+  end
   gap_tables(results)
   if not texts then
     print("The lines do not hold every trace's text, so they are not graded again by the common grader.")
@@ -89,9 +110,8 @@ if mode == "gap" then
     gap_tables(common)
   end
 else
-  local with, without = lines_of(arg[3] or "reminder"), lines_of(arg[4] or "plain")
-  local plain = {}
-  for _, r in ipairs(without) do plain[r.item] = r end
+  local with, plain = run:items(arg[3] or "reminder"), {}
+  for _, it in ipairs(run:items(arg[4] or "plain")) do plain[it.item] = it end
   -- Per line, by the common grader: the share of its continuations right, of those right and ended within the
   -- budget (not cut at the token limit), and whether the first is right. nil when the line holds no texts.
   local function common(r)
@@ -107,55 +127,85 @@ else
     return {share = right / #outs, ended = ended / #outs, first = grading.right(grading.read(outs[1].text), r.gold),
             right = right, finished = ended, n = #outs}
   end
-  local a, b, fa, fb, skipped, samples, used = {}, {}, {}, {}, 0, nil, {}
-  local ca, cb, ea, eb, cfa, cfb, common_ok = {}, {}, {}, {}, {}, {}, true
+  -- Per item and seed set where both conditions continued the failed trace: the continuations' accuracy ("a", "b"),
+  -- the first continuation right ("fa", "fb"), and by the common grader the share right ("ca", "cb"), right and
+  -- ended within the budget ("ea", "eb") and the first right ("cfa", "cfb"); the totals count continuations.
+  local pool, skipped, samples, used, runs, common_ok = run:pool(), 0, nil, {}, 0, true
   local totals = {with = {right = 0, finished = 0, n = 0}, without = {right = 0, finished = 0, n = 0}}
-  for _, r in ipairs(with) do
-    local p = plain[r.item]
-    local e, pe = r.extra or {}, p and p.extra or {}
-    if e.skipped or not p or pe.skipped then
-      skipped = skipped + 1
-    else
-      a[#a + 1], b[#b + 1] = e.accuracy, pe.accuracy
-      fa[#fa + 1], fb[#fb + 1] = r.correct == true, p.correct == true
-      used[#used + 1] = r
-      -- The continuations: the sample call's n (the answers list has holes where a continuation gave no number).
-      samples = samples or (r.calls and r.calls[2] and r.calls[2].n) or (e.answers and lm.list.len(e.answers))
-      local x, y = common(r), common(p)
-      if x and y then
-        local k = #a
-        ca[k], cb[k], ea[k], eb[k], cfa[k], cfb[k] = x.share, y.share, x.ended, y.ended, x.first, y.first
-        for key, c in pairs({with = x, without = y}) do
-          local t = totals[key]
-          t.right, t.finished, t.n = t.right + c.right, t.finished + c.finished, t.n + c.n
+  for _, it in ipairs(with) do
+    local pit, any = plain[it.item], false
+    for set = 1, K do
+      local r, p = it.sets[set], pit and pit.sets[set]
+      local e, pe = r and r.extra or {}, p and p.extra or {}
+      if r and p and not e.skipped and not pe.skipped then
+        any, runs = true, runs + 1
+        pool:add("a", it.item, set, e.accuracy); pool:add("b", it.item, set, pe.accuracy)
+        pool:add("fa", it.item, set, r.correct == true); pool:add("fb", it.item, set, p.correct == true)
+        -- The continuations: the sample call's n (the answers list has holes where a continuation gave no number).
+        samples = samples or (r.calls and r.calls[2] and r.calls[2].n) or (e.answers and lm.list.len(e.answers))
+        local x, y = common(r), common(p)
+        if x and y then
+          pool:add("ca", it.item, set, x.share); pool:add("cb", it.item, set, y.share)
+          pool:add("ea", it.item, set, x.ended); pool:add("eb", it.item, set, y.ended)
+          pool:add("cfa", it.item, set, x.first); pool:add("cfb", it.item, set, y.first)
+          for key, c in pairs({with = x, without = y}) do
+            local t = totals[key]
+            t.right, t.finished, t.n = t.right + c.right, t.finished + c.finished, t.n + c.n
+          end
+        else
+          common_ok = false
         end
-      else
-        common_ok = false
       end
     end
+    if any then used[#used + 1] = it else skipped = skipped + 1 end
   end
-  print(("Causal variant over %d items (%s): %d failed traces continued in both conditions, %d skipped "
-    .. "(trace correct, or a condition missing)\n"):format(#with, dir, #a, skipped))
+  local a, b, fa, fb = pool:scores("a", used), pool:scores("b", used), pool:scores("fa", used), pool:scores("fb", used)
+  if K == 1 then
+    print(("Causal variant over %d items (%s): %d failed traces continued in both conditions, %d skipped "
+      .. "(trace correct, or a condition missing)\n"):format(#with, dir, #a, skipped))
+  else
+    print(("Causal variant over %d items × %d seed sets (%s): %d failed traces continued in both conditions (%d item "
+      .. "runs, paired within their seed set), %d skipped (trace correct, or a condition missing); an item's figures "
+      .. "are its means over the sets where both continued it\n"):format(#with, K, dir, #a, runs, skipped))
+  end
   if #a == 0 then return end
   local clusters = run:clusters(used)
   local opts = clusters and {clusters = clusters} or nil
   local d = lm.stats.paired(a, b, opts)
   local t = lines.compare(fa, fb, clusters)
   local function count(xs) local n = 0; for i = 1, #xs do if xs[i] then n = n + 1 end end; return n end
+  -- The first continuation right: "k/n" items with one seed set, else the mean over items of their share of sets.
+  local function firsts(xs)
+    if K == 1 then return ("%d/%d"):format(count(xs), #xs) end
+    return ("%.3f"):format(lm.stats.mean(xs))
+  end
   local function pv(p) return p < 0.001 and "< 0.001" or ("= " .. fmt(p, 3)) end
-  print("| condition | mean accuracy of the continuations | first continuation correct |")
-  print("|---|---|---|")
-  print(("| with the reminder | %.3f | %d/%d |"):format(d.mean_a, count(fa), #fa))
-  print(("| without | %.3f | %d/%d |"):format(d.mean_b, count(fb), #fb))
+  print("| condition | mean accuracy of the continuations | first continuation correct |"
+    .. (K > 1 and " seed-set spread (continuations) |" or ""))
+  print("|---|---|---|" .. (K > 1 and "---|" or ""))
+  for _, c in ipairs({{"with the reminder", d.mean_a, fa, "a"}, {"without", d.mean_b, fb, "b"}}) do
+    local spread = K > 1 and (" %s |"):format(lines.spread_text(select(2, pool:per_set(c[4], used)))) or ""
+    print(("| %s | %.3f | %s |%s"):format(c[1], c[2], firsts(c[3]), spread))
+  end
+  if K > 1 then
+    print("\nPer seed set (mean accuracy of the continuations; first continuation correct):\n")
+    for _, c in ipairs({{"with the reminder", "a", "fa"}, {"without", "b", "fb"}}) do
+      print(("- %s: %s; %s"):format(c[1], lines.per_set_text((pool:per_set(c[2], used))),
+        lines.per_set_text((pool:per_set(c[3], used)))))
+    end
+  end
   local diffs = {}
   for i = 1, #a do diffs[i] = (a[i] or 0) - (b[i] or 0) end
   local sf = lm.stats.sign_flip(diffs, opts)
+  local first_test = t.test == "McNemar" and "McNemar"
+    or t.test == "sign-flip" and "Sign-flip test" or "Sign-flip test by template"
   print(("\nPaired difference (with − without), %d continuations per trace: %+.3f [%+.3f, %+.3f] (95%% %sbootstrap%s); "
-    .. "items better with the reminder %d, worse %d, equal %d%s. %s on the first continuation: %d/%d discordant, "
+    .. "items better with the reminder %d, worse %d, equal %d%s. %s on the first continuation: %s, "
     .. "p %s (%s)."):format(samples or 0, d.diff, d.lo, d.hi, clusters and "cluster " or "",
     clusters and " over templates" or "", d.wins, d.losses, d.ties,
-    clusters and ("; sign-flip test by template p " .. pv(sf.p)) or "",
-    t.test == "McNemar" and "McNemar" or "Sign-flip test by template", t.won, t.lost, pv(t.p), t.method))
+    (clusters or K > 1) and ("; sign-flip test%s p %s"):format(clusters and " by template" or "", pv(sf.p)) or "",
+    first_test, K == 1 and ("%d/%d discordant"):format(t.won, t.lost)
+      or ("items better %d, worse %d (each item's share of sets)"):format(t.won, t.lost), pv(t.p), t.method))
   if not common_ok then
     print("\nThe lines do not hold every continuation's text, so they are not graded again by the common grader.")
     return
@@ -164,12 +214,14 @@ else
     .. "the budget (the others were cut at the token limit with the right number last):\n"):format(grading.rule))
   print("| condition | continuations right | right and ended within the budget | first continuation correct |")
   print("|---|--:|--:|--:|")
+  local cfa, cfb = pool:scores("cfa", used), pool:scores("cfb", used)
   for _, c in ipairs({{"with the reminder", totals.with, cfa}, {"without", totals.without, cfb}}) do
     local t2 = c[2]
-    print(("| %s | %d/%d (%.3f) | %d/%d (%.3f) | %d/%d |"):format(c[1], t2.right, t2.n, t2.right / t2.n, t2.finished,
-      t2.n, t2.finished / t2.n, count(c[3]), #c[3]))
+    print(("| %s | %d/%d (%.3f) | %d/%d (%.3f) | %s |"):format(c[1], t2.right, t2.n, t2.right / t2.n, t2.finished,
+      t2.n, t2.finished / t2.n, firsts(c[3])))
   end
   print("")
+  local ca, cb, ea, eb = pool:scores("ca", used), pool:scores("cb", used), pool:scores("ea", used), pool:scores("eb", used)
   for _, c in ipairs({{"continuations right", ca, cb}, {"right and ended within the budget", ea, eb}}) do
     local dd = lm.stats.paired(c[2], c[3], opts)
     local df = {}
@@ -178,5 +230,5 @@ else
     print(("%s, paired (with − without): %+.3f [%+.3f, %+.3f]; better %d, worse %d; sign-flip test%s p %s."):format(
       c[1]:gsub("^%l", string.upper), dd.diff, dd.lo, dd.hi, dd.wins, dd.losses, clusters and " by template" or "", pv(st.p)))
   end
-  print("\n" .. lines.method(clusters))
+  print("\n" .. lines.method(clusters, K))
 end
