@@ -8,7 +8,9 @@
 -- On arithmetic data the intervals resample templates and the test is a sign-flip test by template
 -- (experiments.lines). The metrics are graded as the lines record them (the strategy's \boxed{}, else last-number
 -- reading); then by the common final-answer grader (experiments.grading), as a second table where any verdict
--- differs.
+-- differs. With several seed sets (run.lua --seeds) each metric of an item is its mean over the sets it has, the
+-- comparisons are sign-flip tests on those means, and the metrics table adds each set's own accuracy and their
+-- spread; tokens are per item run.
 local rise = require "strategies.rise"
 local grading = require "experiments.grading"
 local lines = require "experiments.lines"
@@ -18,7 +20,8 @@ local function die(msg) io.stderr:write("rise_report: " .. msg .. "\n"); os.exit
 local dir, name = arg[1], arg[2] or "rise"
 if not dir then die("usage: rise_report.lua DIR [STRATEGY]") end
 local run = lines.read(dir, die)
-local rows = run:of(name)
+local K = run.K
+local rows = run:items(name)
 
 local keys = {"m1t1", "m5t1", "m1t5", "p1t5"}
 local label = {m1t1 = "m1@t1 (first turn)", m5t1 = "m5@t1 (majority of 5 first turns, parallel)",
@@ -40,32 +43,45 @@ local function common_metrics(r)
   return rise.metrics(turns, firsts, r.gold, function(a, gold) return grading.right(a, gold) end)
 end
 
-local v, c, seq, par, common_ok, differ = {}, {}, {}, {}, true, 0
-for _, k in ipairs(keys) do v[k], c[k] = {}, {} end
-for i, r in ipairs(rows) do
-  local e = r.extra or {}
-  local m = common_metrics(r)
-  if not m then common_ok = false end
-  for _, k in ipairs(keys) do
-    if e[k] == nil then die(("%s: item %s has no %s: not a rise.run line"):format(run.path, tostring(r.item), k)) end
-    v[k][i] = e[k] == true
-    if m then
-      c[k][i] = m[k] == true
-      if c[k][i] ~= v[k][i] then differ = differ + 1 end
+-- Per item and seed set: each metric as the line records it ("own") and by the common grader ("common"); tokens
+-- per item run.
+local pool, seq, par, common_ok, differ = run:pool(), {}, {}, true, 0
+for _, it in ipairs(rows) do
+  for set = 1, K do
+    local r = it.sets[set]
+    if r then
+      local e = r.extra or {}
+      local m = common_metrics(r)
+      if not m then common_ok = false end
+      for _, k in ipairs(keys) do
+        if e[k] == nil then die(("%s: item %s has no %s: not a rise.run line"):format(run.path, tostring(r.item), k)) end
+        pool:add("own:" .. k, it.item, set, e[k] == true)
+        if m then
+          pool:add("common:" .. k, it.item, set, m[k] == true)
+          if (m[k] == true) ~= (e[k] == true) then differ = differ + 1 end
+        end
+      end
+      seq[#seq + 1], par[#par + 1] = e.tokens_sequential or 0, e.tokens_parallel or 0
     end
   end
-  seq[i], par[i] = e.tokens_sequential or 0, e.tokens_parallel or 0
 end
+local v, c = {}, {}
+for _, k in ipairs(keys) do v[k], c[k] = pool:scores("own:" .. k, rows), pool:scores("common:" .. k, rows) end
 local clusters = run:clusters(rows)
 local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 
 -- The metrics and the three comparisons of one grading.
-local function tables(m)
-  print("| metric | accuracy [95% CI] |")
-  print("|---|---|")
+local function tables(m, grader)
+  print("| metric | accuracy [95% CI] |" .. (K > 1 and " seed-set spread | per seed set |" or ""))
+  print("|---|---|" .. (K > 1 and "---|---|" or ""))
   for _, k in ipairs(keys) do
     local lo, hi, acc = lines.accuracy(m[k], clusters)
-    print(("| %s | %.3f [%.3f, %.3f] |"):format(label[k], acc, lo, hi))
+    local sets = ""
+    if K > 1 then
+      local per_set, spread = pool:per_set(grader .. k, rows)
+      sets = (" %s | %s |"):format(lines.spread_text(spread), lines.per_set_text(per_set))
+    end
+    print(("| %s | %.3f [%.3f, %.3f] |%s"):format(label[k], acc, lo, hi, sets))
   end
   print("\n| comparison | difference [95% CI] | p | Holm p | won / lost |")
   print("|---|---|--:|--:|--:|")
@@ -78,12 +94,12 @@ local function tables(m)
     print(("| %s | %+.3f [%+.3f, %+.3f] | %s | %s | %d / %d |"):format(x[3], d.diff, d.lo, d.hi, fmt_p(d.p),
       fmt_p(holm[k]), d.won, d.lost))
   end
-  print("\n" .. lines.method(clusters) .. " Holm p: adjusted over the 3 comparisons.")
+  print("\n" .. lines.method(clusters, K) .. " Holm p: adjusted over the 3 comparisons.")
 end
 
-print(("RISE protocol over %d items (%s, strategy %s); graded as the lines record (the strategy's own grader)\n"):format(
-  #rows, dir, rows[1].call or name))
-tables(v)
+print(("RISE protocol over %d items%s (%s, strategy %s); graded as the lines record (the strategy's own grader)\n"):format(
+  #rows, K > 1 and (" × %d seed sets"):format(K) or "", dir, rows[1].line.call or name))
+tables(v, "own:")
 if not common_ok then
   print("\nThe lines do not hold every turn's text, so the metrics are not graded again by the common grader.")
 elseif differ == 0 then
@@ -91,7 +107,8 @@ elseif differ == 0 then
 else
   print(("\nBy the common final-answer grader (%s), every turn and first-turn sample read again (%d verdicts differ "
     .. "from the tables above):\n"):format(grading.rule, differ))
-  tables(c)
+  tables(c, "common:")
 end
-print(("\nCompletion tokens per item: sequential turns %.1f, parallel first turns %.1f."):format(
+print(("\nCompletion tokens per item%s: sequential turns %.1f, parallel first turns %.1f."):format(
+  K > 1 and " run" or "",
   lm.stats.mean(seq), lm.stats.mean(par)))
