@@ -18,6 +18,10 @@
 -- again from the line's final texts as its strategy forms it), beside "correct", the strategy's own.
 -- On arithmetic data the intervals resample templates and the test is a sign-flip test by template
 -- (experiments.lines), as run.lua's table.
+--   With several seed sets (run.lua --seeds) an item's value of a field is its mean over the sets it has (a
+-- deterministic arm's line stands for every set; a set whose line lacks the field counts as wrong), the tests are
+-- sign-flip tests on those means, "missing" counts lines, and each table adds the seed-set spread and, under it,
+-- each set's own accuracy.
 local grading = require "experiments.grading"
 local lines = require "experiments.lines"
 
@@ -49,14 +53,14 @@ local function read(path)
 end
 
 local run = lines.read(dir, die)
-local path, by, order = run.path, run.by, run.order
+local path, order, K = run.path, run.order, run.K
 if #order == 0 then die(path .. " has no lines") end
 if not baseline then
   local meta = read(dir .. "/run.json")
   local ok, m = pcall(lm.json.decode, meta or "")
   baseline = ok and type(m) == "table" and m.baseline or order[1]
 end
-if not by[baseline] then die(("no baseline '%s' in %s (it has: %s)"):format(baseline, path, table.concat(order, ", "))) end
+if not run.sets[baseline] then die(("no baseline '%s' in %s (it has: %s)"):format(baseline, path, table.concat(order, ", "))) end
 
 -- The final text of a line: the strategy's `extra.text`, else the last output of its last recorded call.
 local function final_text(r)
@@ -96,26 +100,46 @@ end
 
 local function fmt_p(p) return p < 0.001 and "<0.001" or ("%.3f"):format(p) end
 
-print(("Fields %s over the lines of %s; baseline %s\n"):format(table.concat(fields, ", "), dir, baseline))
+print(("Fields %s over the lines of %s%s; baseline %s\n"):format(table.concat(fields, ", "), dir,
+  K > 1 and (" (%d seed sets)"):format(K) or "", baseline))
+-- Each strategy's items over the seed sets, and the baseline's by item id.
+local items, base_items = {}, {}
+for _, name in ipairs(order) do items[name] = run:items(name) end
+for _, it in ipairs(items[baseline]) do base_items[it.item] = it end
 for _, field in ipairs(fields) do
   print(("**%s**\n"):format(field))
-  print(("| strategy | items | accuracy [95%% CI] | Δ vs %s [95%% CI] | p | Holm p | won / lost | missing |"):format(baseline))
-  print("|---|--:|---|---|--:|--:|--:|--:|")
+  print(("| strategy | items | accuracy [95%% CI] |%s Δ vs %s [95%% CI] | p | Holm p | won / lost | missing |"):format(
+    K > 1 and " seed-set spread |" or "", baseline))
+  print("|---|--:|---|" .. (K > 1 and "---|" or "") .. "---|--:|--:|--:|--:|")
   local clustered, out, ps = nil, {}, {}
+  -- The field per item and seed set of every strategy ("missing" counts the lines that lack it).
+  local pool, missing = run:pool(), {}
   for _, name in ipairs(order) do
-    local rows = run:of(name)
-    local xs, missing, a, b, paired = {}, 0, {}, {}, {}
-    for k, r in ipairs(rows) do
-      local v = value(r, field)
-      if v == nil then missing = missing + 1 end
-      xs[k] = v == true
-      local base = by[baseline][r.item]
-      if base then a[#a + 1], b[#b + 1], paired[#paired + 1] = v == true, value(base, field) == true, r end
+    missing[name] = 0
+    for _, it in ipairs(items[name]) do
+      for set = 1, K do
+        local r = it.sets[set]
+        if r then
+          local v = value(r, field)
+          if v == nil and (set == 1 or r ~= it.sets[1]) then missing[name] = missing[name] + 1 end
+          pool:add(name, it.item, set, v == true)
+        end
+      end
+    end
+  end
+  for _, name in ipairs(order) do
+    local rows = items[name]
+    local xs, a, b, paired = pool:scores(name, rows), {}, {}, {}
+    for k, it in ipairs(rows) do
+      if base_items[it.item] then
+        a[#a + 1], b[#b + 1], paired[#paired + 1] = xs[k], pool:score(baseline, it.item), it
+      end
     end
     local clusters = run:clusters(rows)
     clustered = clustered or clusters
     local lo, hi, acc = lines.accuracy(xs, clusters)
-    local row = {name = name, n = #rows, acc = acc, lo = lo, hi = hi, missing = missing}
+    local row = {name = name, n = rows, acc = acc, lo = lo, hi = hi, missing = missing[name]}
+    if K > 1 then row.per_set, row.spread = pool:per_set(name, rows) end
     if name ~= baseline and #a > 0 then
       row.c = lines.compare(a, b, run:clusters(paired))
       ps[#ps + 1] = row.c.p
@@ -130,8 +154,13 @@ for _, field in ipairs(fields) do
       cmp = ("%+.3f [%+.3f, %+.3f] | %s | %s | %d / %d"):format(c.diff, c.lo, c.hi, fmt_p(c.p), fmt_p(holm[row.k]),
         c.won, c.lost)
     end
-    print(("| %s | %d | %.3f [%.3f, %.3f] | %s | %d |"):format(row.name, row.n, row.acc, row.lo, row.hi, cmp, row.missing))
+    print(("| %s | %s | %.3f [%.3f, %.3f] |%s %s | %d |"):format(row.name, run:items_label(row.name, row.n), row.acc,
+      row.lo, row.hi, K > 1 and (" %s |"):format(lines.spread_text(row.spread)) or "", cmp, row.missing))
   end
-  print("\n" .. lines.method(clustered) .. (" Holm p: adjusted over this table's %d comparison%s.\n"):format(#ps,
+  if K > 1 then
+    print("\nAccuracy per seed set:\n")
+    for _, row in ipairs(out) do print(("- %s: %s"):format(row.name, lines.per_set_text(row.per_set))) end
+  end
+  print("\n" .. lines.method(clustered, K) .. (" Holm p: adjusted over this table's %d comparison%s.\n"):format(#ps,
     #ps == 1 and "" or "s"))
 end
