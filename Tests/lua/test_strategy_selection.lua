@@ -429,6 +429,180 @@ T.test("selection_report.lua: by template on arithmetic data, and by the common 
   T.ok(common:find("| best of 2 | 1.000 [", 1, true) and common:find("| pass@3 (oracle: any candidate right) | 1.000 [", 1, true), common)
 end)
 
+T.test("experiments.lines: every seed set, deterministic arms in every set, per-item means and per-set accuracies", function()
+  local lines = require "experiments.lines"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/run.json", "w"))
+  f:write(lm.json.encode({baseline = "g", seeds = 3, deterministic = {"g"}}), "\n")
+  f:close()
+  -- g: greedy, set 1 only (deterministic). s: item a in sets 1 and 2 (set 1's line without seed_set), b in set 1.
+  f = assert(io.open(dir .. "/results.jsonl", "w"))
+  for _, l in ipairs({
+    {item = "a", index = 1, strategy = "g", seed_set = 1, correct = true},
+    {item = "b", index = 2, strategy = "g", seed_set = 1, correct = false},
+    {item = "a", index = 1, strategy = "s", correct = true},
+    {item = "b", index = 2, strategy = "s", seed_set = 1, correct = true},
+    {item = "a", index = 1, strategy = "s", seed_set = 2, correct = false},
+  }) do f:write(lm.json.encode(l), "\n") end
+  f:close()
+  local died
+  local function die(msg) died = msg; error(msg) end
+  local run = lines.read(dir, die)
+  T.eq(run.K, 3, "run.json's seeds, above the largest set")
+  T.eq(table.concat(run.order, ","), "g,s")
+  T.eq(run.by.s.a.correct, true, "by keeps set 1")
+  T.eq(#run:of("s"), 2)
+  T.ok(run.sets.g.a[3] == run.sets.g.a[1] and run.sets.g.b[2] == run.sets.g.b[1], "a deterministic arm is in every set")
+  T.eq(run.sets.s.a[2].correct, false); T.eq(run.sets.s.a[3], nil); T.eq(run.sets.s.b[2], nil)
+  local items = run:items("s")
+  T.eq(#items, 2); T.eq(items[1].item, "a"); T.eq(items[2].item, "b")
+  T.eq(run:items_label("s", items), "2 × 1.5"); T.eq(run:items_label("g", run:items("g")), "2 × 1 (deterministic)")
+  local pool = run:pool()
+  for _, name in ipairs({"s", "g"}) do
+    for _, it in ipairs(run:items(name)) do
+      for j = 1, run.K do if it.sets[j] then pool:add(name, it.item, j, it.sets[j].correct == true) end end
+    end
+  end
+  local xs = pool:scores("s", items)
+  T.eq(xs[1], 0.5); T.eq(xs[2], 1)
+  local gs = pool:scores("g", items)
+  T.eq(gs[1], 1); T.eq(gs[2], 0)
+  local per_set, spread = pool:per_set("s", items)
+  T.eq(#per_set, 2, "set 3 has no line of s")
+  T.eq(per_set[1].accuracy, 1); T.eq(per_set[1].items, 2); T.eq(per_set[2].accuracy, 0); T.eq(per_set[2].items, 1)
+  T.eq(spread.min, 0); T.eq(spread.max, 1)
+  T.eq(lines.spread_text(spread), "0.000–1.000 (sd 0.707)")
+  T.eq(lines.per_set_text(per_set), "1: 1.000, 2: 0.000")
+  T.eq(lines.spread_text(nil), "—")
+  -- Per-item means are numbers: the test is the sign-flip test, not McNemar's.
+  T.eq(lines.compare(xs, gs).test, "sign-flip")
+  T.ok(lines.method(nil, 3):find("^Seed sets: 3; an item's score is its mean over the sets it has"), lines.method(nil, 3))
+  T.ok(lines.method(nil, 3):find("p: a sign-flip permutation test on the items' differences.", 1, true))
+  T.eq(lines.method(nil), "Intervals: 95% bootstrap over items; p: McNemar's exact test on the items' right/wrong pairs.")
+  -- Seed set 2 alone: a run of one set, the deterministic arm's set-1 lines standing for it.
+  local two = lines.read(dir, die, 2)
+  T.eq(two.K, 1)
+  T.eq(#two:of("s"), 1); T.eq(two.by.s.a.correct, false); T.eq(#two:of("g"), 2)
+  local p2 = two:pool()
+  p2:add("s", "a", 1, false)
+  T.eq(p2:score("s", "a"), false, "one set: the value as added")
+  -- Without run.json: K is the largest set.
+  os.remove(dir .. "/run.json")
+  T.eq(lines.read(dir, die).K, 2)
+  T.eq(died, nil)
+end)
+
+T.test("selection_report.lua with two seed sets: per-item means over the sets, each set's accuracy, sign-flip tests", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local function write(dir, meta, rows)
+    local f = assert(io.open(dir .. "/run.json", "w"))
+    f:write(lm.json.encode(meta), "\n")
+    f:close()
+    f = assert(io.open(dir .. "/results.jsonl", "w"))
+    for _, l in ipairs(rows) do f:write(lm.json.encode(l), "\n") end
+    f:close()
+  end
+  -- Read-outs: greedy (deterministic, set 1 only) right on a and b. bon8's majority right on a, b, c in set 1 and
+  -- on a in set 2: per item 1, 0.5, 0.5, 0 (0.5); pass on every item in set 1, on a and b in set 2 (0.75).
+  local dir = T.tmpdir()
+  local rows = {}
+  local function reads(majority, pass)
+    return {first = {correct = false}, majority = {correct = majority}, max_logprob = {correct = majority},
+            min_logprob = {correct = false}, pass = {correct = pass}}
+  end
+  local set1 = {a = {true, true}, b = {true, true}, c = {true, true}, d = {false, true}}
+  local set2 = {a = {true, true}, b = {false, true}, c = {false, false}, d = {false, false}}
+  for i, id in ipairs({"a", "b", "c", "d"}) do
+    rows[#rows + 1] = {item = id, index = i, strategy = "greedy", seed_set = 1, correct = i <= 2}
+    for set, t in ipairs({set1, set2}) do
+      rows[#rows + 1] = {item = id, index = i, strategy = "bon8", seed_set = set, correct = t[id][1],
+                         extra = {readouts = reads(t[id][1], t[id][2]), samples = {{}, {}}}}
+    end
+  end
+  write(dir, {baseline = "greedy", seeds = 2, deterministic = {"greedy"}}, rows)
+  local code, out = report("readouts " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("on 4 items × 2 seed sets", 1, true) and out:find("(deterministic: its one line stands for every set)", 1, true), out)
+  T.ok(out:find("| read-out | accuracy [95% CI] | seed-set spread | Δ vs greedy [95% CI] |", 1, true), out)
+  T.ok(out:find("| greedy | 0.500 [0.000, 1.000] | 0.500–0.500 (sd 0.000) | (baseline) |", 1, true), out)
+  -- majority − greedy per item: 0, −0.5, +0.5, 0.
+  T.ok(out:find("| majority@N (self-consistency) | 0.500 [", 1, true)
+    and out:find("| 0.250–0.750 (sd 0.354) | +0.000 [", 1, true) and out:find("| 1.000 | 1.000 | 1 / 1 |", 1, true), out)
+  T.ok(out:find("| pass@N (oracle: any sample right) | 0.750 [", 1, true), out)
+  T.ok(out:find("- majority@N (self-consistency): 1: 0.750, 2: 0.250", 1, true), out)
+  T.ok(out:find("- pass@N (oracle: any sample right): 1: 1.000, 2: 0.500", 1, true), out)
+  T.ok(out:find("Seed sets: 2; an item's score is its mean over the sets it has", 1, true)
+    and out:find("p: a sign-flip permutation test on the items' differences.", 1, true), out)
+  T.ok(not out:find("McNemar", 1, true), out)
+  -- Surprisal: item a has correct samples in both sets (least 1 and 2, most 0.5 and 2), b in set 2 (0.5), c in none.
+  local sdir = T.tmpdir()
+  write(sdir, {seeds = 2}, {
+    {item = "a", index = 1, strategy = "surprisal8", seed_set = 1, correct = true,
+     extra = {picks = {least = 1, most = 2}, samples = {{mean = -1}, {mean = -0.5}}}},
+    {item = "a", index = 1, strategy = "surprisal8", seed_set = 2, correct = true,
+     extra = {picks = {least = 1, most = 1}, samples = {{mean = -2}}}},
+    {item = "b", index = 2, strategy = "surprisal8", seed_set = 1, correct = false, extra = {picks = {}}},
+    {item = "b", index = 2, strategy = "surprisal8", seed_set = 2, correct = true,
+     extra = {picks = {least = 1, most = 1}, samples = {{mean = -0.5}}}},
+    {item = "c", index = 3, strategy = "surprisal8", seed_set = 1, correct = false, extra = {picks = {}}},
+    {item = "c", index = 3, strategy = "surprisal8", seed_set = 2, correct = false, extra = {picks = {}}},
+  })
+  code, out = report("surprisal " .. T.q(sdir))
+  T.eq(code, 0, out)
+  T.ok(out:find("over 3 items × 2 seed sets", 1, true) and out:find("3 of the 6 item runs have a correct sample, on 2 items", 1, true)
+    and out:find("0.500, is pass@N; per seed set 1: 0.333, 2: 0.667", 1, true), out)
+  T.ok(out:find("| least confident (the primary pick) | 1.000 |", 1, true), out)     -- ((1 + 2) / 2 + 0.5) / 2
+  T.ok(out:find("| most confident | 0.875 |", 1, true), out)                        -- ((0.5 + 2) / 2 + 0.5) / 2
+  T.ok(out:find("The two picks differ on 1 of 3 item runs with a correct sample", 1, true), out)
+  -- Retries: a right in round 2 (set 1) and round 1 (set 2); b never (set 1, keeping 5 again when nothing was
+  -- new) and in round 3 (set 2).
+  local rdir = T.tmpdir()
+  write(rdir, {seeds = 2}, {
+    {item = "a", index = 1, strategy = "none", seed_set = 1, extra = {history = {
+      {answer = 3, answers = {3, 4}, correct = false}, {answer = 4, answers = {4, 3}, correct = true}}}},
+    {item = "a", index = 1, strategy = "none", seed_set = 2, extra = {history = {
+      {answer = 4, answers = {4}, correct = true}}}},
+    {item = "b", index = 2, strategy = "none", seed_set = 1, extra = {history = {
+      {answer = 5, answers = {5, 6}, correct = false}, {answer = 6, answers = {6, 5}, correct = false},
+      {answer = 5, answers = {5, 6}, correct = false}}}},
+    {item = "b", index = 2, strategy = "none", seed_set = 2, extra = {history = {
+      {answer = 5, answers = {5}, correct = false}, {answer = 6, answers = {6}, correct = false},
+      {answer = 7, answers = {7}, correct = true}}}},
+  })
+  code, out = report("retry " .. T.q(rdir))
+  T.eq(code, 0, out)
+  T.ok(out:find("(2 seed sets: right within k is the mean over items", 1, true), out)
+  T.ok(out:find("| none | 2 × 2.0 | 0.250 | 0.500 | 0.750 | 5 | 1 (20%) | 1 (20%) |", 1, true), out)
+  T.ok(out:find("- none: 1: 0.500, 2: 1.000; spread 0.500–1.000 (sd 0.354)", 1, true), out)
+  -- Early rejection, two candidates: item a right in set 1 (its best full candidate, the second, is right), wrong
+  -- in set 2; b the reverse.
+  local edir = T.tmpdir()
+  local function early(id, i, set, correct, e)
+    return {item = id, index = i, strategy = "early", seed_set = set, correct = correct, extra = e}
+  end
+  write(edir, {seeds = 2}, {
+    early("a", 1, 1, true, {generated = 20, full_means = {-1, -0.5}, full_correct = {false, true},
+                            full_tokens = {10, 10}, spearman = 1, best_kept = true}),
+    early("a", 1, 2, false, {generated = 10, full_means = {-0.2, -1}, full_correct = {false, true},
+                             full_tokens = {5, 5}, spearman = 0, best_kept = false}),
+    early("b", 2, 1, false, {generated = 8, full_means = {-1, -1}, full_correct = {false, false},
+                             full_tokens = {4, 4}, best_kept = false}),
+    early("b", 2, 2, true, {generated = 12, full_means = {-1, -2}, full_correct = {true, false},
+                            full_tokens = {7, 7}, spearman = 0.5, best_kept = true}),
+  })
+  code, out = report("early " .. T.q(edir))
+  T.eq(code, 0, out)
+  T.ok(out:find("same 2 candidates finished in full, 2 items × 2 seed sets", 1, true), out)
+  T.ok(out:find("| early | 0.500 [", 1, true) and out:find("| 0.500–0.500 (sd 0.000) | (baseline) | — | — | — | 12.5 |", 1, true), out)
+  -- best of 1 per item 0 and 0.5 (−0.5 and 0 against early); best of 2 per item 0.5 and 0.5; pass 1 and 0.5.
+  T.ok(out:find("| best of 1 | 0.250 [", 1, true) and out:find("| -0.250 [", 1, true) and out:find("| 0 / 1 | 6.5 |", 1, true), out)
+  T.ok(out:find("| best of 2 | 0.500 [", 1, true) and out:find("| 13.0 |", 1, true), out)
+  T.ok(out:find("| pass@2 (oracle: any candidate right) | 0.750 [", 1, true), out)
+  T.ok(out:find("- pass@2 (oracle: any candidate right): 1: 0.500, 2: 1.000", 1, true), out)
+  T.ok(out:find("mean Spearman rho 0.500 over 3 item runs", 1, true) and out:find("on 2 of 4 item runs (50%)", 1, true), out)
+end)
+
 T.test("selection_report.lua surprisal: sample sets too large for the line come from the run store", function()
   local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/selection_report.lua"
   local dir, store = T.tmpdir(), os.tmpname()
