@@ -263,6 +263,63 @@ T.test("echo_report.lua: the ΔL and causal reports from runner lines with known
   T.eq(code, 2); T.ok(out:find("echo_report: cannot read /nonexistent/results.jsonl", 1, true), out)
 end)
 
+T.test("echo_report.lua with two seed sets: causal pairs within each set, an item's mean over its sets", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/echo_report.lua"
+  local dir = T.tmpdir()
+  local function write(lines)
+    local f = assert(io.open(dir .. "/run.json", "w"))
+    f:write(lm.json.encode({baseline = "plain", seeds = 2}), "\n")
+    f:close()
+    f = assert(io.open(dir .. "/results.jsonl", "w"))
+    for _, l in ipairs(lines) do f:write(lm.json.encode(l), "\n") end
+    f:close()
+  end
+  local function report(args) return T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. args) end
+  local function line(id, i, name, set, correct, extra)
+    return {item = id, index = i, strategy = name, seed_set = set, correct = correct, extra = extra}
+  end
+  -- x continued in both sets (with the reminder 0.75 and 0.75, without 0.25 and 0.25); y in set 2 only (0.5 and
+  -- 0.25); z skipped in both. Per item: with 0.75 and 0.5 (0.625), without 0.25 and 0.25; the first continuation
+  -- right with the reminder: x in both sets, y not (1 and 0: 0.5); without: x in set 2 (0.5 and 0: 0.25).
+  local four = {1, 2, 3, 4}
+  write({
+    line("x", 1, "plain", 1, false, {accuracy = 0.25, answers = four}),
+    line("x", 1, "reminder", 1, true, {accuracy = 0.75, answers = four}),
+    line("x", 1, "plain", 2, true, {accuracy = 0.25, answers = four}),
+    line("x", 1, "reminder", 2, true, {accuracy = 0.75, answers = four}),
+    line("y", 2, "plain", 1, false, {skipped = true}),
+    line("y", 2, "reminder", 1, false, {skipped = true}),
+    line("y", 2, "plain", 2, false, {accuracy = 0.25, answers = four}),
+    line("y", 2, "reminder", 2, false, {accuracy = 0.5, answers = four}),
+    line("z", 3, "plain", 1, true, {skipped = true}),
+    line("z", 3, "reminder", 1, true, {skipped = true}),
+    line("z", 3, "plain", 2, true, {skipped = true}),
+    line("z", 3, "reminder", 2, true, {skipped = true}),
+  })
+  local code, out = report("causal " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("over 3 items × 2 seed sets", 1, true)
+    and out:find("2 failed traces continued in both conditions (3 item runs, paired within their seed set), 1 skipped", 1, true), out)
+  T.ok(out:find("| with the reminder | 0.625 | 0.500 | 0.625–0.750 (sd 0.088) |", 1, true), out)
+  T.ok(out:find("| without | 0.250 | 0.250 | 0.250–0.250 (sd 0.000) |", 1, true), out)
+  T.ok(out:find("- with the reminder: 1: 0.750, 2: 0.625; 1: 1.000, 2: 0.500", 1, true), out)
+  T.ok(out:find("- without: 1: 0.250, 2: 0.250; 1: 0.000, 2: 0.500", 1, true), out)
+  T.ok(out:find("4 continuations per trace: +0.375", 1, true) and out:find("better with the reminder 2, worse 0, equal 0; sign-flip test p = ", 1, true), out)
+  T.ok(out:find("Sign-flip test on the first continuation: items better 1, worse 0 (each item's share of sets)", 1, true), out)
+  T.ok(out:find("Seed sets: 2; an item's score is its mean over the sets it has", 1, true), out)
+  -- ΔL: the traces of both sets, each its own case: a correct in both (ΔL 1 and 3), b wrong in both (−2 and 0.5).
+  local function gap(id, i, set, correct, delta)
+    return line(id, i, "gap", set, correct, {echo = true, prefix = {delta = delta, sum = 1, per_removed = 1}})
+  end
+  write({gap("a", 1, 1, true, 1), gap("b", 2, 1, false, -2), gap("a", 1, 2, true, 3), gap("b", 2, 2, false, 0.5)})
+  code, out = report("gap " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("ΔL over 4 traces", 1, true) and out:find("The traces of 2 items × 2 seed sets", 1, true)
+    and out:find("Share of correct traces per seed set: 1: 0.500, 2: 0.500", 1, true), out)
+  T.ok(out:find("| correct | 2 | 1.00 | 2 | 2.000 |", 1, true) and out:find("| wrong | 2 | 1.00 | 2 | -0.750 |", 1, true), out)
+  T.ok(out:find("ΔL per token as a score for a correct trace: AUC 1.000 (2 correct, 2 wrong)", 1, true), out)
+end)
+
 T.test("echo_attention.lua --summarize: the length and task controls on records whose confound is known", function()
   local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/echo_attention.lua"
   local dir = T.tmpdir()

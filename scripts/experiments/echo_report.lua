@@ -208,6 +208,7 @@ else
       or ("items better %d, worse %d (each item's share of sets)"):format(t.won, t.lost), pv(t.p), t.method))
   if not common_ok then
     print("\nThe lines do not hold every continuation's text, so they are not graded again by the common grader.")
+    if K > 1 then print("\n" .. lines.method(clusters, K)) end
     return
   end
   print(("\nBy the common final-answer grader (%s), and counting only the right continuations that ended within "
