@@ -115,4 +115,35 @@ T.test("rise_report.lua: the four metrics and the paired comparisons from runner
   T.eq(code, 2); T.ok(out:find("no lines of strategy 'other'", 1, true) and out:find("(it has: rise)", 1, true), out)
 end)
 
+T.test("rise_report.lua with two seed sets: each metric an item's mean over its sets, each set's accuracy", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/rise_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/results.jsonl", "w"))
+  -- Two items × two sets: {m1t1, m5t1, m1t5, p1t5}. Per item: m1t1 0.5 and 0, m5t1 1 and 0, m1t5 and p1t5 1 and 0.5.
+  local rows = {
+    {"i1", 1, 1, {true, true, true, true}}, {"i1", 1, 2, {false, true, true, true}},
+    {"i2", 2, 1, {false, false, false, false}}, {"i2", 2, 2, {false, false, true, true}},
+  }
+  for k, r in ipairs(rows) do
+    local m = r[4]
+    f:write(lm.json.encode({item = r[1], index = r[2], seed_set = r[3], strategy = "rise", call = "rise.run{}",
+      correct = m[3], extra = {m1t1 = m[1], m5t1 = m[2], m1t5 = m[3], p1t5 = m[4], tokens_sequential = 10 * k,
+                               tokens_parallel = 20}}), "\n")
+  end
+  f:close()
+  local code, out = T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. T.q(dir))
+  T.eq(code, 0, out)
+  T.ok(out:find("RISE protocol over 2 items × 2 seed sets", 1, true), out)
+  T.ok(out:find("| metric | accuracy [95% CI] | seed-set spread | per seed set |", 1, true), out)
+  T.ok(out:find("| m1@t1 (first turn) | 0.250 [", 1, true) and out:find("| 0.000–0.500 (sd 0.354) | 1: 0.500, 2: 0.000 |", 1, true), out)
+  T.ok(out:find("| m5@t1 (majority of 5 first turns, parallel) | 0.500 [", 1, true), out)
+  T.ok(out:find("| p1@t5 (some turn right, oracle) | 0.750 [", 1, true) and out:find("| 1: 0.500, 2: 1.000 |", 1, true), out)
+  -- m1@t5 − m5@t1 per item: 0 and +0.5; m1@t5 − m1@t1: +0.5 and +0.5.
+  T.ok(out:find("| sequential − parallel (equal attempts) | +0.250 [", 1, true) and out:find("| 1 / 0 |", 1, true), out)
+  T.ok(out:find("| sequential − first turn | +0.500 [", 1, true) and out:find("| 2 / 0 |", 1, true), out)
+  T.ok(out:find("Seed sets: 2; an item's score is its mean over the sets it has", 1, true)
+    and out:find("p: a sign-flip permutation test on the items' differences.", 1, true), out)
+  T.ok(out:find("Completion tokens per item run: sequential turns 25.0, parallel first turns 20.0.", 1, true), out)
+end)
+
 T.done()
