@@ -222,4 +222,35 @@ T.test("fields_report.lua --extract: answers read again from each line's final t
   T.eq(code, 2); T.ok(out:find("item x of strategy s has gold \"Paris\", not a number", 1, true), out)
 end)
 
+T.test("fields_report.lua with two seed sets: per-item means, a deterministic baseline, each set's accuracy", function()
+  local script = (arg[0]:match("(.*/)") or "./") .. "../../scripts/experiments/fields_report.lua"
+  local dir = T.tmpdir()
+  local f = assert(io.open(dir .. "/run.json", "w"))
+  f:write(lm.json.encode({baseline = "base", seeds = 2, deterministic = {"base"}}), "\n")
+  f:close()
+  -- base (deterministic: set 1 stands for both) right on a. heart: a right in both sets, b in set 1, c in neither
+  -- (its set-1 line lacks the field): per item 1, 0.5, 0 (0.5); set 1 0.667, set 2 0.333.
+  f = assert(io.open(dir .. "/results.jsonl", "w"))
+  for _, r in ipairs({
+    {"base", "a", 1, 1, true}, {"base", "b", 2, 1, false}, {"base", "c", 3, 1, false},
+    {"heart", "a", 1, 1, true}, {"heart", "b", 2, 1, true}, {"heart", "c", 3, 1, nil},
+    {"heart", "a", 1, 2, true}, {"heart", "b", 2, 2, false}, {"heart", "c", 3, 2, false},
+  }) do
+    f:write(lm.json.encode({strategy = r[1], item = r[2], index = r[3], seed_set = r[4], correct = r[5] == true,
+      extra = {correct_majority = r[5]}}), "\n")
+  end
+  f:close()
+  local code, out = T.sh(T.q(lm.executable()) .. " run --no-store " .. T.q(script) .. " " .. T.q(dir) .. " correct_majority")
+  T.eq(code, 0, out)
+  T.ok(out:find("(2 seed sets); baseline base", 1, true), out)
+  T.ok(out:find("| strategy | items | accuracy [95% CI] | seed-set spread | Δ vs base [95% CI] |", 1, true), out)
+  T.ok(out:find("| base | 3 × 1 (deterministic) | 0.333 [", 1, true) and out:find("| 0.333–0.333 (sd 0.000) | (baseline) |", 1, true), out)
+  -- heart − base per item: 0, +0.5, 0.
+  T.ok(out:find("| heart | 3 × 2.0 | 0.500 [", 1, true) and out:find("| 0.333–0.667 (sd 0.236) | +0.167 [", 1, true)
+    and out:find("| 1 / 0 | 1 |", 1, true), out)
+  T.ok(out:find("- heart: 1: 0.667, 2: 0.333", 1, true) and out:find("- base: 1: 0.333, 2: 0.333", 1, true), out)
+  T.ok(out:find("Seed sets: 2; an item's score is its mean over the sets it has", 1, true)
+    and out:find("p: a sign-flip permutation test on the items' differences.", 1, true), out)
+end)
+
 T.done()
