@@ -176,6 +176,23 @@ T.test("--seeds 2 adds a second seed set to the same folder; the report pools th
   local md = read(S2 .. "/results.md")
   T.ok(md:find("| g | 3 × 2.0 |", 1, true) and md:find("seed-set spread", 1, true), md)
   T.ok(md:find("Accuracy per seed set", 1, true), md)
+  -- A deterministic arm runs in set 1 only; its line stands for every set.
+  local D = TMP .. "/deterministic"
+  c, o = experiment(D, "--seeds 2 --deterministic g")
+  T.eq(c, 0, o)
+  T.ok(o:find("9 to run, 0 skipped", 1, true), o)
+  local sets = {g = {}, s = {}}
+  for _, r in ipairs(results(D)) do sets[r.strategy][#sets[r.strategy] + 1] = r.seed_set end
+  T.eq(#sets.g, 3, "g: set 1 only"); T.eq(#sets.s, 6)
+  for _, set in ipairs(sets.g) do T.eq(set, 1) end
+  local dmd = read(D .. "/results.md")
+  T.ok(dmd:find("| g | 3 × 1 (deterministic) |", 1, true), dmd)
+  T.ok(not dmd:find("Incomplete", 1, true), "a deterministic arm is not incomplete:\n" .. dmd)
+  local ds = lm.json.decode(read(D .. "/summary.json"))
+  T.eq(ds.strategies[1].spread.min, ds.strategies[1].spread.max, "the same accuracy in both sets")
+  c, o = runner("--data arithmetic --n 3 --seed 1 --strategies " .. q(STRATEGIES) .. " --out " .. q(D)
+    .. " --seeds 2 --deterministic nope")
+  T.eq(c, 2, o); T.ok(o:find("--deterministic nope is not one of the strategies", 1, true), o)
 end)
 
 T.test("a second runner on the same folder is refused while the first runs", function()
