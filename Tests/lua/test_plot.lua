@@ -240,7 +240,7 @@ T.test("a long title is wrapped at spaces, not cut off at the chart's edges", fu
   for line in svg:gmatch('<text class="title"[^>]*>([^<]*)</text>') do lines[#lines + 1] = line end
   T.ok(#lines >= 2, "wrapped into " .. #lines .. " lines")
   T.eq(table.concat(lines, " "), long, "every word kept, in order")
-  for _, l in ipairs(lines) do T.ok(utf8.len(l) * 8.6 <= 480 - 24, "fits: " .. l) end
+  for _, l in ipairs(lines) do T.ok(utf8.len(l) * 9.2 <= 480 - 24, "fits: " .. l) end
   T.ok(svg:find("<title>" .. long .. "</title>", 1, true), "the whole title is the tooltip")
   local short = P.bars({{label = "a", value = 0.5}}, {title = "Accuracy"})
   local n = 0
