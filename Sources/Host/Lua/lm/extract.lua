@@ -156,7 +156,8 @@ end
 doc.answer = {
   usage = "lm.extract.answer(text) -> value, how",
   text = "The answer by the usual precedence: the last \\boxed{...}; else the number after the last \"####\"; "
-    .. "else the number after the last \"answer is\" / \"Answer:\"; else the last number. value is a number "
+    .. "else the number after the last \"answer is\" / \"Answer:\" (the result of a calculation written there: "
+    .. "\"the answer is 19 - 16 = 3\" gives 3); else the last number. value is a number "
     .. "(a boxed text holding exactly one number gives that number: \\boxed{1,000} gives 1000, \\boxed{x = 5} "
     .. "gives 5), else the boxed string (\\boxed{\\frac{1}{2}}); how is \"boxed\", "
     .. "\"####\", \"answer is\" or \"last\". nil when nothing is found.",
@@ -179,8 +180,20 @@ function M.answer(text)
   local said
   for pos in text:gmatch("[Aa]nswer%s*[:is]*%s*()") do said = pos end
   if said then
-    local n = numbers(text:sub(said))
-    if n[1] and n[1].first <= 3 then return n[1].value, "answer is" end
+    local rest = text:sub(said)
+    local n = numbers(rest)
+    if n[1] and n[1].first <= 3 then
+      -- "The answer is 19 - 16 = 3 dollars": a calculation whose result follows its last "=" (on the same line).
+      local line = rest:match("^[^\n]*")
+      local tail = line:sub(n[1].last + 1)
+      local op = tail:match("^%s*[%+%-%*/x]()") or tail:match("^%s*×()") or tail:match("^%s*÷()")
+      if op and tail:sub(op):match("^%s*%$?%d") then
+        local after = line:match(".*=%s*(.*)$")
+        local r = after and numbers(after)
+        if r and r[1] and r[1].first <= 3 then return r[1].value, "answer is" end
+      end
+      return n[1].value, "answer is"
+    end
   end
   local v = M.number(text)
   if v ~= nil then return v, "last" end
