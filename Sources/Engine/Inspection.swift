@@ -71,7 +71,7 @@ extension Transformer {
         guard let out = cap.attention[il] else { return }
         let c = config, s = scratch
         let hd = c.headDim, nh = c.headCount, group = nh / c.kvHeadCount
-        let scale = c.attentionScale
+        let scale = c.attentionScale, softcap = c.attentionSoftcap
         let heads = cap.heads, total = cap.total
         // The cached keys as f32 rows [position][kv head][d] (the cache keeps them in transposed f16 blocks), so
         // that each dot product below reads one contiguous row.
@@ -97,7 +97,7 @@ extension Transformer {
                     let k = keys + (j * kvh + g) * hd
                     var dot: Float = 0
                     for d in 0..<hd { dot += q[d] * k[d] }
-                    row[j] = dot * scale
+                    row[j] = softcap > 0 ? softcap * tanhf(dot * scale / softcap) : dot * scale
                     mx = max(mx, row[j])
                 }
                 var sum = 0.0

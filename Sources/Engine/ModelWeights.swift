@@ -1,9 +1,24 @@
 // Model hyper-parameters and typed views over the mapped weights. Nothing here copies a quantized weight:
 // a `WeightMatrix` is a pointer into the GGUF mapping plus its shape and type.
+import Foundation
 
-/// The transformer families the engine runs.
-public enum Architecture: String, Sendable {
-    case llama, qwen2, gemma3
+/// The transformer families the engine runs (the GGUF `general.architecture` names, as llama.cpp reads them).
+public enum Architecture: String, Sendable, CaseIterable {
+    /// Llama 1–3 and Mistral-style files (with Llama 3's `rope_freqs.weight` and linear/YaRN RoPE scaling).
+    case llama
+    /// Qwen2 and Qwen2.5 (q/k/v biases).
+    case qwen2
+    /// Qwen3 (q/k RMS norms, a head size of its own).
+    case qwen3
+    /// Phi-3 and Phi-4-mini (fused QKV and gate-up tensors, LongRoPE factors, partial rotary dimensions).
+    case phi3
+    /// Gemma 2 (post-norms, GELU, soft-capped attention and final logits, a sliding window on every other layer).
+    case gemma2
+    /// Gemma 3 (q/k norms, post-norms, GELU, five sliding-window layers per global one).
+    case gemma3
+
+    /// The supported names, for error messages.
+    public static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// Hyper-parameters read from a GGUF file's `<arch>.*` metadata.
@@ -35,6 +50,25 @@ public struct ModelConfig: Sendable {
     public var embeddingScale: Float
     /// Scale of the attention scores (1/√headDim unless the file says otherwise).
     public var attentionScale: Float
+    /// RoPE frequency scale of the global layers: 1 / `rope.scaling.factor` (1 without scaling).
+    public var ropeFreqScale: Float
+    /// RoPE frequency scale of the sliding-window layers (Gemma 2 uses the global one, Gemma 3 none).
+    public var ropeFreqScaleLocal: Float
+    /// YaRN's extrapolation mix (1 with `rope.scaling.type` yarn, else 0).
+    public var ropeExtFactor: Float
+    /// Magnitude scale of the rotated values (`rope.scaling.attn_factor`, and YaRN's correction), as llama.cpp
+    /// passes it to its RoPE.
+    public var ropeAttnFactor: Float
+    /// YaRN's correction range in rotated dimensions (from the original context length and β fast/slow).
+    public var ropeYarnBetaFast: Float, ropeYarnBetaSlow: Float
+    /// The context the model was trained on before RoPE scaling (`rope.scaling.original_context_length`).
+    public var ropeOriginalContext: Int
+    /// Soft cap of the attention scores, c·tanh(s/c) (Gemma 2; 0: none).
+    public var attentionSoftcap: Float
+    /// Soft cap of the output logits (Gemma 2; 0: none).
+    public var finalSoftcap: Float
+    /// The feed-forward block's activation is GELU (Gemma) rather than SiLU.
+    public var geluFeedForward: Bool
 
     /// Whether layer `il` attends within the sliding window.
     public func isSlidingWindowLayer(_ il: Int) -> Bool {
@@ -47,7 +81,7 @@ public struct ModelConfig: Sendable {
             throw ModelError.invalid(f.path, "no general.architecture in the metadata")
         }
         guard let arch = Architecture(rawValue: archName) else {
-            throw ModelError.invalid(f.path, "architecture '\(archName)' is not supported (supported: llama, qwen2, gemma3)")
+            throw ModelError.invalid(f.path, "architecture '\(archName)' is not supported (supported: \(Architecture.supportedList))")
         }
         func req(_ k: String) throws -> Int {
             guard let v = f.int("\(archName).\(k)"), v > 0 else {
@@ -69,13 +103,28 @@ public struct ModelConfig: Sendable {
         ropeDimensions = f.int("\(archName).rope.dimension_count") ?? headDim
         let tokens = f.array("tokenizer.ggml.tokens")?.count ?? 0
         vocabularySize = f.int("\(archName).vocab_size") ?? tokens
+        attentionSoftcap = 0; finalSoftcap = 0; geluFeedForward = false
         switch arch {
         case .llama:
             ropeNeox = false; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
             ropeBaseLocal = ropeBase
-        case .qwen2:
+        case .qwen2, .qwen3:
             ropeNeox = true; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
             ropeBaseLocal = ropeBase
+        case .phi3:
+            // llama.cpp ignores Phi-3's sliding_window (its conversion writes one the model does not use).
+            ropeNeox = true; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
+            ropeBaseLocal = ropeBase
+        case .gemma2:
+            // Gemma 2: every other layer (the even ones) attends within the window (4096 unless the file says).
+            ropeNeox = true
+            slidingWindow = f.int("gemma2.attention.sliding_window") ?? 4096
+            slidingWindowPattern = 2
+            embeddingScale = Float(embeddingLength).squareRoot()
+            ropeBaseLocal = f.float("gemma2.rope.freq_base_swa") ?? ropeBase
+            attentionSoftcap = f.float("gemma2.attn_logit_softcapping") ?? 50
+            finalSoftcap = f.float("gemma2.final_logit_softcapping") ?? 30
+            geluFeedForward = true
         case .gemma3:
             // Gemma 3: five sliding-window layers for each global one; local layers keep RoPE base 10 000.
             ropeNeox = true
@@ -83,22 +132,41 @@ public struct ModelConfig: Sendable {
             slidingWindowPattern = 6
             embeddingScale = Float(embeddingLength).squareRoot()
             ropeBaseLocal = f.float("gemma3.rope.freq_base_swa") ?? 10000
+            finalSoftcap = f.float("gemma3.final_logit_softcapping") ?? 0
+            geluFeedForward = true
         }
         if let pattern = f.int("\(archName).attention.sliding_window_pattern"), pattern > 0 {
             slidingWindowPattern = pattern
         }
         attentionScale = 1 / Float(headDim).squareRoot()
-        // Features the forward pass does not implement are refused rather than computed wrongly.
-        if let scaling = f.string("\(archName).rope.scaling.type"), scaling != "none",
-           (f.float("\(archName).rope.scaling.factor") ?? 1) != 1 {
-            throw ModelError.invalid(f.path, "RoPE scaling '\(scaling)' (\(archName).rope.scaling.type) is not supported yet")
+        if (arch == .gemma2 && layerCount == 46) || (arch == .gemma3 && layerCount == 62) {
+            // The 27B Gemmas scale queries by 1/√(width / heads), as llama.cpp does.
+            attentionScale = 1 / Float(embeddingLength / headCount).squareRoot()
         }
-        if f.tensor("rope_freqs.weight") != nil {
-            throw ModelError.invalid(f.path, "per-dimension RoPE frequency factors (rope_freqs.weight, as Llama 3.1 uses) are not supported yet")
+
+        // RoPE scaling, read as llama.cpp reads it: the type defaults to linear, the factor to none.
+        let scaling = f.string("\(archName).rope.scaling.type") ?? "linear"
+        guard ["none", "linear", "yarn", "longrope"].contains(scaling) else {
+            throw ModelError.invalid(f.path, "RoPE scaling '\(scaling)' (\(archName).rope.scaling.type) is not supported (supported: none, linear, yarn, longrope)")
         }
-        for key in ["attn_logit_softcapping", "final_logit_softcapping"] where (f.float("\(archName).\(key)") ?? 0) != 0 {
-            throw ModelError.invalid(f.path, "logit soft-capping (\(archName).\(key)) is not supported yet")
+        let factor = f.float("\(archName).rope.scaling.factor") ?? f.float("\(archName).rope.scale_linear") ?? 0
+        ropeFreqScale = scaling == "none" || factor == 0 ? 1 : 1 / factor
+        ropeFreqScaleLocal = arch == .gemma2 ? ropeFreqScale : (arch == .gemma3 ? 1 : ropeFreqScale)
+        ropeOriginalContext = f.int("\(archName).rope.scaling.original_context_length") ?? contextLength
+        ropeYarnBetaFast = f.float("\(archName).rope.scaling.yarn_beta_fast") ?? 32
+        ropeYarnBetaSlow = f.float("\(archName).rope.scaling.yarn_beta_slow") ?? 1
+        ropeExtFactor = scaling == "yarn" ? 1 : 0
+        var attnFactor: Float = 1
+        if ropeExtFactor != 0 {
+            // YaRN's magnitude correction, 0.1·ln(s) + 1, which the rotation multiplies in itself; llama.cpp divides
+            // it out of the factor it passes, so the net scale is the correction once.
+            let s = 1 / ropeFreqScale
+            let mscale: Float = s <= 1 ? 1 : 0.1 * logf(s) + 1
+            attnFactor = mscale * (1 / (1 + 0.1 * logf(s)))
         }
+        ropeAttnFactor = attnFactor * (f.float("\(archName).rope.scaling.attn_factor") ?? 1)
+        // A `sliding_window` in a llama, qwen2, qwen3 or phi3 file (Mistral 7B v0.1 has 4096) is not read: llama.cpp
+        // runs those architectures with full attention, and the engine stays token for token with it.
         guard headCount % kvHeadCount == 0 else {
             throw ModelError.invalid(f.path, "head_count \(headCount) is not a multiple of head_count_kv \(kvHeadCount)")
         }
@@ -129,6 +197,13 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Pointer to row `r`.
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+
+    /// Rows `range` as a matrix of their own (no copy): a fused tensor's parts (Phi-3's QKV and gate-up).
+    public func rows(_ range: Range<Int>, name: String) -> WeightMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) outside \(self.name)'s \(rows)")
+        return WeightMatrix(name: name, type: type, data: row(range.lowerBound), rows: range.count, columns: columns,
+                            rowBytes: rowBytes)
+    }
 }
 
 /// The weights of one transformer block.
@@ -152,6 +227,10 @@ public final class ModelWeights: @unchecked Sendable {
     /// The output projection (the token embedding itself when the file ties them).
     public let output: WeightMatrix
     public let layers: [LayerWeights]
+    /// Per-dimension RoPE frequency divisors (`ropeDimensions / 2` of them): Llama 3's `rope_freqs.weight`, or
+    /// Phi-3's LongRoPE `rope_factors_long`/`rope_factors_short` (long when the context exceeds the original one,
+    /// as llama.cpp chooses); nil when the file has none.
+    public let ropeFactors: UnsafePointer<Float>?
 
     /// Binds every tensor the architecture needs, checking names, shapes and types.
     public init(file f: GGUFFile) throws {
@@ -182,15 +261,46 @@ public final class ModelWeights: @unchecked Sendable {
         let vd = c.kvHeadCount * c.valueDim
         tokenEmbedding = try matrix("token_embd.weight", d, c.vocabularySize)
         outputNorm = try vector("output_norm.weight", d)
-        output = f.tensor("output.weight") == nil ? tokenEmbedding : try matrix("output.weight", d, c.vocabularySize)
+        // Gemma 2 always unembeds with the token embedding (llama.cpp ignores an output.weight there).
+        output = f.tensor("output.weight") == nil || c.architecture == .gemma2
+            ? tokenEmbedding : try matrix("output.weight", d, c.vocabularySize)
+        let half = c.ropeDimensions / 2
+        if f.tensor("rope_freqs.weight") != nil {
+            ropeFactors = try vector("rope_freqs.weight", half)
+        } else if f.tensor("rope_factors_long.weight") != nil || f.tensor("rope_factors_short.weight") != nil {
+            let long = c.contextLength > c.ropeOriginalContext
+            ropeFactors = try vector(long ? "rope_factors_long.weight" : "rope_factors_short.weight", half)
+        } else {
+            ropeFactors = nil
+        }
         var ls: [LayerWeights] = []
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
+            // Q, K and V: three tensors, or one fused tensor whose rows are Q's, then K's, then V's.
+            let wq, wk, wv: WeightMatrix
+            if f.tensor(p + "attn_qkv.weight") != nil {
+                let qkv = try matrix(p + "attn_qkv.weight", d, qd + kd + vd)
+                wq = qkv.rows(0..<qd, name: p + "attn_qkv.weight[q]")
+                wk = qkv.rows(qd..<(qd + kd), name: p + "attn_qkv.weight[k]")
+                wv = qkv.rows((qd + kd)..<(qd + kd + vd), name: p + "attn_qkv.weight[v]")
+            } else {
+                wq = try matrix(p + "attn_q.weight", d, qd)
+                wk = try matrix(p + "attn_k.weight", d, kd)
+                wv = try matrix(p + "attn_v.weight", d, vd)
+            }
+            // Gate and up: two tensors, or (Phi-3) one ffn_up of twice the width, the gate's rows first.
+            let wGate, wUp: WeightMatrix
+            if f.tensor(p + "ffn_gate.weight") == nil, c.architecture == .phi3 {
+                let gateUp = try matrix(p + "ffn_up.weight", d, 2 * c.feedForwardLength)
+                wGate = gateUp.rows(0..<c.feedForwardLength, name: p + "ffn_up.weight[gate]")
+                wUp = gateUp.rows(c.feedForwardLength..<(2 * c.feedForwardLength), name: p + "ffn_up.weight[up]")
+            } else {
+                wGate = try matrix(p + "ffn_gate.weight", d, c.feedForwardLength)
+                wUp = try matrix(p + "ffn_up.weight", d, c.feedForwardLength)
+            }
             ls.append(LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", d),
-                wq: try matrix(p + "attn_q.weight", d, qd),
-                wk: try matrix(p + "attn_k.weight", d, kd),
-                wv: try matrix(p + "attn_v.weight", d, vd),
+                wq: wq, wk: wk, wv: wv,
                 wo: try matrix(p + "attn_output.weight", c.headCount * c.valueDim, d),
                 bq: try optionalVector(p + "attn_q.bias", qd),
                 bk: try optionalVector(p + "attn_k.bias", kd),
@@ -199,14 +309,19 @@ public final class ModelWeights: @unchecked Sendable {
                 kNorm: try optionalVector(p + "attn_k_norm.weight", c.headDim),
                 postAttnNorm: try optionalVector(p + "post_attention_norm.weight", d),
                 ffnNorm: try vector(p + "ffn_norm.weight", d),
-                wGate: try matrix(p + "ffn_gate.weight", d, c.feedForwardLength),
-                wUp: try matrix(p + "ffn_up.weight", d, c.feedForwardLength),
+                wGate: wGate, wUp: wUp,
                 wDown: try matrix(p + "ffn_down.weight", c.feedForwardLength, d),
                 postFFNNorm: try optionalVector(p + "post_ffw_norm.weight", d)))
         }
         layers = ls
         if c.architecture == .gemma3, ls.contains(where: { $0.qNorm == nil || $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
             throw ModelError.invalid(f.path, "gemma3 model lacks q/k norms or post-attention/post-FFN norms")
+        }
+        if c.architecture == .gemma2, ls.contains(where: { $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
+            throw ModelError.invalid(f.path, "gemma2 model lacks post-attention/post-FFN norms")
+        }
+        if c.architecture == .qwen3, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil }) {
+            throw ModelError.invalid(f.path, "qwen3 model lacks q/k norms (attn_q_norm, attn_k_norm)")
         }
     }
 }

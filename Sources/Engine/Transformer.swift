@@ -157,9 +157,11 @@ public final class Transformer {
             if let kn = L.kNorm { rmsNorm(s.k, kn, rows: T * nkv, n: hd, out: s.k) }
             let local = c.isSlidingWindowLayer(il)
             let base = local ? c.ropeBaseLocal : c.ropeBase
+            let freqScale = local ? c.ropeFreqScaleLocal : c.ropeFreqScale
             for t in 0..<T {
-                rope(s.q + t * qd, heads: nh, pos: rowPos[t], base: base)
-                rope(s.k + t * kd, heads: nkv, pos: rowPos[t], base: base)
+                ropeAngles(pos: rowPos[t], base: base, freqScale: freqScale)
+                rope(s.q + t * qd, heads: nh)
+                rope(s.k + t * kd, heads: nkv)
             }
             // Append each segment's keys and values to its cache.
             for g in segments {
@@ -184,7 +186,7 @@ public final class Transformer {
             rmsNorm(s.x, L.ffnNorm, rows: T, n: d, out: s.xn)
             matmul(L.wGate, s.xn, T, s.gate)
             matmul(L.wUp, s.xn, T, s.up, sameInput: true)
-            let gelu = c.architecture == .gemma3
+            let gelu = c.geluFeedForward
             pool.parallelFor(T) { r in
                 for t in r {
                     let g = s.gate + t * ff, u = s.up + t * ff
@@ -205,10 +207,19 @@ public final class Transformer {
         case .last:
             rmsNorm(s.x + (T - 1) * d, weights.outputNorm, rows: 1, n: d, out: s.xn)
             matmul(weights.output, s.xn, 1, logitsOut)
+            softcapLogits(logitsOut, count: c.vocabularySize)
         case .all:
             rmsNorm(s.x, weights.outputNorm, rows: T, n: d, out: s.xn)
             matmul(weights.output, s.xn, T, logitsOut)
+            softcapLogits(logitsOut, count: T * c.vocabularySize)
         }
+    }
+
+    /// Gemma 2's final soft cap, c·tanh(z/c), on `count` logits (nothing for the other models).
+    func softcapLogits(_ z: UnsafeMutablePointer<Float>, count: Int) {
+        let cap = config.finalSoftcap
+        guard cap > 0 else { return }
+        for i in 0..<count { z[i] = cap * tanhf(z[i] / cap) }
     }
 
     // MARK: - Pieces
@@ -236,7 +247,10 @@ public final class Transformer {
             hidden.withUnsafeBufferPointer { h in
                 rmsNorm(UnsafeMutablePointer(mutating: h.baseAddress! + r0 * d), weights.outputNorm, rows: n, n: d, out: s.xn)
             }
-            out.withUnsafeMutableBufferPointer { o in matmul(weights.output, s.xn, n, o.baseAddress! + r0 * V) }
+            out.withUnsafeMutableBufferPointer { o in
+                matmul(weights.output, s.xn, n, o.baseAddress! + r0 * V)
+                softcapLogits(o.baseAddress! + r0 * V, count: n * V)
+            }
             r0 += n
         }
         return out
@@ -282,17 +296,45 @@ public final class Transformer {
         }
     }
 
-    /// Rotary position embedding of `heads` consecutive heads at `pos`, as ggml computes it.
-    private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int, base: Float) {
-        let c = config
-        let hd = c.headDim, nd = c.ropeDimensions
+    /// The rotation of each rotated dimension pair at `pos` into `scratch.ropeCos`/`ropeSin`, as ggml's RoPE
+    /// computes it: θ = pos·base^(−2i/n) divided by the file's frequency factor of pair i, scaled by `freqScale`
+    /// (YaRN: blended with the unscaled angle over its correction range), and cos/sin multiplied by the magnitude
+    /// factor.
+    private func ropeAngles(pos: Int, base: Float, freqScale: Float) {
+        let c = config, s = scratch
+        let nd = c.ropeDimensions
         let thetaScale = powf(base, -2 / Float(nd))
-        let s = scratch
+        let factors = weights.ropeFactors
+        var mscale = c.ropeAttnFactor
+        var corr0: Float = 0, corr1: Float = 0
+        if c.ropeExtFactor != 0 {
+            // ggml_rope_yarn_corr_dims: the dimensions whose wavelength the original context holds β times.
+            func corrDim(_ beta: Float) -> Float {
+                Float(nd) * logf(Float(c.ropeOriginalContext) / (beta * 2 * Float.pi)) / (2 * logf(base))
+            }
+            corr0 = max(0, floorf(corrDim(c.ropeYarnBetaFast)))
+            corr1 = min(Float(nd - 1), ceilf(corrDim(c.ropeYarnBetaSlow)))
+            mscale *= 1 + 0.1 * logf(1 / freqScale)
+        }
         var theta = Float(pos)
         for i in 0..<(nd / 2) {
-            s.ropeCos[i] = cosf(theta); s.ropeSin[i] = sinf(theta)
+            let extrap = factors.map { theta / $0[i] } ?? theta
+            var angle = freqScale * extrap
+            if c.ropeExtFactor != 0 {
+                let y = (Float(i) - corr0) / max(0.001, corr1 - corr0)
+                let mix = (1 - min(1, max(0, y))) * c.ropeExtFactor
+                angle = angle * (1 - mix) + extrap * mix
+            }
+            s.ropeCos[i] = cosf(angle) * mscale; s.ropeSin[i] = sinf(angle) * mscale
             theta *= thetaScale
         }
+    }
+
+    /// Rotates `heads` consecutive heads by the angles of the last ``ropeAngles(pos:base:freqScale:)``: adjacent
+    /// pairs, or (NeoX style) dimension i with i + n/2; dimensions past the rotated ones are left as they are.
+    private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int) {
+        let c = config, s = scratch
+        let hd = c.headDim, nd = c.ropeDimensions
         for h in 0..<heads {
             let v = x + h * hd
             for i in 0..<(nd / 2) {

@@ -14,6 +14,7 @@ struct ReferenceModel {
     static let smollm2 = ReferenceModel(file: "SmolLM2-135M-Instruct.Q4_1.gguf", fixture: "smollm2-135m-instruct-q4_1", margin: 0.5)
     static let gemma3 = ReferenceModel(file: "gemma-3-270m-q4_k_m.gguf", fixture: "gemma-3-270m-q4_k_m", margin: 1.0)
     static let qwen2 = ReferenceModel(file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", fixture: "qwen2.5-coder-0.5b-instruct-q4_k_m", margin: 0.5)
+    static let qwen2Large = ReferenceModel(file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", fixture: "qwen2.5-coder-1.5b-instruct-q4_k_m", margin: 0.5)
 
     func path() throws -> String { try TestModels.path(file) }
 
@@ -133,6 +134,8 @@ final class ReferenceTests: XCTestCase {
     func testSmolLM2Greedy() throws { try checkGreedy(.smollm2) }
     func testQwen2Logits() throws { try checkLogits(.qwen2) }
     func testQwen2Greedy() throws { try checkGreedy(.qwen2) }
+    func testQwen2LargeLogits() throws { try checkLogits(.qwen2Large) }
+    func testQwen2LargeGreedy() throws { try checkGreedy(.qwen2Large) }
     func testGemma3Logits() throws { try checkLogits(.gemma3) }
     func testGemma3Greedy() throws { try checkGreedy(.gemma3) }
 }

@@ -9,6 +9,8 @@ enum TestModels {
     static let smolLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
     static let qwen25Coder = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     static let gemma3 = "gemma-3-270m-q4_k_m.gguf"
+    /// The larger model (`./setup.sh --large`).
+    static let qwen25Coder15 = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
     /// The directory holding the models.
     static var directory: String {
@@ -23,7 +25,8 @@ enum TestModels {
     static func path(_ file: String) throws -> String {
         let p = (directory as NSString).appendingPathComponent(file)
         if FileManager.default.fileExists(atPath: p) { return p }
-        let message = "model \(file) not found at \(p) (run ./setup.sh --all, or set REFRAIN_HOME)"
+        let how = file == qwen25Coder15 ? "./setup.sh --large" : "./setup.sh --all"
+        let message = "model \(file) not found at \(p) (run \(how), or set REFRAIN_HOME)"
         if ProcessInfo.processInfo.environment["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip(message) }
         throw TestModelMissing(message: message)    // a thrown error fails the test
     }

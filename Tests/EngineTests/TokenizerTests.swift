@@ -52,6 +52,7 @@ final class TokenizerTests: XCTestCase {
 
     func testSmolLM2Reference() throws { try checkReference(TestModels.smolLM2, "smollm2-135m-instruct-q4_1") }
     func testQwen25Reference() throws { try checkReference(TestModels.qwen25Coder, "qwen2.5-coder-0.5b-instruct-q4_k_m") }
+    func testQwen25Coder15Reference() throws { try checkReference(TestModels.qwen25Coder15, "qwen2.5-coder-1.5b-instruct-q4_k_m") }
     func testGemma3Reference() throws { try checkReference(TestModels.gemma3, "gemma-3-270m-q4_k_m") }
 }
 

@@ -1,0 +1,153 @@
+// The architectures no registry here carries real weights of (Llama 3 RoPE scaling, YaRN, linear scaling, Qwen3,
+// Phi-3, Phi-4-mini's LongRoPE and partial rotary, Gemma 2), on random-weight files that
+// Tests/tools/make_arch_models.py writes from a seed (setup.sh --llama-cpp puts them in $REFRAIN_HOME/arch-models)
+// in F32 and each quant type llama-quantize makes of them, against llama.cpp's figures for the same bytes
+// (Fixtures/arch/, Tests/tools/make_arch_references.py): log-probabilities within llama.cpp's own spread (the rule
+// of ReferenceTests), top-1 agreement where llama.cpp's margin is clear, greedy continuations identical up to the
+// first near-tie.
+import Foundation
+import XCTest
+@testable import Engine
+
+final class ArchitectureTests: XCTestCase {
+    /// Greedy steps and top-1 positions closer than this (in logits) are near-ties, and closer than twice the
+    /// largest move llama.cpp's own two readings of the file show (random weights quantized to 4 bits move a
+    /// log-probability by up to half a nat): a margin is clear when llama.cpp's own spread cannot flip it.
+    let minimumMargin = 0.5
+
+    /// `$REFRAIN_HOME/arch-models`.
+    static var directory: String {
+        ((TestModels.directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("arch-models")
+    }
+
+    /// The fixture's files and the sha256 each was made from.
+    func manifest() throws -> [String: String] {
+        let data = try Data(contentsOf: try TestModels.fixture("arch/manifest.json"))
+        return try JSONSerialization.jsonObject(with: data) as! [String: String]
+    }
+
+    /// The path of a generated model, checked against the sha256 its figures were made from.
+    func modelPath(_ file: String, sha: String) throws -> String {
+        let p = (Self.directory as NSString).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: p) else {
+            let message = "test model \(file) not found in \(Self.directory) (run ./setup.sh --llama-cpp, which makes them)"
+            if ProcessInfo.processInfo.environment["REFRAIN_SKIP_MODEL_TESTS"] == "1" { throw XCTSkip(message) }
+            throw TestModels.TestModelMissing(message: message)
+        }
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        proc.arguments = [p]
+        let pipe = Pipe()
+        proc.standardOutput = pipe
+        try proc.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        proc.waitUntilExit()
+        let got = String(out.prefix(64))
+        guard got == sha else {
+            throw TestModels.TestModelMissing(message: "\(p) has sha256 \(got), but the figures in Fixtures/arch were made from \(sha): make the models and the figures again (Tests/tools/make_arch_models.py, make_arch_references.py)")
+        }
+        return p
+    }
+
+    func lines(_ file: String) throws -> [[String: Any]] {
+        let url = try TestModels.fixture("arch/" + file.replacingOccurrences(of: ".gguf", with: ".jsonl"))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    /// Every quant type of the models whose names start with `prefix`: logits, top-1 and greedy.
+    func check(_ prefix: String, architecture: Architecture) throws {
+        let files = try manifest().filter { $0.key.hasPrefix(prefix + ".") }.sorted { $0.key < $1.key }
+        XCTAssertFalse(files.isEmpty, "no figures for \(prefix) in Fixtures/arch/manifest.json")
+        for (file, sha) in files {
+            let m = try LanguageModel(path: try modelPath(file, sha: sha), threads: 2)
+            XCTAssertEqual(m.config.architecture, architecture, file)
+            let V = m.config.vocabularySize
+            var d: [Double] = [], a: [Double] = []
+            var top1 = 0, top1Checked = 0, greedyTokens = 0, greedySame = 0
+            let figures = try lines(file)
+            var ownSpread = 0.0
+            for line in figures {
+                for ref in line["positions"] as! [[String: Any]] {
+                    if let lp = ref["next_logprob"] as? Double, let alt = ref["next_logprob_alt"] as? Double {
+                        ownSpread = max(ownSpread, abs(alt - lp))
+                    }
+                }
+            }
+            let margin = max(minimumMargin, 2 * ownSpread)
+            for line in figures {
+                let ids = (line["ids"] as! [Int]).map(Int32.init)
+                let positions = line["positions"] as! [[String: Any]]
+                let cache = m.transformer.makeCache(maxPositions: ids.count)
+                let rows = m.transformer.forward(ids, cache: cache, logits: .all)
+                rows.withUnsafeBufferPointer { b in
+                    for (p, ref) in positions.enumerated() {
+                        let row = UnsafeBufferPointer(rebasing: b[(p * V)..<((p + 1) * V)])
+                        if let lp = ref["next_logprob"] as? Double, let alt = ref["next_logprob_alt"] as? Double {
+                            d.append(abs(LogProbs.logProb(row, ids[p + 1]) - lp))
+                            a.append(abs(alt - lp))
+                        }
+                        let top = ref["top"] as! [[Double]]
+                        if top[0][1] - top[1][1] > margin {
+                            top1Checked += 1
+                            let mine = Int(LogProbs.argmax(row))
+                            if mine == Int(top[0][0]) { top1 += 1 } else {
+                                XCTFail("\(file): top-1 differs at position \(p): engine \(mine), llama.cpp \(Int(top[0][0])) (margin \(top[0][1] - top[1][1]))")
+                            }
+                        }
+                    }
+                }
+                // Greedy, compared up to the first near-tie.
+                let want = (line["greedy"] as! [Int]).map(Int32.init)
+                let margins = line["margins"] as! [Double]
+                let n = min(margins.firstIndex { $0 < margin } ?? want.count, want.count)
+                var o = GenerationOptions()
+                o.sampling = .greedy
+                o.maxTokens = n
+                let g = try m.generate(ids, options: o)
+                let produced = g.ids + (g.endToken.map { [$0] } ?? [])
+                greedyTokens += n
+                if Array(produced.prefix(n)) == Array(want.prefix(n)) { greedySame += 1 } else {
+                    XCTFail("\(file): greedy differs before the first near-tie (step \(n)):\n engine    \(Array(produced.prefix(n)))\n llama.cpp \(Array(want.prefix(n)))")
+                }
+            }
+            let sd = spread(d), sa = spread(a)
+            let limits = (1.5 * sa.median + 0.005, 1.5 * sa.p90 + 0.01, max(1.5, 2 * sa.max))
+            print(String(format: "%@: %d positions; |engine - llama.cpp| median %.4f p90 %.4f max %.4f (limits %.4f %.4f %.4f); llama.cpp's own spread median %.4f p90 %.4f max %.4f; top-1 %d/%d and greedy %d prompts identical (%d tokens) at margin %.2f",
+                         file, d.count, sd.median, sd.p90, sd.max, limits.0, limits.1, limits.2, sa.median, sa.p90, sa.max,
+                         top1, top1Checked, greedySame, greedyTokens, margin))
+            XCTAssertLessThanOrEqual(sd.median, limits.0, "\(file): median distance")
+            XCTAssertLessThanOrEqual(sd.p90, limits.1, "\(file): 90th percentile distance")
+            XCTAssertLessThanOrEqual(sd.max, limits.2, "\(file): max distance")
+        }
+    }
+
+    func testLlama3RopeFreqs() throws { try check("llama3-tied", architecture: .llama) }
+    func testLlamaLinearScaling() throws { try check("llama-linear", architecture: .llama) }
+    func testLlamaYaRN() throws { try check("llama-yarn", architecture: .llama) }
+    func testQwen3Tied() throws { try check("qwen3-tied", architecture: .qwen3) }
+    func testQwen3Untied() throws { try check("qwen3-untied", architecture: .qwen3) }
+    func testPhi3Mini() throws { try check("phi-mini", architecture: .phi3) }
+    func testPhi4MiniLongRoPELong() throws { try check("phi4-mini-long", architecture: .phi3) }
+    func testPhi4MiniLongRoPEShort() throws { try check("phi4-mini-short", architecture: .phi3) }
+    func testGemma2() throws { try check("gemma2-a", architecture: .gemma2) }
+    func testGemma2StrongSoftcap() throws { try check("gemma2-b", architecture: .gemma2) }
+
+    /// Llama 3's pre-tokenizer (llama-bpe) on a real vocabulary: llama.cpp's ids for every line.
+    func testLlama3PreTokenizer() throws {
+        let (file, sha) = try manifest().first { $0.key == "llama3-tied.F32.gguf" }.map { ($0.key, $0.value) }
+            ?? { throw TestModels.TestModelMissing(message: "llama3-tied.F32.gguf not in the manifest") }()
+        let m = try LanguageModel(path: try modelPath(file, sha: sha), threads: 1)
+        let url = try TestModels.fixture("arch/tokenizer-llama-bpe.jsonl")
+        var n = 0
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let text = o["text"] as! String, special = o["parse_special"] as! Bool
+            let want = (o["ids"] as! [Int]).map(Int32.init)
+            XCTAssertEqual(m.tokenizer.encode(text, addSpecial: false, parseSpecial: special), want,
+                           "\(text.debugDescription) (parse_special \(special))")
+            n += 1
+        }
+        XCTAssertEqual(n, 20, "tokenizer-llama-bpe.jsonl lines")
+    }
+}
