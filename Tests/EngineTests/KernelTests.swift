@@ -328,6 +328,24 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The fast kernels against llama.cpp's own on each added type's fixture (see TensorTypeTests): the activations
+    /// quantized bit for bit as ggml's CPU quantizer does, and `vecDot` of the fixture's blocks (one row) with ggml's
+    /// quantized activations within float rounding of ggml's CPU vec_dot.
+    func testVecDotMatchesLlamaCpp() throws {
+        for type in addedTypes {
+            let f = try quantFixture(type)
+            let n = f.values.count
+            let w = hexBytes(f.hex), ggmlXq = hexBytes(f.xq)
+            XCTAssertEqual(quantized(f.x, to: vecDotType(for: type)), ggmlXq, "\(type): activations quantized unlike ggml's")
+            let got = Double(fastDot(type, w, ggmlXq, n))
+            var absSum = 0.0
+            for i in 0..<n { absSum += abs(Double(f.values[i]) * Double(f.x[i])) }
+            let rel = abs(got - f.dot) / absSum
+            XCTAssertLessThan(rel, 2e-6, "\(type): vecDot \(got), llama.cpp's vec_dot \(f.dot)")
+            print("vecDot \(type) vs llama.cpp's vec_dot: \(got) vs \(f.dot), rel diff \(rel) (relative to Σ|w·x|)")
+        }
+    }
+
     /// A matmul as the transformer runs one: activations quantized into the weight type's vec-dot format, then
     /// `matmulTile` over all rows (in two thread-sized parts), for several rows and prompt lengths; against the
     /// dequantized weights dotted with the f32 activations in Double, within the activation quantization's error.

@@ -2,6 +2,38 @@ import XCTest
 import Foundation
 @testable import Engine
 
+/// One fixture written by Tests/tools/make_quant_fixtures.py from llama.cpp: raw blocks of a type (`hex`), gguf-py's
+/// dequantization of them (`values`), an activation vector `x`, ggml's CPU quantization of it into the type's vec-dot
+/// format (`xq`) and ggml's CPU vec_dot of the blocks, as one row, with it (`dot`).
+struct QuantFixture: Decodable {
+    var type: String
+    var blocks: Int
+    var hex: String
+    var values: [Float]
+    var x: [Float]
+    var xq: String
+    var dot: Double
+}
+
+/// Bytes from lowercase hex.
+func hexBytes(_ s: String) -> [UInt8] {
+    let hex = Array(s.utf8)
+    func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : c - 87 }   // 0-9, a-f
+    return stride(from: 0, to: hex.count - 1, by: 2).map { nibble(hex[$0]) << 4 | nibble(hex[$0 + 1]) }
+}
+
+/// The fixture of `type`, checked for consistent sizes (a missing fixture throws, failing the test).
+func quantFixture(_ type: GGMLType, file: StaticString = #filePath, line: UInt = #line) throws -> QuantFixture {
+    let url = try XCTUnwrap(Bundle.module.url(forResource: type.description, withExtension: "json",
+                                              subdirectory: "Fixtures/quants"), "missing fixture \(type).json", file: file, line: line)
+    let f = try JSONDecoder().decode(QuantFixture.self, from: Data(contentsOf: url))
+    XCTAssertEqual(f.type, type.description, file: file, line: line)
+    XCTAssertEqual(f.hex.utf8.count, 2 * f.blocks * type.typeSize, "\(type): fixture bytes", file: file, line: line)
+    XCTAssertEqual(f.values.count, f.blocks * type.blockSize, "\(type): fixture values", file: file, line: line)
+    XCTAssertEqual(f.x.count, f.values.count, "\(type): fixture activations", file: file, line: line)
+    return f
+}
+
 final class TensorTypeTests: XCTestCase {
     func testBlockLayouts() {
         XCTAssertEqual(GGMLType.q4_K.rowBytes(512), 288)
@@ -10,33 +42,13 @@ final class TensorTypeTests: XCTestCase {
         XCTAssertEqual(GGMLType.q6_K.description, "Q6_K")
     }
 
-    /// One fixture written by Tests/tools/make_quant_fixtures.py: raw blocks and llama.cpp's gguf-py dequantization.
-    struct QuantFixture: Decodable {
-        var type: String
-        var blocks: Int
-        var hex: String
-        var values: [Float]
-    }
-
-    func quantFixture(_ type: GGMLType) throws -> (bytes: [UInt8], values: [Float]) {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: type.description, withExtension: "json",
-                                                  subdirectory: "Fixtures/quants"), "missing fixture \(type).json")
-        let f = try JSONDecoder().decode(QuantFixture.self, from: Data(contentsOf: url))
-        XCTAssertEqual(f.type, type.description)
-        let hex = Array(f.hex.utf8)
-        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : c - 87 }   // 0-9, a-f
-        let bytes = stride(from: 0, to: hex.count, by: 2).map { nibble(hex[$0]) << 4 | nibble(hex[$0 + 1]) }
-        XCTAssertEqual(bytes.count, f.blocks * type.typeSize, "\(type): fixture bytes")
-        XCTAssertEqual(f.values.count, f.blocks * type.blockSize, "\(type): fixture values")
-        return (bytes, f.values)
-    }
-
     /// The reference dequantizers of the types added after the first ten against llama.cpp's gguf-py (numpy ports of
     /// ggml's `dequantize_row_*`), on seeded random blocks: bit-exact, but for one ulp of slack.
     func testDequantizeMatchesLlamaCppFixtures() throws {
         for type in [GGMLType.q5_1, .q2_K, .q3_K, .iq4_nl, .iq4_xs, .mxfp4] {
             XCTAssertTrue(GGMLType.supported.contains(type), "\(type) is not in GGMLType.supported")
-            let (bytes, want) = try quantFixture(type)
+            let f = try quantFixture(type)
+            let bytes = hexBytes(f.hex), want = f.values
             var got = [Float](repeating: .nan, count: want.count)
             bytes.withUnsafeBytes { src in
                 got.withUnsafeMutableBufferPointer { Dequantize.row(type, src.baseAddress!, $0.baseAddress!, count: want.count) }

@@ -7,11 +7,20 @@ Blocks come from seeded random data: quantized by gguf-py where it can quantize 
 every case also random raw block bytes with the float scale fields set to finite values (so every bit of the
 quantized fields is exercised). Deterministic: rerunning writes the same files.
 
-Run with the gguf-py of the llama.cpp the engine is compared against, e.g.
-  PYTHONPATH=/path/to/llama.cpp/gguf-py python3 Tests/tools/make_quant_fixtures.py
+Each fixture also holds a seeded activation vector x, ggml's own CPU quantization of it into the type's vec-dot
+format (quantize_row_q8_0/q8_1/q8_K) and ggml's CPU vec_dot of the blocks (as one row) with it, from the
+libggml-cpu.so built with that llama.cpp (called through ctypes), so that KernelTests can hold the fast kernels to
+llama.cpp's own dot products.
+
+Run with the gguf-py of the llama.cpp the engine is compared against, and its libggml-cpu.so, e.g.
+  PYTHONPATH=/path/to/llama.cpp/gguf-py python3 Tests/tools/make_quant_fixtures.py /path/to/libggml-cpu.so
+(default library: llama-cpp-python's in ~/.cache/refrain/venv-llamacpp).
 """
+import ctypes
+import glob
 import json
 import os
+import sys
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
@@ -30,6 +39,41 @@ TYPES = {
 }
 QUANTIZABLE = {"Q5_1", "MXFP4"}
 RAW_BLOCKS = 4
+# ggml's vec_dot_type per type (type_traits_cpu in ggml-cpu.c): the activation format, its block size and bytes.
+VEC_DOT = {
+    "Q5_1": ("q8_1", 32, 36), "Q2_K": ("q8_K", 256, 292), "Q3_K": ("q8_K", 256, 292),
+    "IQ4_NL": ("q8_0", 32, 34), "IQ4_XS": ("q8_K", 256, 292), "MXFP4": ("q8_0", 32, 34),
+}
+
+
+def load_ggml_cpu():
+    if len(sys.argv) > 1:
+        path = sys.argv[1]
+    else:
+        found = glob.glob(os.path.expanduser(
+            "~/.cache/refrain/venv-llamacpp/lib/python3*/site-packages/llama_cpp/lib/libggml-cpu.so"))
+        if not found:
+            sys.exit("libggml-cpu.so not found: pass its path")
+        path = found[0]
+    lib = ctypes.CDLL(path)
+    lib.ggml_cpu_init()
+    return lib
+
+
+def ggml_dot(lib, name, blocks, x):
+    """ggml's CPU quantization of x into `name`'s vec-dot format, and its vec_dot of the blocks with that."""
+    fmt, bs, size = VEC_DOT[name]
+    n = x.size
+    xq = np.zeros(n // bs * size, dtype=np.uint8)
+    quant = getattr(lib, "quantize_row_" + fmt)
+    quant.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    quant(x.ctypes.data, xq.ctypes.data, n)
+    dot = getattr(lib, f"ggml_vec_dot_{name.lower().replace('_k', '_K')}_{fmt}")
+    dot.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+                    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    out = np.zeros(1, dtype=np.float32)
+    dot(n, out.ctypes.data, 0, blocks.ctypes.data, 0, xq.ctypes.data, 0, 1)
+    return xq, float(out[0])
 
 
 def raw_blocks(name, rng):
@@ -45,6 +89,7 @@ def raw_blocks(name, rng):
 
 
 def main():
+    lib = load_ggml_cpu()
     os.makedirs(OUT, exist_ok=True)
     for i, (name, (qtype, bs, size, _)) in enumerate(TYPES.items()):
         rng = np.random.default_rng(1000 + i)
@@ -58,17 +103,23 @@ def main():
         assert data.size % size == 0
         values = quants.dequantize(data.reshape(1, -1), qtype).astype(np.float32).reshape(-1)
         assert values.size == data.size // size * bs and np.all(np.isfinite(values))
+        x = rng.uniform(-1, 1, size=values.size).astype(np.float32)
+        xq, dot = ggml_dot(lib, name, np.ascontiguousarray(data), x)
         doc = {
             "type": name,
             "blocks": data.size // size,
-            "note": "raw blocks and gguf-py's dequantization of them; written by Tests/tools/make_quant_fixtures.py",
+            "note": "raw blocks, gguf-py's dequantization of them, an activation x, ggml's CPU quantization of x "
+                    "(xq) and ggml's CPU vec_dot of the blocks with it; written by Tests/tools/make_quant_fixtures.py",
             "hex": data.tobytes().hex(),
             "values": [float(v) for v in values],
+            "x": [float(v) for v in x],
+            "xq": xq.tobytes().hex(),
+            "dot": dot,
         }
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(doc, f, separators=(",", ":"))
             f.write("\n")
-        print(f"{name}: {doc['blocks']} blocks, {values.size} values")
+        print(f"{name}: {doc['blocks']} blocks, {values.size} values, ggml dot {dot}")
 
 
 if __name__ == "__main__":
