@@ -7,12 +7,18 @@
 //   Q4_0 (18 B / 32):  f16 d; u8 qs[16]                 x = d * (nibble - 8)
 //   Q4_1 (20 B / 32):  f16 d, m; u8 qs[16]              x = d * nibble + m
 //   Q5_0 (22 B / 32):  f16 d; u8 qh[4]; u8 qs[16]       x = d * ((nibble | bit << 4) - 16)
+//   Q5_1 (24 B / 32):  f16 d, m; u8 qh[4]; u8 qs[16]    x = d * (nibble | bit << 4) + m
+//   IQ4_NL (18 B / 32): f16 d; u8 qs[16]                x = d * kvaluesIQ4NL[nibble]
+//   MXFP4 (17 B / 32): u8 e (E8M0); u8 qs[16]           x = 2^(e - 128) * kvaluesMXFP4[nibble]
 //   Q8_0 (34 B / 32):  f16 d; i8 qs[32]                 x = d * q
 //   Q8_1 (36 B / 32):  f16 d, s; i8 qs[32]              x = d * q, s = d * sum(q)
+//   Q2_K (84 B / 256):  u8 scales[16]; u8 qs[64]; f16 d, dmin
+//   Q3_K (110 B / 256): u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d
 //   Q4_K (144 B / 256): f16 d, dmin; u8 scales[12]; u8 qs[128]
 //   Q5_K (176 B / 256): f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
 //   Q6_K (210 B / 256): u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
 //   Q8_K (292 B / 256): f32 d; i8 qs[256]; i16 bsums[16]
+//   IQ4_XS (136 B / 256): f16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]
 // In the 32-element types, byte j of qs holds element j in its low nibble and element j + 16 in its
 // high nibble.
 
@@ -70,6 +76,36 @@ func kQuantScaleMin(_ j: Int, _ scales: UnsafeRawPointer) -> (scale: Int, min: I
             (q(j + 4) >> 4) | ((q(j) >> 6) << 4))
 }
 
+/// The 6-bit scale of sub-block `k` (0..<16) of a Q3_K block, from its 12 packed bytes, before the -32
+/// offset: the low 4 bits are nibble k / 8 of byte k % 8, the top 2 bits are bit pair k / 4 of byte 8 + k % 4.
+@inline(__always)
+func q3KScale(_ k: Int, _ scales: UnsafeRawPointer) -> Int {
+    let low = (u8At(scales, k % 8) >> (4 * (k / 8))) & 0xF
+    let high = (u8At(scales, 8 + k % 4) >> (2 * (k / 4))) & 3
+    return low | high << 4
+}
+
+/// The 6-bit scale of sub-block `j` (0..<8) of an IQ4_XS block `b`, before the -32 offset: low 4 bits
+/// from nibble j % 2 of scales_l[j / 2], top 2 bits from bit pair j of scales_h.
+@inline(__always)
+func iq4XSScale(_ j: Int, _ b: UnsafeRawPointer) -> Int {
+    let h = Int(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+    return ((u8At(b, 4 + j / 2) >> (4 * (j % 2))) & 0xF) | ((h >> (2 * j)) & 3) << 4
+}
+
+/// IQ4_NL's (and IQ4_XS's) 16 non-linear levels, as ggml's `kvalues_iq4nl`.
+let kvaluesIQ4NL: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+/// MXFP4's 16 levels: the E2M1 values doubled (so that they are integers), as ggml's `kvalues_mxfp4`.
+let kvaluesMXFP4: [Int8] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12]
+
+/// An MXFP4 block's E8M0 scale halved, 2^(e - 128) (the half undoes the doubling of `kvaluesMXFP4`),
+/// as ggml's `ggml_e8m0_to_fp32_half`: e = 0 and 1 give the subnormals 2^-128 and 2^-127.
+@inline(__always)
+func e8m0Half(_ e: UInt8) -> Float {
+    Float(bitPattern: e < 2 ? UInt32(0x0020_0000) << UInt32(e) : UInt32(e - 1) << 23)
+}
+
 // MARK: - Dequantization
 
 /// Reference dequantizers, bit-exact with ggml's `dequantize_row_*`.
@@ -93,6 +129,12 @@ public enum Dequantize {
             case .q4_0: q4_0(blk, y)
             case .q4_1: q4_1(blk, y)
             case .q5_0: q5_0(blk, y)
+            case .q5_1: q5_1(blk, y)
+            case .iq4_nl: iq4_nl(blk, y)
+            case .mxfp4: mxfp4(blk, y)
+            case .q2_K: q2_K(blk, y)
+            case .q3_K: q3_K(blk, y)
+            case .iq4_xs: iq4_xs(blk, y)
             case .q8_0: q8_0(blk, y)
             case .q8_1: q8_1(blk, y)
             case .q4_K: q4_K(blk, y)
@@ -134,6 +176,36 @@ public enum Dequantize {
         }
     }
 
+    static func q5_1(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = f16At(b, 0), m = f16At(b, 2)
+        let qh = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        for j in 0..<16 {
+            let q = u8At(b, 8 + j)
+            let h0 = ((qh >> j) & 1) << 4
+            let h1 = ((qh >> (j + 16)) & 1) << 4
+            y[j] = Float((q & 0xF) | h0) * d + m
+            y[j + 16] = Float((q >> 4) | h1) * d + m
+        }
+    }
+
+    static func iq4_nl(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = f16At(b, 0)
+        for j in 0..<16 {
+            let q = u8At(b, 2 + j)
+            y[j] = d * Float(kvaluesIQ4NL[q & 0xF])
+            y[j + 16] = d * Float(kvaluesIQ4NL[q >> 4])
+        }
+    }
+
+    static func mxfp4(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = e8m0Half(b.load(as: UInt8.self))
+        for j in 0..<16 {
+            let q = u8At(b, 1 + j)
+            y[j] = Float(kvaluesMXFP4[q & 0xF]) * d
+            y[j + 16] = Float(kvaluesMXFP4[q >> 4]) * d
+        }
+    }
+
     static func q8_0(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = f16At(b, 0)
         for j in 0..<32 { y[j] = Float(i8At(b, 2 + j)) * d }
@@ -142,6 +214,52 @@ public enum Dequantize {
     static func q8_1(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = f16At(b, 0)
         for j in 0..<32 { y[j] = Float(i8At(b, 4 + j)) * d }
+    }
+
+    static func q2_K(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = f16At(b, 80), dmin = f16At(b, 82)
+        // Two halves of 128. Element 128h + 32j + l (l < 32) is bits 2j-2j+1 of qs[32h + l]; each 16
+        // elements k have their own scale byte: low nibble scale, high nibble min.
+        for h in 0..<2 {
+            for j in 0..<4 {
+                for l in 0..<32 {
+                    let e = 128 * h + 32 * j + l
+                    let sc = u8At(b, e / 16)
+                    let q = (u8At(b, 16 + 32 * h + l) >> (2 * j)) & 3
+                    y[e] = d * Float(sc & 0xF) * Float(q) - dmin * Float(sc >> 4)
+                }
+            }
+        }
+    }
+
+    static func q3_K(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = f16At(b, 108)
+        // As Q2_K's low 2 bits (qs at 32), less 4 where bit 4h + j of hmask[l] is clear; signed 6-bit
+        // scales (stored +32) per 16 elements.
+        for h in 0..<2 {
+            for j in 0..<4 {
+                for l in 0..<32 {
+                    let e = 128 * h + 32 * j + l
+                    let low = (u8At(b, 32 + 32 * h + l) >> (2 * j)) & 3
+                    let high = (u8At(b, l) >> (4 * h + j)) & 1
+                    let dl = d * Float(q3KScale(e / 16, b + 96) - 32)
+                    y[e] = dl * Float(low - (high == 0 ? 4 : 0))
+                }
+            }
+        }
+    }
+
+    static func iq4_xs(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = f16At(b, 0)
+        // Eight sub-blocks of 32, laid out as IQ4_NL blocks, each with a signed 6-bit scale (stored +32).
+        for j in 0..<8 {
+            let dl = d * Float(iq4XSScale(j, b) - 32)
+            for l in 0..<16 {
+                let q = u8At(b, 8 + 16 * j + l)
+                y[32 * j + l] = dl * Float(kvaluesIQ4NL[q & 0xF])
+                y[32 * j + l + 16] = dl * Float(kvaluesIQ4NL[q >> 4])
+            }
+        }
     }
 
     static func q4_K(_ b: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {

@@ -79,19 +79,23 @@ struct Q4_1Dot: BlockDot {
     }
 }
 
+/// The 32 fifth bits of a Q5_0/Q5_1 block (the u32 at p) spread over 32 bytes, 0xFF where set: byte e takes
+/// byte e/8 of qh, then tests bit e%8.
+@inline(__always) private func fifthBits(_ p: UnsafeRawPointer) -> __m256i {
+    let qh = Int32(bitPattern: p.loadUnaligned(as: UInt32.self))
+    let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh),
+                                     _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202,
+                                                       0x0101_0101_0101_0101, 0))
+    let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
 struct Q5_0Dot: BlockDot {
     static var elems: Int { 32 }
     static var wBytes: Int { 22 }
     static var xBytes: Int { 34 }
     @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
-        // Spread the 32 fifth bits over 32 bytes (0xFF where set): byte e takes byte e/8 of qh,
-        // then tests bit e%8.
-        let qh = Int32(bitPattern: w.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh),
-                                         _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202,
-                                                           0x0101_0101_0101_0101, 0))
-        let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
-        let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+        let set = fifthBits(w + 2)
         // nibble - 16 where the bit is clear (OR 0xF0), the nibble itself where it is set.
         let q = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(set, splat8(-16)))
         return (q, f16Lane0(w))
@@ -113,6 +117,172 @@ struct Q8_0Dot: BlockDot {
     @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
     @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
         fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
+    }
+}
+
+struct Q5_1Dot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 24 }
+    static var xBytes: Int { 36 }
+    /// Values 0...31 (unsigned), and [d, m] as floats.
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, dm: SIMD4<Float>) {
+        let q = _mm256_or_si256(nibbles32(w + 8), _mm256_and_si256(fifthBits(w + 4), splat8(0x10)))
+        return (q, _mm_cvtph_ps(_mm_cvtsi32_si128(w.loadUnaligned(as: Int32.self))))
+    }
+    /// Values, and [d, s] as floats.
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, ds: SIMD4<Float>) { Q4_1Dot.loadX(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        let p = w.dm * x.ds                         // [d·dx, m·s]
+        fmaInts(p, dotU8I8(w.q, x.y), &acc.v)
+        acc.s += p[1]                               // m * sum(x) = m * s
+    }
+}
+
+/// A table of 16 signed levels in both 128-bit halves, for `_mm256_shuffle_epi8` lookups by nibble.
+@inline(__always) private func levels(_ t: SIMD16<Int8>) -> __m256i {
+    let h = unsafeBitCast(t, to: __m128i.self)
+    return _mm256_set_m128i(h, h)
+}
+@inline(__always) func iq4nlLevels() -> __m256i {
+    levels(SIMD16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113))
+}
+@inline(__always) private func mxfp4Levels() -> __m256i {
+    levels(SIMD16(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12))
+}
+
+struct IQ4_NLDot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 18 }
+    static var xBytes: Int { 34 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
+        (_mm256_shuffle_epi8(iq4nlLevels(), nibbles32(w + 2)), f16Lane0(w))
+    }
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
+    }
+}
+
+struct MXFP4Dot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 17 }
+    static var xBytes: Int { 34 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (q: __m256i, d: SIMD4<Float>) {
+        (_mm256_shuffle_epi8(mxfp4Levels(), nibbles32(w + 1)), SIMD4(e8m0Half(w.load(as: UInt8.self)), 0, 0, 0))
+    }
+    @inline(__always) static func loadX(_ x: UnsafeRawPointer) -> (y: __m256i, d: SIMD4<Float>) { loadQ8_0(x) }
+    @inline(__always) static func dot(_ w: W, _ x: X, _ acc: inout DotAcc) {
+        fmaInts(w.d * x.d, dotI8I8(_mm256_sign_epi8(w.q, w.q), w.q, x.y), &acc.v)
+    }
+}
+
+/// The int16 scale vector for 32 values of sub-blocks k and k + 1 (16 each) from 16 scale bytes:
+/// lanes 0-7 scale k, lanes 8-15 scale k + 1 (to multiply `_mm256_maddubs_epi16`'s pair sums).
+@inline(__always) func pairScale(_ sc8: __m128i, _ k: Int) -> __m256i {
+    let pick = _mm_set_epi64x(0x0101_0101_0101_0101 &* Int64(k + 1), 0x0101_0101_0101_0101 &* Int64(k))
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick))
+}
+
+/// Q2_K: 2-bit values, per 16 a 4-bit scale (low nibble) and min (high nibble).
+struct Q2_KDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 84 }
+    static var xBytes: Int { 292 }
+    /// The block, d, dmin, the 16 scales as bytes and the 16 mins as int16 (to pair with bsums).
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (p: UnsafeRawPointer, d: Float, dmin: Float, sc8: __m128i, mins: __m256i) {
+        let s = ld128(w), low4 = _mm_set1_epi8(0x0F)
+        return (w, f16(w, 80), f16(w, 82), _mm_and_si128(s, low4), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), low4)))
+    }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        let dx = f32(x)
+        let low2 = splat8(3)
+        var sumi = _mm256_setzero_si256()
+        for h in 0..<2 {
+            let qb = ld256(w.p, 16 + 32 * h)
+            // Bit pair j of the half's 32 bytes: elements 128h + 32j ..< +32, scales 8h + 2j and the next.
+            for j in 0..<4 {
+                let q = _mm256_and_si256(_mm256_srli_epi16(qb, Int32(2 * j)), low2)
+                let p = _mm256_maddubs_epi16(q, ld256(x, 4 + 128 * h + 32 * j))
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, pairScale(w.sc8, 8 * h + 2 * j)))
+            }
+        }
+        fmaIntsF(w.d * dx, sumi, &acc.v)
+        fmaIntsF(-(w.dmin * dx), _mm256_madd_epi16(ld256(x, 260), w.mins), &acc.v)
+    }
+}
+
+/// The 16 signed scales of a Q3_K block (6 bits, stored +32) from its 12 packed bytes, as bytes.
+@inline(__always) func q3KScales(_ s: UnsafeRawPointer) -> __m128i {
+    let a0 = s.loadUnaligned(as: UInt32.self), a1 = s.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+    let t = s.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+    let low4: UInt32 = 0x0f0f_0f0f, low2: UInt32 = 0x0303_0303
+    let w0 = (a0 & low4) | ((t & low2) << 4)
+    let w1 = (a1 & low4) | (((t >> 2) & low2) << 4)
+    let w2 = ((a0 >> 4) & low4) | (((t >> 4) & low2) << 4)
+    let w3 = ((a1 >> 4) & low4) | (((t >> 6) & low2) << 4)
+    let packed = _mm_set_epi32(Int32(bitPattern: w3), Int32(bitPattern: w2), Int32(bitPattern: w1), Int32(bitPattern: w0))
+    return _mm_sub_epi8(packed, _mm_set1_epi8(32))
+}
+
+/// The Q3_K values of group g (elements 32g ..< +32) stored +4, so unsigned (0...7): the low 2 bits
+/// (bit pair g % 4 of qs bytes 32(g / 4)...), plus 4 where bit g of hmask is set.
+@inline(__always) func q3KGroup(_ qb: __m256i, _ hm: __m256i, _ g: Int) -> __m256i {
+    let bit = splat8(Int8(truncatingIfNeeded: 1 << g))
+    let high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), splat8(4))
+    return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, Int32(2 * (g % 4))), splat8(3)), high)
+}
+
+/// Q3_K: 3-bit signed values, a signed 6-bit scale per 16. The values are taken +4 (unsigned, for
+/// `_mm256_maddubs_epi16`) and 4 · Σ scale_k · bsum_k is subtracted, as Q6_K's +32.
+struct Q3_KDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 110 }
+    static var xBytes: Int { 292 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (p: UnsafeRawPointer, d: Float, sc8: __m128i, sc16: __m256i) {
+        let sc8 = q3KScales(w + 96)
+        return (w, f16(w, 108), sc8, _mm256_cvtepi8_epi16(sc8))
+    }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        let dx = f32(x)
+        let hm = ld256(w.p)
+        var sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(ld256(x, 260), w.sc16), 2))
+        for h in 0..<2 {
+            let qb = ld256(w.p, 32 + 32 * h)
+            for j in 0..<4 {
+                let g = 4 * h + j
+                let p = _mm256_maddubs_epi16(q3KGroup(qb, hm, g), ld256(x, 4 + 32 * g))
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, pairScale(w.sc8, 2 * g)))
+            }
+        }
+        fmaIntsF(w.d * dx, sumi, &acc.v)
+    }
+}
+
+/// The eight signed scales of an IQ4_XS block as int16, in both 128-bit halves (for `bcast16`).
+@inline(__always) func iq4XSScales(_ w: UnsafeRawPointer) -> __m256i {
+    @inline(__always) func s(_ j: Int) -> Int16 { Int16(iq4XSScale(j, w) - 32) }
+    let v = _mm_set_epi16(s(7), s(6), s(5), s(4), s(3), s(2), s(1), s(0))
+    return _mm256_set_m128i(v, v)
+}
+
+/// IQ4_XS: eight sub-blocks of 32 IQ4_NL levels, each with a signed 6-bit scale; one float scale per block.
+struct IQ4_XSDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 136 }
+    static var xBytes: Int { 292 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> (p: UnsafeRawPointer, d: Float, sc: __m256i) {
+        (w, f16(w), iq4XSScales(w))
+    }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        let dx = f32(x)
+        let table = iq4nlLevels()
+        var sumi = _mm256_setzero_si256()
+        for j in 0..<8 {
+            let q = _mm256_shuffle_epi8(table, nibbles32(w.p + 8 + 16 * j))
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(ld256(x, 4 + 32 * j), q))
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, bcast16(w.sc, j)))
+        }
+        fmaIntsF(w.d * dx, sumi, &acc.v)
     }
 }
 

@@ -38,9 +38,16 @@ extension SignedBytePanelDot {
 extension Q4_0Dot: SignedBytePanelDot {}
 extension Q5_0Dot: SignedBytePanelDot {}
 extension Q8_0Dot: SignedBytePanelDot {}
+extension IQ4_NLDot: SignedBytePanelDot {}
+extension MXFP4Dot: SignedBytePanelDot {}
 
-/// Q4_1 panel block: 32 nibbles (unsigned), d, m (f32). Against Q8_1 (scales dx, s).
-extension Q4_1Dot: PanelDot {
+/// Q4_1/Q5_1 panel block: 32 unsigned values, d, m (f32). Against Q8_1 (scales dx, s).
+protocol UnsignedBytePanelDot: PanelDot where W == (q: __m256i, dm: SIMD4<Float>), XS == SIMD2<Float> {}
+
+extension Q4_1Dot: UnsignedBytePanelDot {}
+extension Q5_1Dot: UnsignedBytePanelDot {}
+
+extension UnsignedBytePanelDot {
     static var panelBytes: Int { 64 }
     static var usesXScales: Bool { true }
     @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
@@ -60,12 +67,12 @@ extension Q4_1Dot: PanelDot {
     @inline(__always) static func scalarScale(_ xs: SIMD2<Float>) -> Float { xs[1] }
 }
 
-/// Q4_K/Q5_K/Q6_K panel block (576 bytes): the 256 values as bytes, sub-block j (32 values) at 32j in
+/// Q2_K/Q3_K/Q4_K/Q5_K/Q6_K panel block (576 bytes): the 256 values as bytes, sub-block j (32 values) at 32j in
 /// activation order; at 256 + 32j the int16 scale vector that sub-block j's pair sums are multiplied by;
 /// at 512 the 16 int16 that multiply the activation's bsums; at 544 d, at 548 dmin (f32).
 private let kPanelBytes = 576
 
-/// The Q4_K/Q5_K sum from a panel block (values 0...31, unsigned).
+/// The Q2_K/Q4_K/Q5_K sum from a panel block (values 0...31, unsigned).
 @inline(__always) private func kPanelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
     let dx = f32(x)
     var sumi = _mm256_setzero_si256()
@@ -123,6 +130,92 @@ extension Q5_KDot: PanelDot {
     @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) { kPanelDot(p, x, &acc) }
 }
 
+extension Q2_KDot: PanelDot {
+    static var panelBytes: Int { kPanelBytes }
+    static var usesXScales: Bool { false }
+    /// Unused: the K-quant dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let b = load(w)
+        for h in 0..<2 {
+            let qb = ld256(w, 16 + 32 * h)
+            for j in 0..<4 {
+                let g = 4 * h + j
+                st256(p, 32 * g, _mm256_and_si256(_mm256_srli_epi16(qb, Int32(2 * j)), splat8(3)))
+                st256(p, 256 + 32 * g, pairScale(b.sc8, 2 * g))
+            }
+        }
+        st256(p, 512, b.mins)
+        p.storeBytes(of: b.d, toByteOffset: 544, as: Float.self)
+        p.storeBytes(of: b.dmin, toByteOffset: 548, as: Float.self)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) { kPanelDot(p, x, &acc) }
+}
+
+/// The Q3_K/Q6_K sum from a panel block whose values are stored + 2^`shift` (Q3_K: +4, Q6_K: +32).
+@inline(__always) private func offsetPanelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, shift: Int32, _ acc: inout DotAcc) {
+    let dx = f32(x)
+    var sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(ld256(x, 260), ldA(p, 512)), shift))
+    for j in 0..<8 {
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(ldA(p, 32 * j), ld256(x, 4 + 32 * j)), ldA(p, 256 + 32 * j)))
+    }
+    fmaIntsF(p.load(fromByteOffset: 544, as: Float.self) * dx, sumi, &acc.v)
+}
+
+extension Q3_KDot: PanelDot {
+    static var panelBytes: Int { kPanelBytes }
+    static var usesXScales: Bool { false }
+    /// Unused: the K-quant dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let b = load(w)
+        let hm = ld256(w)
+        for h in 0..<2 {
+            let qb = ld256(w, 32 + 32 * h)
+            for j in 0..<4 {
+                let g = 4 * h + j
+                st256(p, 32 * g, q3KGroup(qb, hm, g))
+                st256(p, 256 + 32 * g, pairScale(b.sc8, 2 * g))
+            }
+        }
+        st256(p, 512, b.sc16)
+        p.storeBytes(of: b.d, toByteOffset: 544, as: Float.self)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) {
+        offsetPanelDot(p, x, shift: 2, &acc)
+    }
+}
+
+/// IQ4_XS panel block (544 bytes): the 256 signed levels at 32j per sub-block j, the int16 broadcast of
+/// sub-block j's scale at 256 + 32j, d (f32) at 512.
+extension IQ4_XSDot: PanelDot {
+    static var panelBytes: Int { 544 }
+    static var usesXScales: Bool { false }
+    /// Unused: the dot reads the activation's f32 scale itself.
+    @inline(__always) static func xScales(_ x: UnsafeRawPointer) -> Float { 0 }
+    @inline(__always) static func decode(_ w: UnsafeRawPointer, into p: UnsafeMutableRawPointer) {
+        let b = load(w)
+        let table = iq4nlLevels(), low4 = splat8(0x0F)
+        for j in 0..<8 {
+            let t = ld128(w, 8 + 16 * j)
+            let nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), low4)
+            st256(p, 32 * j, _mm256_shuffle_epi8(table, nib))
+            st256(p, 256 + 32 * j, bcast16(b.sc, j))
+        }
+        p.storeBytes(of: b.d, toByteOffset: 512, as: Float.self)
+    }
+    @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) {
+        let dx = f32(x)
+        var sumi = _mm256_setzero_si256()
+        for j in 0..<8 {
+            let q = ldA(p, 32 * j)
+            let s = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(ld256(x, 4 + 32 * j), q))
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, ldA(p, 256 + 32 * j)))
+        }
+        fmaIntsF(p.load(fromByteOffset: 512, as: Float.self) * dx, sumi, &acc.v)
+    }
+}
+
 extension Q6_KDot: PanelDot {
     static var panelBytes: Int { kPanelBytes }
     static var usesXScales: Bool { false }
@@ -146,12 +239,7 @@ extension Q6_KDot: PanelDot {
         p.storeBytes(of: f16(w, 208), toByteOffset: 544, as: Float.self)
     }
     @inline(__always) static func panelDot(_ p: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Float, _ acc: inout DotAcc) {
-        let dx = f32(x)
-        var sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(ld256(x, 260), ldA(p, 512)), 5))
-        for j in 0..<8 {
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(ldA(p, 32 * j), ld256(x, 4 + 32 * j)), ldA(p, 256 + 32 * j)))
-        }
-        fmaIntsF(p.load(fromByteOffset: 544, as: Float.self) * dx, sumi, &acc.v)
+        offsetPanelDot(p, x, shift: 5, &acc)
     }
 }
 

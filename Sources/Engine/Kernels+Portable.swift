@@ -59,6 +59,54 @@ struct Q5_0Dot: BlockDot {
     }
 }
 
+struct Q5_1Dot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 24 }
+    static var xBytes: Int { 36 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        let qh = Int32(bitPattern: w.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        var s: Int32 = 0
+        for j in 0..<16 {
+            let q = u8(w, 8 + j)
+            let a = (q & 0xF) | (((qh >> Int32(j)) & 1) << 4)
+            let b = (q >> 4) | (((qh >> Int32(j + 16)) & 1) << 4)
+            s &+= a * i8(x, 4 + j) + b * i8(x, 20 + j)
+        }
+        acc.s += f16(w) * f16(x) * Float(s) + f16(w, 2) * f16(x, 2)
+    }
+}
+
+/// IQ4_NL and MXFP4: 32 nibbles indexing a table of 16 levels, against Q8_0; `d` is the weight block's scale.
+@inline(__always) private func tableDot(_ qs: UnsafeRawPointer, _ table: [Int8], _ d: Float, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+    var s: Int32 = 0
+    for j in 0..<16 {
+        let q = Int(u8(qs, j))
+        s &+= Int32(table[q & 0xF]) * i8(x, 2 + j) + Int32(table[q >> 4]) * i8(x, 18 + j)
+    }
+    acc.s += d * f16(x) * Float(s)
+}
+
+struct IQ4_NLDot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 18 }
+    static var xBytes: Int { 34 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        tableDot(w + 2, kvaluesIQ4NL, f16(w), x, &acc)
+    }
+}
+
+struct MXFP4Dot: BlockDot {
+    static var elems: Int { 32 }
+    static var wBytes: Int { 17 }
+    static var xBytes: Int { 34 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        tableDot(w + 1, kvaluesMXFP4, e8m0Half(w.load(as: UInt8.self)), x, &acc)
+    }
+}
+
 struct Q8_0Dot: BlockDot {
     static var elems: Int { 32 }
     static var wBytes: Int { 34 }
@@ -126,6 +174,69 @@ struct Q6_KDot: BlockDot {
             }
         }
         acc.s += f16(w, 208) * f32(x) * Float(sumi)
+    }
+}
+
+/// Q2_K: per 16 elements a 4-bit scale and a 4-bit min; the mins meet the activation's bsums.
+struct Q2_KDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 84 }
+    static var xBytes: Int { 292 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        var summs: Int32 = 0
+        for k in 0..<16 { summs &+= i16(x, 260 + 2 * k) * (u8(w, k) >> 4) }
+        var isum: Int32 = 0
+        for k in 0..<16 {
+            // Elements 16k..<16k+16: half h = k / 8, bit pair j = (k / 2) % 4, the half's bytes l0..<l0+16.
+            let h = k / 8, j = (k / 2) % 4, l0 = 16 * (k % 2)
+            var s: Int32 = 0
+            for l in l0..<l0 + 16 { s &+= i8(x, 4 + 128 * h + 32 * j + l) * ((u8(w, 16 + 32 * h + l) >> Int32(2 * j)) & 3) }
+            isum &+= (u8(w, k) & 0xF) * s
+        }
+        let dx = f32(x)
+        acc.s += dx * f16(w, 80) * Float(isum) - dx * f16(w, 82) * Float(summs)
+    }
+}
+
+/// Q3_K: 2 low bits, a high bit (clear means -4), a signed 6-bit scale per 16 elements.
+struct Q3_KDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 110 }
+    static var xBytes: Int { 292 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        var sumi: Int32 = 0
+        for k in 0..<16 {
+            let h = k / 8, j = (k / 2) % 4, l0 = 16 * (k % 2)
+            var s: Int32 = 0
+            for l in l0..<l0 + 16 {
+                let low = (u8(w, 32 + 32 * h + l) >> Int32(2 * j)) & 3
+                let high = (u8(w, l) >> Int32(4 * h + j)) & 1
+                s &+= (low - (high == 0 ? 4 : 0)) * i8(x, 4 + 128 * h + 32 * j + l)
+            }
+            sumi &+= Int32(q3KScale(k, w + 96) - 32) * s
+        }
+        acc.s += f16(w, 108) * f32(x) * Float(sumi)
+    }
+}
+
+/// IQ4_XS: eight IQ4_NL-style sub-blocks of 32 with signed 6-bit scales, each scaled in float (as ggml's).
+struct IQ4_XSDot: BlockDot {
+    static var elems: Int { 256 }
+    static var wBytes: Int { 136 }
+    static var xBytes: Int { 292 }
+    @inline(__always) static func load(_ w: UnsafeRawPointer) -> UnsafeRawPointer { w }
+    @inline(__always) static func dot(_ w: W, _ x: UnsafeRawPointer, _ acc: inout DotAcc) {
+        let d = f16(w) * f32(x)
+        for j in 0..<8 {
+            var s: Int32 = 0
+            for l in 0..<16 {
+                let q = Int(u8(w, 8 + 16 * j + l))
+                s &+= Int32(kvaluesIQ4NL[q & 0xF]) * i8(x, 4 + 32 * j + l) + Int32(kvaluesIQ4NL[q >> 4]) * i8(x, 20 + 32 * j + l)
+            }
+            acc.s += d * Float(iq4XSScale(j, w) - 32) * Float(s)
+        }
     }
 }
 

@@ -25,12 +25,13 @@
 
 /// The activation format a weight type is dotted against.
 ///
-/// Q4_0, Q5_0, Q8_0 → Q8_0; Q4_1 → Q8_1; Q4_K, Q5_K, Q6_K → Q8_K; F32, F16, BF16 → F32.
+/// As ggml's `vec_dot_type`: Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4 → Q8_0; Q4_1, Q5_1 → Q8_1; Q2_K, Q3_K, Q4_K,
+/// Q5_K, Q6_K, IQ4_XS → Q8_K; F32, F16, BF16 → F32.
 public func vecDotType(for weight: GGMLType) -> GGMLType {
     switch weight {
-    case .q4_0, .q5_0, .q8_0: return .q8_0
-    case .q4_1: return .q8_1
-    case .q4_K, .q5_K, .q6_K: return .q8_K
+    case .q4_0, .q5_0, .q8_0, .iq4_nl, .mxfp4: return .q8_0
+    case .q4_1, .q5_1: return .q8_1
+    case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs: return .q8_K
     case .f32, .f16, .bf16: return .f32
     default: preconditionFailure("vecDotType: unsupported weight type \(weight)")
     }
@@ -65,6 +66,12 @@ public func vecDot(_ wtype: GGMLType, _ w: UnsafeRawPointer, _ x: UnsafeRawPoint
     case .q4_0: return rowDot(Q4_0Dot.self, w, x, n)
     case .q4_1: return rowDot(Q4_1Dot.self, w, x, n)
     case .q5_0: return rowDot(Q5_0Dot.self, w, x, n)
+    case .q5_1: return rowDot(Q5_1Dot.self, w, x, n)
+    case .iq4_nl: return rowDot(IQ4_NLDot.self, w, x, n)
+    case .mxfp4: return rowDot(MXFP4Dot.self, w, x, n)
+    case .q2_K: return rowDot(Q2_KDot.self, w, x, n)
+    case .q3_K: return rowDot(Q3_KDot.self, w, x, n)
+    case .iq4_xs: return rowDot(IQ4_XSDot.self, w, x, n)
     case .q8_0: return rowDot(Q8_0Dot.self, w, x, n)
     case .q4_K: return rowDot(Q4_KDot.self, w, x, n)
     case .q5_K: return rowDot(Q5_KDot.self, w, x, n)
@@ -90,6 +97,12 @@ public func matmulTile(_ wtype: GGMLType, w: UnsafeRawPointer, rowBytes: Int, ro
     case .q4_0: quantTile(Q4_0Dot.self, tile)
     case .q4_1: quantTile(Q4_1Dot.self, tile)
     case .q5_0: quantTile(Q5_0Dot.self, tile)
+    case .q5_1: quantTile(Q5_1Dot.self, tile)
+    case .iq4_nl: quantTile(IQ4_NLDot.self, tile)
+    case .mxfp4: quantTile(MXFP4Dot.self, tile)
+    case .q2_K: quantTile(Q2_KDot.self, tile)
+    case .q3_K: quantTile(Q3_KDot.self, tile)
+    case .iq4_xs: quantTile(IQ4_XSDot.self, tile)
     case .q8_0: quantTile(Q8_0Dot.self, tile)
     case .q4_K: quantTile(Q4_KDot.self, tile)
     case .q5_K: quantTile(Q5_KDot.self, tile)

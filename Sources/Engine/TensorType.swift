@@ -12,7 +12,8 @@ public enum GGMLType: UInt32, CaseIterable, Sendable, CustomStringConvertible {
     case tq1_0 = 34, tq2_0 = 35, mxfp4 = 39
 
     /// The types the engine can dequantize and compute with.
-    public static let supported: Set<GGMLType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q5_K, .q6_K]
+    public static let supported: Set<GGMLType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K,
+                                                   .q5_K, .q6_K, .iq4_nl, .iq4_xs, .mxfp4]
 
     /// Number of elements in one block (1 for plain float types).
     public var blockSize: Int {

@@ -19,7 +19,9 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-let weightTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q5_K, .q6_K]
+let weightTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q5_K, .q6_K] + addedTypes
+/// The quantized types added after the first ten (each also has a llama.cpp fixture, see TensorTypeTests).
+let addedTypes: [GGMLType] = [.q5_1, .q2_K, .q3_K, .iq4_nl, .iq4_xs, .mxfp4]
 
 /// Random bytes for `count` elements of `type`, with the float fields set to sane values
 /// (the quantized fields keep every bit pattern random).
@@ -37,7 +39,12 @@ func randomRow(_ type: GGMLType, count: Int, _ rng: inout SplitMix) -> [UInt8] {
             case .f16: setF16(o, rng.float(-1, 1))
             case .bf16: p.storeBytes(of: UInt16(rng.float(-1, 1).bitPattern >> 16), toByteOffset: o, as: UInt16.self)
             case .q4_0, .q5_0, .q8_0: setF16(o, rng.float(0.001, 0.02))
-            case .q4_1: setF16(o, rng.float(0.001, 0.02)); setF16(o + 2, rng.float(-0.2, 0.05))
+            case .q4_1, .q5_1: setF16(o, rng.float(0.001, 0.02)); setF16(o + 2, rng.float(-0.2, 0.05))
+            case .iq4_nl: setF16(o, rng.float(-0.0005, 0.0005))
+            case .iq4_xs: setF16(o, rng.float(-0.0001, 0.0001))
+            case .mxfp4: p.storeBytes(of: UInt8(truncatingIfNeeded: 115 + rng.next() % 10), toByteOffset: o, as: UInt8.self)
+            case .q2_K: setF16(o + 80, rng.float(0.0005, 0.005)); setF16(o + 82, rng.float(0.0005, 0.005))
+            case .q3_K: setF16(o + 108, rng.float(-0.0005, 0.0005))
             case .q4_K, .q5_K: setF16(o, rng.float(0.0005, 0.005)); setF16(o + 2, rng.float(0.0005, 0.005))
             case .q6_K: setF16(o + 208, rng.float(0.0002, 0.002))
             default: fatalError()
@@ -221,19 +228,20 @@ final class KernelTests: XCTestCase {
 
     // MARK: dot kernels
 
-    /// The reference for a row: Σ dequant(w)·dequant(x) in Double, except that for Q4_1 the min
+    /// The reference for a row: Σ dequant(w)·dequant(x) in Double, except that for Q4_1 and Q5_1 the min
     /// term uses each Q8_1 block's stored s (as the kernel, and ggml's, must).
     func referenceDot(_ type: GGMLType, _ w: [UInt8], _ xq: [UInt8], _ x: [Float], _ n: Int) -> (dot: Double, absSum: Double) {
         let xt = vecDotType(for: type)
         let xd = xt == .f32 ? x : dequantized(xt, xq, count: n)
-        if type == .q4_1 {
+        if type == .q4_1 || type == .q5_1 {
+            let wb = type.typeSize
             var w0 = w
             var sum = 0.0
             for b in 0..<n / 32 {
-                let m = halfBitsToFloat(UInt16(w[20 * b + 2]) | UInt16(w[20 * b + 3]) << 8)
+                let m = halfBitsToFloat(UInt16(w[wb * b + 2]) | UInt16(w[wb * b + 3]) << 8)
                 let s = halfBitsToFloat(UInt16(xq[36 * b + 2]) | UInt16(xq[36 * b + 3]) << 8)
                 sum += Double(m) * Double(s)
-                w0[20 * b + 2] = 0; w0[20 * b + 3] = 0
+                w0[wb * b + 2] = 0; w0[wb * b + 3] = 0
             }
             let wd = dequantized(type, w0, count: n)   // d·q only
             var abs = 0.0
@@ -316,6 +324,66 @@ final class KernelTests: XCTestCase {
                     }
                 }
             }
+            }
+        }
+    }
+
+    /// The fast kernels against llama.cpp's own on each added type's fixture (see TensorTypeTests): the activations
+    /// quantized bit for bit as ggml's CPU quantizer does, and `vecDot` of the fixture's blocks (one row) with ggml's
+    /// quantized activations within float rounding of ggml's CPU vec_dot.
+    func testVecDotMatchesLlamaCpp() throws {
+        for type in addedTypes {
+            let f = try quantFixture(type)
+            let n = f.values.count
+            let w = hexBytes(f.hex), ggmlXq = hexBytes(f.xq)
+            XCTAssertEqual(quantized(f.x, to: vecDotType(for: type)), ggmlXq, "\(type): activations quantized unlike ggml's")
+            let got = Double(fastDot(type, w, ggmlXq, n))
+            var absSum = 0.0
+            for i in 0..<n { absSum += abs(Double(f.values[i]) * Double(f.x[i])) }
+            let rel = abs(got - f.dot) / absSum
+            XCTAssertLessThan(rel, 2e-6, "\(type): vecDot \(got), llama.cpp's vec_dot \(f.dot)")
+            print("vecDot \(type) vs llama.cpp's vec_dot: \(got) vs \(f.dot), rel diff \(rel) (relative to Σ|w·x|)")
+        }
+    }
+
+    /// A matmul as the transformer runs one: activations quantized into the weight type's vec-dot format, then
+    /// `matmulTile` over all rows (in two thread-sized parts), for several rows and prompt lengths; against the
+    /// dequantized weights dotted with the f32 activations in Double, within the activation quantization's error.
+    func testQuantizedMatmulAgainstDequantizedReference() {
+        var rng = SplitMix(19)
+        for type in addedTypes {
+            for (rows, n) in [(7, type.blockSize == 256 ? 256 : 64), (12, 768)] {
+                for nx in [1, 5] {
+                    let xt = vecDotType(for: type)
+                    let rowBytes = type.rowBytes(n)!, xBytes = xt.rowBytes(n)!
+                    var w: [UInt8] = []
+                    for _ in 0..<rows { w += randomRow(type, count: n, &rng) }
+                    let xs = (0..<nx).map { _ in randomFloats(n, &rng) }
+                    let xq = xs.flatMap { quantized($0, to: xt) }
+                    var out = [Float](repeating: .nan, count: rows * nx)
+                    w.withUnsafeBytes { wp in
+                        xq.withUnsafeBytes { xp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                for part in [0..<rows / 2, rows / 2..<rows] {
+                                    matmulTile(type, w: wp.baseAddress!, rowBytes: rowBytes, rows: part, x: xp.baseAddress!,
+                                               xBytes: xBytes, nx: nx, count: n, out: op.baseAddress!, outStride: rows)
+                                }
+                            }
+                        }
+                    }
+                    var worst = 0.0
+                    for r in 0..<rows {
+                        let wd = dequantized(type, Array(w[r * rowBytes..<(r + 1) * rowBytes]), count: n)
+                        for t in 0..<nx {
+                            var exact = 0.0, absSum = 0.0
+                            for i in 0..<n { exact += Double(wd[i]) * Double(xs[t][i]); absSum += abs(Double(wd[i]) * Double(xs[t][i])) }
+                            let rel = abs(Double(out[t * rows + r]) - exact) / absSum
+                            worst = max(worst, rel)
+                            XCTAssertLessThan(rel, 3e-2, "\(type) \(rows)×\(n), vector \(t), row \(r): \(out[t * rows + r]) vs \(exact)")
+                        }
+                    }
+                    print("matmul \(type) \(rows)×\(n) × \(nx) vectors: max rel diff vs dequantized f32 \(worst)")
+                }
             }
         }
     }
