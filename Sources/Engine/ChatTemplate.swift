@@ -72,9 +72,14 @@ public struct ChatTemplate: Sendable {
         /// Gemma's `<start_of_turn>user\n...<end_of_turn>\n` turns; the assistant is `model`, a leading
         /// system message is folded into the first user turn, user and model must alternate, content is trimmed.
         case gemma
-        /// Llama 3's `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>`; content is trimmed.
-        /// (Llama 3.1's dated default system header and tool layout are not reproduced.)
+        /// Llama 3's `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>`; content is trimmed. Llama
+        /// 3.1–3.3's templates (recognised by their "Cutting Knowledge Date") always open with a system turn holding
+        /// the knowledge cut-off and a date, then the system message: see ``ChatTemplate/llama3Date``. (Their tool
+        /// layouts are not reproduced.)
         case llama3
+        /// Phi-3's `<|role|>\ncontent<|end|>\n` turns (an empty system message is left out); without a generation
+        /// prompt the text ends with `<|endoftext|>`.
+        case phi3
         /// Zephyr's `<|role|>\ncontent</s>\n` turns.
         case zephyr
         /// Mistral's `[INST] user [/INST]assistant</s>`; a leading system message is prepended to the first user
@@ -87,6 +92,15 @@ public struct ChatTemplate: Sendable {
     /// The system message the template inserts when the conversation has none (only ``Family/chatml`` templates
     /// such as SmolLM2's and Qwen2.5's have one); `nil` when it inserts none.
     public let defaultSystem: String?
+    /// Llama 3.1–3.3's dated system turn (``Family/llama3`` only): the date it writes, the templates' own fallback
+    /// "26 Jul 2024" (llama.cpp's server writes today's date into Llama 3.2's; refrain keeps prompts reproducible);
+    /// `nil` for Llama 3.0's template, which has no such turn.
+    public var llama3Date: String? = nil
+    /// Qwen3's reasoning layout (``Family/chatml``): an assistant message after the last user message is written
+    /// with a `<think>` block (empty unless the message has one), earlier ones without theirs.
+    public var thinking = false
+    /// Whether a system message is allowed (Gemma 2's template refuses one; Gemma 3's folds it into the first turn).
+    public var systemAllowed = true
 
     /// Recognises a template from its Jinja source (a model file's `tokenizer.chat_template`).
     ///
@@ -96,11 +110,17 @@ public struct ChatTemplate: Sendable {
         if has("<|im_start|>") {
             family = .chatml
             defaultSystem = ChatTemplate.chatmlDefaultSystem(in: source)
+            thinking = has("</think>") && has("last_query_index")
         } else if has("<start_of_turn>") {
             family = .gemma
             defaultSystem = nil
+            systemAllowed = !has("System role not supported")
         } else if has("<|start_header_id|>") && has("<|end_header_id|>") {
             family = .llama3
+            defaultSystem = nil
+            if has("Cutting Knowledge Date") { llama3Date = "26 Jul 2024" }
+        } else if has("<|user|>") && has("<|assistant|>") && has("<|end|>") {
+            family = .phi3
             defaultSystem = nil
         } else if has("<|user|>") && has("<|assistant|>") && !has("<|end|>") {
             family = .zephyr
@@ -160,8 +180,26 @@ public struct ChatTemplate: Sendable {
             if let defaultSystem, messages[0].role != "system" {
                 out += "<|im_start|>system\n" + defaultSystem + "<|im_end|>\n"
             }
-            for m in messages {
-                out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n"
+            let lastUser = messages.lastIndex { $0.role == "user" } ?? -1
+            for (i, m) in messages.enumerated() {
+                guard thinking, m.role == "assistant" else {
+                    out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n"
+                    continue
+                }
+                // Qwen3: the reasoning before `</think>` is split off; it is written back (in a think block) only
+                // for an answer after the last user message, when it is the last message or has reasoning.
+                var content = m.content, reasoning = ""
+                if let end = content.range(of: "</think>", options: .backwards) {
+                    let before = String(content[..<end.lowerBound])
+                    reasoning = String(before.components(separatedBy: "<think>").last ?? "")
+                    reasoning = String(ChatTemplate.dropTrailingNewlines(String(ChatTemplate.dropLeadingNewlines(reasoning))))
+                    content = String(ChatTemplate.dropLeadingNewlines(String(content[end.upperBound...])))
+                }
+                if i > lastUser && (i == messages.count - 1 || !reasoning.isEmpty) {
+                    out += "<|im_start|>assistant\n<think>\n" + reasoning + "\n</think>\n\n" + content + "<|im_end|>\n"
+                } else {
+                    out += "<|im_start|>assistant\n" + content + "<|im_end|>\n"
+                }
             }
             if addGenerationPrompt { out += "<|im_start|>assistant\n" }
 
@@ -175,11 +213,24 @@ public struct ChatTemplate: Sendable {
             if addGenerationPrompt { out += "<start_of_turn>model\n" }
 
         case .llama3:
-            for m in messages {
+            var rest = messages[...]
+            if let date = llama3Date {
+                var system = ""
+                if messages[0].role == "system" { system = ChatTemplate.trim(messages[0].content); rest = messages.dropFirst() }
+                out += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: "
+                    + date + "\n\n" + system + "<|eot_id|>"
+            }
+            for m in rest {
                 out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + ChatTemplate.trim(m.content)
                     + "<|eot_id|>"
             }
             if addGenerationPrompt { out += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
+
+        case .phi3:
+            for m in messages where !(m.role == "system" && m.content.isEmpty) {
+                out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n"
+            }
+            out += addGenerationPrompt ? "<|assistant|>\n" : "<|endoftext|>"
 
         case .zephyr:
             for m in messages {
@@ -205,6 +256,9 @@ public struct ChatTemplate: Sendable {
     private func alternatingTurns(_ messages: [ChatMessage]) throws -> (prefix: String, turns: ArraySlice<ChatMessage>) {
         var prefix = ""
         var turns = messages[...]
+        if messages[0].role == "system" && !systemAllowed {
+            throw ChatTemplateError.badOrder("this \(family.rawValue) template does not allow a system message")
+        }
         if messages[0].role == "system" {
             prefix = messages[0].content + "\n\n"
             turns = messages.dropFirst()
@@ -273,6 +327,13 @@ public struct ChatTemplate: Sendable {
     }
 
     /// Strips leading and trailing whitespace as Jinja's `trim` filter does (Python's `str.strip()`).
+    static func dropLeadingNewlines(_ s: String) -> Substring { s.drop { $0 == "\n" } }
+    static func dropTrailingNewlines(_ s: String) -> Substring {
+        var t = Substring(s)
+        while t.last == "\n" { t = t.dropLast() }
+        return t
+    }
+
     static func trim(_ s: String) -> String {
         let scalars = s.unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),

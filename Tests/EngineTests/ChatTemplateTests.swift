@@ -3,8 +3,9 @@ import XCTest
 @testable import Engine
 
 /// Expected renderings come from Jinja2 (Tests/tools/render_chat_fixtures.py) run over the fixture templates:
-/// SmolLM2's and Qwen2.5's templates as their GGUF files carry them, and small templates written for this project
-/// in the Gemma 3, Llama 3, Zephyr and Mistral layouts.
+/// SmolLM2's and Qwen2.5's templates as their GGUF files carry them, small templates written for this project
+/// in the Gemma 3, Llama 3, Zephyr and Mistral layouts, and Llama 3.1's, Llama 3.2's, Phi-3.5-mini's, Qwen3's and
+/// Gemma 2's templates as llama.cpp's source carries them.
 final class ChatTemplateTests: XCTestCase {
     struct Case: Decodable {
         struct Message: Decodable { var role: String; var content: String }
@@ -24,10 +25,17 @@ final class ChatTemplateTests: XCTestCase {
 
     func testFixtureTemplatesAreRecognised() throws {
         let want: [String: ChatTemplate.Family] = ["smollm2": .chatml, "qwen2.5": .chatml, "gemma3": .gemma,
-                                                   "llama3": .llama3, "zephyr": .zephyr, "mistral": .mistral]
+                                                   "llama3": .llama3, "zephyr": .zephyr, "mistral": .mistral,
+                                                   "llama3.1": .llama3, "llama3.2": .llama3, "phi3.5": .phi3,
+                                                   "qwen3": .chatml, "gemma2": .gemma]
         for (name, family) in want {
             XCTAssertEqual(try ChatTemplate(source: fixture(name, "jinja")).family, family, name)
         }
+        XCTAssertEqual(try ChatTemplate(source: fixture("llama3.2", "jinja")).llama3Date, "26 Jul 2024")
+        XCTAssertNil(try ChatTemplate(source: fixture("llama3", "jinja")).llama3Date)
+        XCTAssertTrue(try ChatTemplate(source: fixture("qwen3", "jinja")).thinking)
+        XCTAssertFalse(try ChatTemplate(source: fixture("qwen2.5", "jinja")).thinking)
+        XCTAssertFalse(try ChatTemplate(source: fixture("gemma2", "jinja")).systemAllowed)
     }
 
     func testDefaultSystemIsReadFromTheTemplate() throws {

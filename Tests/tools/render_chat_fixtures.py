@@ -27,6 +27,7 @@ U1 = m("user", "What is the capital of France?")
 A1 = m("assistant", "Paris.")
 U2 = m("user", "And of Italy?")
 PADDED = m("user", "  spaced out \n")
+THOUGHT = m("assistant", "<think>\nLet me see.\n</think>\n\nParis.")
 
 conversations = {
     "user": [U1],
@@ -39,10 +40,16 @@ conversations = {
     "assistant_first": [A1, U1],
     "system_late": [U1, A1, SYS, U2],
     "two_users": [U1, U2],
+    "thought_history": [U1, THOUGHT, U2],
+    "thought_last": [U1, THOUGHT],
 }
 
 cases = []
-for name in ["smollm2", "qwen2.5", "gemma3", "llama3", "zephyr", "mistral"]:
+# Real templates as llama.cpp's source carries them (models/templates/): Llama 3.1 and 3.2, Phi-3.5-mini, Qwen3-0.6B,
+# Gemma 2 2B it.
+EOS = {"phi3.5": "<|endoftext|>"}
+for name in ["smollm2", "qwen2.5", "gemma3", "llama3", "zephyr", "mistral",
+             "llama3.1", "llama3.2", "phi3.5", "qwen3", "gemma2"]:
     src = open(os.path.join(HERE, name + ".jinja")).read()
     tpl = env.from_string(src)
     for conv, msgs in conversations.items():
@@ -50,7 +57,7 @@ for name in ["smollm2", "qwen2.5", "gemma3", "llama3", "zephyr", "mistral"]:
             case = {"template": name, "conversation": conv, "messages": msgs, "add_generation_prompt": agp}
             try:
                 case["expected"] = tpl.render(messages=msgs, add_generation_prompt=agp,
-                                              bos_token="", eos_token="</s>")
+                                              bos_token="", eos_token=EOS.get(name, "</s>"))
             except jinja2.exceptions.TemplateError as e:
                 case["error"] = str(e)
             cases.append(case)
