@@ -169,12 +169,29 @@ public final class GGUFFile: @unchecked Sendable {
     static let maxDims = 4
     static let maxNesting = 2
 
+    /// What a non-regular file is, for the error that refuses it.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a plain file"
+        }
+    }
+
     /// Maps and validates the file at `path`.
     /// - Throws: ``GGUFError`` for anything malformed: bad magic, unsupported version, truncation, bad types,
     ///   tensors outside the file or overlapping, sizes that overflow.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // Refuse a FIFO, a device or a directory before opening it: opening a FIFO for reading waits for a writer.
+        var pre = stat()
+        if stat(path, &pre) == 0, (pre.st_mode & S_IFMT) != S_IFREG {
+            throw GGUFError(path: path, offset: 0, message: "not a regular file (\(GGUFFile.kind(pre.st_mode)))")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             throw GGUFError(path: path, offset: 0, message: "cannot open: \(String(cString: strerror(errno)))")
         }
@@ -184,7 +201,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw GGUFError(path: path, offset: 0, message: "cannot stat: \(String(cString: strerror(errno)))")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw GGUFError(path: path, offset: 0, message: "not a regular file")
+            throw GGUFError(path: path, offset: 0, message: "not a regular file (\(GGUFFile.kind(st.st_mode)))")
         }
         let size = Int(st.st_size)
         guard size >= 24 else {

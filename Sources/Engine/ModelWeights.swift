@@ -16,6 +16,13 @@ public enum Architecture: String, Sendable, CaseIterable {
     case gemma2
     /// Gemma 3 (q/k norms, post-norms, GELU, five sliding-window layers per global one).
     case gemma3
+    /// OLMo 2 (no pre-norms: post-norms after attention and feed-forward; q/k norms over all heads at once; OLMo 3's
+    /// sliding window on three layers of four when the file sets one).
+    case olmo2
+    /// IBM Granite 3 (Llama's layout with embedding, attention, residual and logit multipliers).
+    case granite
+    /// SmolLM3 (Llama's layout without RoPE on every fourth layer).
+    case smollm3
 
     /// The supported names, for error messages.
     public static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
@@ -69,6 +76,19 @@ public struct ModelConfig: Sendable {
     public var finalSoftcap: Float
     /// The feed-forward block's activation is GELU (Gemma) rather than SiLU.
     public var geluFeedForward: Bool
+    /// Scale of each block's attention and feed-forward output before it joins the residual stream (Granite).
+    public var residualScale: Float
+    /// The output logits are divided by this (Granite's `logit_scale`; 1 elsewhere).
+    public var logitScale: Float
+    /// Every `noRopeLayerStep`-th layer has no RoPE (SmolLM3: 4; 0: all layers rotate).
+    public var noRopeLayerStep: Int
+    /// The q/k norms normalise all heads of a row together (OLMo 2) rather than each head.
+    public var qkNormFullWidth: Bool
+    /// Whether the sliding-window layers use the file's RoPE scaling too (OLMo 3's do not).
+    public var ropeScalingOnLocalLayers: Bool
+
+    /// Whether layer `il` applies RoPE.
+    public func hasRope(_ il: Int) -> Bool { noRopeLayerStep == 0 || (il + 1) % noRopeLayerStep != 0 }
 
     /// Whether layer `il` attends within the sliding window.
     public func isSlidingWindowLayer(_ il: Int) -> Bool {
@@ -104,7 +124,25 @@ public struct ModelConfig: Sendable {
         let tokens = f.array("tokenizer.ggml.tokens")?.count ?? 0
         vocabularySize = f.int("\(archName).vocab_size") ?? tokens
         attentionSoftcap = 0; finalSoftcap = 0; geluFeedForward = false
+        residualScale = 1; logitScale = 1; noRopeLayerStep = 0; qkNormFullWidth = false; ropeScalingOnLocalLayers = true
         switch arch {
+        case .granite:
+            ropeNeox = false; slidingWindow = 0; slidingWindowPattern = 0
+            embeddingScale = f.float("granite.embedding_scale").flatMap { $0 == 0 ? nil : $0 } ?? 1
+            residualScale = f.float("granite.residual_scale").flatMap { $0 == 0 ? nil : $0 } ?? 1
+            logitScale = f.float("granite.logit_scale").flatMap { $0 == 0 ? nil : $0 } ?? 1
+            ropeBaseLocal = ropeBase
+        case .smollm3:
+            ropeNeox = false; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
+            ropeBaseLocal = ropeBase
+            noRopeLayerStep = 4
+        case .olmo2:
+            ropeNeox = true; embeddingScale = 1
+            qkNormFullWidth = true
+            slidingWindow = f.int("olmo2.attention.sliding_window") ?? 0
+            slidingWindowPattern = slidingWindow > 0 ? 4 : 0
+            ropeBaseLocal = f.float("olmo2.rope.freq_base_swa") ?? ropeBase
+            ropeScalingOnLocalLayers = false
         case .llama:
             ropeNeox = false; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
             ropeBaseLocal = ropeBase
@@ -139,6 +177,7 @@ public struct ModelConfig: Sendable {
             slidingWindowPattern = pattern
         }
         attentionScale = 1 / Float(headDim).squareRoot()
+        if arch == .granite, let scale = f.float("granite.attention.scale"), scale != 0 { attentionScale = scale }
         if (arch == .gemma2 && layerCount == 46) || (arch == .gemma3 && layerCount == 62) {
             // The 27B Gemmas scale queries by 1/√(width / heads), as llama.cpp does.
             attentionScale = 1 / Float(embeddingLength / headCount).squareRoot()
@@ -151,7 +190,7 @@ public struct ModelConfig: Sendable {
         }
         let factor = f.float("\(archName).rope.scaling.factor") ?? f.float("\(archName).rope.scale_linear") ?? 0
         ropeFreqScale = scaling == "none" || factor == 0 ? 1 : 1 / factor
-        ropeFreqScaleLocal = arch == .gemma2 ? ropeFreqScale : (arch == .gemma3 ? 1 : ropeFreqScale)
+        ropeFreqScaleLocal = arch == .gemma3 || arch == .olmo2 ? 1 : ropeFreqScale
         ropeOriginalContext = f.int("\(archName).rope.scaling.original_context_length") ?? contextLength
         ropeYarnBetaFast = f.float("\(archName).rope.scaling.yarn_beta_fast") ?? 32
         ropeYarnBetaSlow = f.float("\(archName).rope.scaling.yarn_beta_slow") ?? 1
@@ -208,12 +247,14 @@ public struct WeightMatrix: @unchecked Sendable {
 
 /// The weights of one transformer block.
 public struct LayerWeights: @unchecked Sendable {
-    public var attnNorm: UnsafePointer<Float>
+    /// The pre-attention norm (nil for OLMo 2, which normalises after the block instead).
+    public var attnNorm: UnsafePointer<Float>?
     public var wq, wk, wv, wo: WeightMatrix
     public var bq, bk, bv: UnsafePointer<Float>?
     public var qNorm, kNorm: UnsafePointer<Float>?
     public var postAttnNorm: UnsafePointer<Float>?
-    public var ffnNorm: UnsafePointer<Float>
+    /// The pre-feed-forward norm (nil for OLMo 2).
+    public var ffnNorm: UnsafePointer<Float>?
     public var wGate, wUp, wDown: WeightMatrix
     public var postFFNNorm: UnsafePointer<Float>?
 }
@@ -298,17 +339,20 @@ public final class ModelWeights: @unchecked Sendable {
                 wGate = try matrix(p + "ffn_gate.weight", d, c.feedForwardLength)
                 wUp = try matrix(p + "ffn_up.weight", d, c.feedForwardLength)
             }
+            // OLMo 2 has no pre-norms, and its q/k norms span all heads.
+            let preNorms = c.architecture != .olmo2
+            let qNormWidth = c.qkNormFullWidth ? qd : c.headDim, kNormWidth = c.qkNormFullWidth ? kd : c.headDim
             ls.append(LayerWeights(
-                attnNorm: try vector(p + "attn_norm.weight", d),
+                attnNorm: preNorms ? try vector(p + "attn_norm.weight", d) : nil,
                 wq: wq, wk: wk, wv: wv,
                 wo: try matrix(p + "attn_output.weight", c.headCount * c.valueDim, d),
                 bq: try optionalVector(p + "attn_q.bias", qd),
                 bk: try optionalVector(p + "attn_k.bias", kd),
                 bv: try optionalVector(p + "attn_v.bias", vd),
-                qNorm: try optionalVector(p + "attn_q_norm.weight", c.headDim),
-                kNorm: try optionalVector(p + "attn_k_norm.weight", c.headDim),
+                qNorm: try optionalVector(p + "attn_q_norm.weight", qNormWidth),
+                kNorm: try optionalVector(p + "attn_k_norm.weight", kNormWidth),
                 postAttnNorm: try optionalVector(p + "post_attention_norm.weight", d),
-                ffnNorm: try vector(p + "ffn_norm.weight", d),
+                ffnNorm: preNorms ? try vector(p + "ffn_norm.weight", d) : nil,
                 wGate: wGate, wUp: wUp,
                 wDown: try matrix(p + "ffn_down.weight", c.feedForwardLength, d),
                 postFFNNorm: try optionalVector(p + "post_ffw_norm.weight", d)))
@@ -319,6 +363,9 @@ public final class ModelWeights: @unchecked Sendable {
         }
         if c.architecture == .gemma2, ls.contains(where: { $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
             throw ModelError.invalid(f.path, "gemma2 model lacks post-attention/post-FFN norms")
+        }
+        if c.architecture == .olmo2, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil || $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
+            throw ModelError.invalid(f.path, "olmo2 model lacks q/k norms or post-attention/post-FFN norms")
         }
         if c.architecture == .qwen3, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil }) {
             throw ModelError.invalid(f.path, "qwen3 model lacks q/k norms (attn_q_norm, attn_k_norm)")

@@ -146,22 +146,32 @@ public final class Transformer {
 
         for (il, L) in weights.layers.enumerated() {
             // Attention block.
-            rmsNorm(s.x, L.attnNorm, rows: T, n: d, out: s.xn)
-            matmul(L.wq, s.xn, T, s.q)
-            matmul(L.wk, s.xn, T, s.k, sameInput: true)
-            matmul(L.wv, s.xn, T, s.v, sameInput: true)
+            // OLMo 2 projects the residual stream itself (no pre-norm).
+            var attnIn = s.x
+            if let an = L.attnNorm { rmsNorm(s.x, an, rows: T, n: d, out: s.xn); attnIn = s.xn }
+            matmul(L.wq, attnIn, T, s.q)
+            matmul(L.wk, attnIn, T, s.k, sameInput: true)
+            matmul(L.wv, attnIn, T, s.v, sameInput: true)
             if let b = L.bq { addBias(s.q, b, rows: T, n: qd) }
             if let b = L.bk { addBias(s.k, b, rows: T, n: kd) }
             if let b = L.bv { addBias(s.v, b, rows: T, n: vd) }
-            if let qn = L.qNorm { rmsNorm(s.q, qn, rows: T * nh, n: hd, out: s.q) }
-            if let kn = L.kNorm { rmsNorm(s.k, kn, rows: T * nkv, n: hd, out: s.k) }
+            if c.qkNormFullWidth {
+                if let qn = L.qNorm { rmsNorm(s.q, qn, rows: T, n: qd, out: s.q) }
+                if let kn = L.kNorm { rmsNorm(s.k, kn, rows: T, n: kd, out: s.k) }
+            } else {
+                if let qn = L.qNorm { rmsNorm(s.q, qn, rows: T * nh, n: hd, out: s.q) }
+                if let kn = L.kNorm { rmsNorm(s.k, kn, rows: T * nkv, n: hd, out: s.k) }
+            }
             let local = c.isSlidingWindowLayer(il)
             let base = local ? c.ropeBaseLocal : c.ropeBase
             let freqScale = local ? c.ropeFreqScaleLocal : c.ropeFreqScale
-            for t in 0..<T {
-                ropeAngles(pos: rowPos[t], base: base, freqScale: freqScale)
-                rope(s.q + t * qd, heads: nh)
-                rope(s.k + t * kd, heads: nkv)
+            if c.hasRope(il) {
+                let scaled = !local || c.ropeScalingOnLocalLayers
+                for t in 0..<T {
+                    ropeAngles(pos: rowPos[t], base: base, freqScale: freqScale, scaled: scaled)
+                    rope(s.q + t * qd, heads: nh)
+                    rope(s.k + t * kd, heads: nkv)
+                }
             }
             // Append each segment's keys and values to its cache.
             for g in segments {
@@ -180,12 +190,13 @@ public final class Transformer {
             }
             matmul(L.wo, s.attn, T, s.tmp)
             if let pn = L.postAttnNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
-            for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
+            addResidual(s.x, s.tmp, T * d)
 
             // Feed-forward block.
-            rmsNorm(s.x, L.ffnNorm, rows: T, n: d, out: s.xn)
-            matmul(L.wGate, s.xn, T, s.gate)
-            matmul(L.wUp, s.xn, T, s.up, sameInput: true)
+            var ffnIn = s.x
+            if let fn = L.ffnNorm { rmsNorm(s.x, fn, rows: T, n: d, out: s.xn); ffnIn = s.xn }
+            matmul(L.wGate, ffnIn, T, s.gate)
+            matmul(L.wUp, ffnIn, T, s.up, sameInput: true)
             let gelu = c.geluFeedForward
             pool.parallelFor(T) { r in
                 for t in r {
@@ -195,7 +206,7 @@ public final class Transformer {
             }
             matmul(L.wDown, s.gate, T, s.tmp)
             if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
-            for i in 0..<(T * d) { s.x[i] += s.tmp[i] }
+            addResidual(s.x, s.tmp, T * d)
             if let cap = capture, cap.hiddenLayers.contains(il) {
                 cap.hidden[il, default: []] += UnsafeBufferPointer(start: s.x, count: T * d)
             }
@@ -215,11 +226,20 @@ public final class Transformer {
         }
     }
 
-    /// Gemma 2's final soft cap, c·tanh(z/c), on `count` logits (nothing for the other models).
+    /// What some models do to the unembedding's output: Granite divides by its logit scale, Gemma 2 applies its
+    /// final soft cap c·tanh(z/c); nothing for the others.
     func softcapLogits(_ z: UnsafeMutablePointer<Float>, count: Int) {
-        let cap = config.finalSoftcap
+        let c = config
+        if c.logitScale != 1 { for i in 0..<count { z[i] /= c.logitScale } }
+        let cap = c.finalSoftcap
         guard cap > 0 else { return }
         for i in 0..<count { z[i] = cap * tanhf(z[i] / cap) }
+    }
+
+    /// x += y·(the residual scale: Granite's, 1 elsewhere).
+    private func addResidual(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let r = config.residualScale
+        if r == 1 { for i in 0..<n { x[i] += y[i] } } else { for i in 0..<n { x[i] += y[i] * r } }
     }
 
     // MARK: - Pieces
@@ -300,14 +320,16 @@ public final class Transformer {
     /// computes it: θ = pos·base^(−2i/n) divided by the file's frequency factor of pair i, scaled by `freqScale`
     /// (YaRN: blended with the unscaled angle over its correction range), and cos/sin multiplied by the magnitude
     /// factor.
-    private func ropeAngles(pos: Int, base: Float, freqScale: Float) {
+    private func ropeAngles(pos: Int, base: Float, freqScale: Float, scaled: Bool = true) {
         let c = config, s = scratch
         let nd = c.ropeDimensions
         let thetaScale = powf(base, -2 / Float(nd))
         let factors = weights.ropeFactors
-        var mscale = c.ropeAttnFactor
+        // OLMo 3's sliding-window layers rotate without the file's scaling (no YaRN mix, magnitude 1).
+        let ext = scaled ? c.ropeExtFactor : 0
+        var mscale = scaled ? c.ropeAttnFactor : 1
         var corr0: Float = 0, corr1: Float = 0
-        if c.ropeExtFactor != 0 {
+        if ext != 0 {
             // ggml_rope_yarn_corr_dims: the dimensions whose wavelength the original context holds β times.
             func corrDim(_ beta: Float) -> Float {
                 Float(nd) * logf(Float(c.ropeOriginalContext) / (beta * 2 * Float.pi)) / (2 * logf(base))
@@ -320,9 +342,9 @@ public final class Transformer {
         for i in 0..<(nd / 2) {
             let extrap = factors.map { theta / $0[i] } ?? theta
             var angle = freqScale * extrap
-            if c.ropeExtFactor != 0 {
+            if ext != 0 {
                 let y = (Float(i) - corr0) / max(0.001, corr1 - corr0)
-                let mix = (1 - min(1, max(0, y))) * c.ropeExtFactor
+                let mix = (1 - min(1, max(0, y))) * ext
                 angle = angle * (1 - mix) + extrap * mix
             }
             s.ropeCos[i] = cosf(angle) * mscale; s.ropeSin[i] = sinf(angle) * mscale
@@ -330,7 +352,7 @@ public final class Transformer {
         }
     }
 
-    /// Rotates `heads` consecutive heads by the angles of the last ``ropeAngles(pos:base:freqScale:)``: adjacent
+    /// Rotates `heads` consecutive heads by the angles of the last ``ropeAngles(pos:base:freqScale:scaled:)``: adjacent
     /// pairs, or (NeoX style) dimension i with i + n/2; dimensions past the rotated ones are left as they are.
     private func rope(_ x: UnsafeMutablePointer<Float>, heads: Int) {
         let c = config, s = scratch

@@ -1,5 +1,5 @@
 // The architectures no registry here carries real weights of (Llama 3 RoPE scaling, YaRN, linear scaling, Qwen3,
-// Phi-3, Phi-4-mini's LongRoPE and partial rotary, Gemma 2), on random-weight files that
+// Phi-3, Phi-4-mini's LongRoPE and partial rotary, Gemma 2, OLMo 2/3, Granite, SmolLM3), on random-weight files that
 // Tests/tools/make_arch_models.py writes from a seed (setup.sh --llama-cpp puts them in $REFRAIN_HOME/arch-models)
 // in F32 and each quant type llama-quantize makes of them, against llama.cpp's figures for the same bytes
 // (Fixtures/arch/, Tests/tools/make_arch_references.py): log-probabilities within llama.cpp's own spread (the rule
@@ -132,6 +132,10 @@ final class ArchitectureTests: XCTestCase {
     func testPhi4MiniLongRoPEShort() throws { try check("phi4-mini-short", architecture: .phi3) }
     func testGemma2() throws { try check("gemma2-a", architecture: .gemma2) }
     func testGemma2StrongSoftcap() throws { try check("gemma2-b", architecture: .gemma2) }
+    func testOLMo2() throws { try check("olmo2", architecture: .olmo2) }
+    func testOLMo3SlidingWindow() throws { try check("olmo3-swa", architecture: .olmo2) }
+    func testGranite() throws { try check("granite", architecture: .granite) }
+    func testSmolLM3() throws { try check("smollm3", architecture: .smollm3) }
 
     /// Llama 3's pre-tokenizer (llama-bpe) on a real vocabulary: llama.cpp's ids for every line.
     func testLlama3PreTokenizer() throws {

@@ -84,6 +84,22 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(try GGUFFile(path: try write(g.bytes())).version, 2)
     }
 
+    /// A FIFO, a directory or a device is refused at once, by name (opening a FIFO used to wait for a writer).
+    func testNotARegularFileIsRefusedAtOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-fifo-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("model.gguf").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        for (path, kind) in [(fifo, "a FIFO"), (dir.path, "a directory"), ("/dev/null", "a character device")] {
+            let start = Date()
+            XCTAssertThrowsError(try GGUFFile(path: path)) {
+                XCTAssertEqual(String(describing: $0), "\(path): at byte 0: not a regular file (\(kind))")
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(start), 5, "\(kind) refused without waiting")
+        }
+    }
+
     func testBadMagic() throws {
         var g = valid(); g.magic = Array("GGML".utf8)
         let e = try failure(g.bytes())

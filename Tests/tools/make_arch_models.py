@@ -76,6 +76,17 @@ MODELS = {
     # Gemma 2 with a soft cap that bites (2.0 on scores of about unit size) and head size 32 on 8 heads.
     "gemma2-b": dict(arch="gemma2", d=256, L=4, h=8, kv=4, hd=32, ff=768, base=10000.0, tied=True, eps=1e-6,
                      window=6, attn_cap=2.0, final_cap=20.0),
+    # OLMo 2: no pre-norms, q/k norms over all heads, post-norms, untied output.
+    "olmo2": dict(arch="olmo2", d=256, L=2, h=8, kv=4, hd=32, ff=512, base=500000.0, tied=False, eps=1e-6),
+    # OLMo 3: OLMo 2 with a sliding window of 8 on three layers of four, and YaRN on the global layer only.
+    "olmo3-swa": dict(arch="olmo2", d=256, L=4, h=4, kv=4, hd=64, ff=512, base=500000.0, tied=False, eps=1e-6,
+                      window=8, scaling=("yarn", 4.0, 128)),
+    # Granite 3: Llama's layout with its four multipliers (the 8B's values, logits scaled up to match).
+    "granite": dict(arch="granite", d=256, L=2, h=8, kv=2, hd=32, ff=512, base=10000.0, tied=False,
+                    granite=dict(embedding_scale=12.0, residual_scale=0.22, attention_scale=0.0078125,
+                                 logit_scale=8.0)),
+    # SmolLM3: Llama's layout, no RoPE on every fourth layer (layer 3 of 4 here), tied output.
+    "smollm3": dict(arch="smollm3", d=256, L=4, h=8, kv=2, hd=32, ff=512, base=2000000.0, tied=True),
 }
 
 def copy_tokenizer(w, reader, pre=None, template=None):
@@ -134,6 +145,14 @@ def write_f32(name, spec, tok_reader, out):
         scale = ctx / orig
         w.add_float32(f"{arch}.rope.scaling.attn_factor",
                       1.0 if scale <= 1.0 else math.sqrt(1 + math.log(scale) / math.log(orig)))
+    if arch == "olmo2" and "window" in spec:
+        w.add_uint32(f"{arch}.attention.sliding_window", spec["window"])
+    if "granite" in spec:
+        g = spec["granite"]
+        w.add_float32(f"{arch}.embedding_scale", g["embedding_scale"])
+        w.add_float32(f"{arch}.residual_scale", g["residual_scale"])
+        w.add_float32(f"{arch}.attention.scale", g["attention_scale"])
+        w.add_float32(f"{arch}.logit_scale", g["logit_scale"])
     if arch == "gemma2":
         w.add_uint32(f"{arch}.attention.sliding_window", spec["window"])
         w.add_float32(f"{arch}.attn_logit_softcapping", spec["attn_cap"])
@@ -152,7 +171,8 @@ def write_f32(name, spec, tok_reader, out):
     w.add_tensor("token_embd.weight", normal(vocab, d, std=6.0 / math.sqrt(d)))
     w.add_tensor("output_norm.weight", norm_weight(d))
     if not spec["tied"]:
-        w.add_tensor("output.weight", normal(vocab, d, std=6.0 / math.sqrt(d)))
+        scale = spec.get("granite", {}).get("logit_scale", 1.0)
+        w.add_tensor("output.weight", normal(vocab, d, std=6.0 * scale / math.sqrt(d)))
     if spec.get("rope_freqs"):
         w.add_tensor("rope_freqs.weight", llama3_rope_factors(hd, spec["base"]))
     if "longrope" in spec:
@@ -161,7 +181,8 @@ def write_f32(name, spec, tok_reader, out):
     for i in range(L):
         p = f"blk.{i}."
         s_in = 1.0 / math.sqrt(d)
-        w.add_tensor(p + "attn_norm.weight", norm_weight(d))
+        if arch != "olmo2":
+            w.add_tensor(p + "attn_norm.weight", norm_weight(d))
         if spec.get("fused"):
             w.add_tensor(p + "attn_qkv.weight", normal(h * hd + 2 * kv * hd, d, std=s_in))
         else:
@@ -171,17 +192,21 @@ def write_f32(name, spec, tok_reader, out):
         if spec.get("qk_norm"):
             w.add_tensor(p + "attn_q_norm.weight", norm_weight(hd))
             w.add_tensor(p + "attn_k_norm.weight", norm_weight(hd))
+        if arch == "olmo2":
+            w.add_tensor(p + "attn_q_norm.weight", norm_weight(h * hd))
+            w.add_tensor(p + "attn_k_norm.weight", norm_weight(kv * hd))
         w.add_tensor(p + "attn_output.weight", normal(d, h * hd, std=1.0 / math.sqrt(h * hd)))
-        if arch == "gemma2":
+        if arch in ("gemma2", "olmo2"):
             w.add_tensor(p + "post_attention_norm.weight", norm_weight(d))
-        w.add_tensor(p + "ffn_norm.weight", norm_weight(d))
+        if arch != "olmo2":
+            w.add_tensor(p + "ffn_norm.weight", norm_weight(d))
         if spec.get("fused"):
             w.add_tensor(p + "ffn_up.weight", normal(2 * ff, d, std=s_in))
         else:
             w.add_tensor(p + "ffn_gate.weight", normal(ff, d, std=s_in))
             w.add_tensor(p + "ffn_up.weight", normal(ff, d, std=s_in))
         w.add_tensor(p + "ffn_down.weight", normal(d, ff, std=1.0 / math.sqrt(ff)))
-        if arch == "gemma2":
+        if arch in ("gemma2", "olmo2"):
             w.add_tensor(p + "post_ffw_norm.weight", norm_weight(d))
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -6,7 +6,7 @@ defaults (flash attention, F16 KV cache) and again with flash attention off and 
 numerical spread), and a greedy continuation with the margin at each step. Also llama.cpp's token ids for the Llama
 3 pre-tokenizer file.
 
-Usage: python3 Tests/tools/make_arch_references.py --models DIR [--out Tests/EngineTests/Fixtures/arch]
+Usage: python3 Tests/tools/make_arch_references.py --models DIR [--out Tests/EngineTests/Fixtures/arch] [--only NAME,...]
 Writes OUT/manifest.json (the sha256 of each model file the figures belong to), OUT/NAME.TYPE.jsonl and
 OUT/tokenizer-llama-bpe.jsonl.
 """
@@ -66,10 +66,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "EngineTests", "Fixtures", "arch"))
+    ap.add_argument("--only", default="", help="model names (comma-separated) whose figures to make again")
     a = ap.parse_args()
+    only = [n for n in a.only.split(",") if n]
     os.makedirs(a.out, exist_ok=True)
     manifest = json.load(open(os.path.join(a.models, "manifest.json")))
     for file in sorted(manifest):
+        if only and file.rsplit(".", 2)[0] not in only:
+            continue
         path = os.path.join(a.models, file)
         base = open_model(path, alt=False)
         alt = open_model(path, alt=True)

@@ -2,11 +2,13 @@
 """llama.cpp's reference figures for a real model file, in the format of Tests/EngineTests/Fixtures/<model>/ (see
 ../shared/reference/README.md, whose figures for the first three models came from the same binding): the same texts
 as an existing fixture folder, tokenized, evaluated and continued greedily by llama.cpp through its Python binding
-(llama-cpp-python, CPU, 2 threads). The f32 reading (next_logprob_f32) is not produced: the tolerance rule then
-compares with llama.cpp's default reading alone.
+(llama-cpp-python, CPU, 2 threads). With --f32 FILE, the f32 reading (next_logprob_f32) is llama.cpp itself on
+the same model with every weight dequantized to F32 (`llama-quantize --allow-requantize MODEL FILE F32`), flash
+attention off and an F32 cache: F32 weights take F32 activations, so it is the model's arithmetic without 8-bit
+activations.
 
 Usage: python3 Tests/tools/make_model_references.py MODEL.gguf --like Fixtures/qwen2.5-coder-0.5b-instruct-q4_k_m \
-           --out Fixtures/qwen2.5-coder-1.5b-instruct-q4_k_m
+           --out Fixtures/qwen2.5-coder-1.5b-instruct-q4_k_m [--f32 MODEL-F32.gguf]
 """
 import argparse, json, math, os, sys
 
@@ -33,9 +35,11 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--like", required=True, help="a fixture folder whose texts to use")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--f32", help="the model dequantized to F32 by llama-quantize (the f32 reading)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     base, alt = open_model(a.model, False), open_model(a.model, True)
+    exact = open_model(a.f32, True) if a.f32 else None
     add_bos = True   # llama.cpp's add_special: BOS exactly when the file's tokenizer.ggml.add_bos_token says so
 
     with open(os.path.join(a.out, "tokenizer.jsonl"), "w") as f:
@@ -49,6 +53,8 @@ def main():
             ids = base.tokenize(l["text"].encode(), add_bos=add_bos, special=True)
             base.reset(); base.eval(ids); ra = np.array(base.scores[: len(ids)], dtype=np.float64)
             alt.reset(); alt.eval(ids); rb = np.array(alt.scores[: len(ids)], dtype=np.float64)
+            if exact:
+                exact.reset(); exact.eval(ids); rf = np.array(exact.scores[: len(ids)], dtype=np.float64)
             positions = []
             for p in range(len(ids)):
                 r = ra[p]
@@ -58,6 +64,8 @@ def main():
                     e["next_id"] = ids[p + 1]
                     e["next_logprob"] = float(r[ids[p + 1]]) - lse(r)
                     e["next_logprob_alt"] = float(rb[p][ids[p + 1]]) - lse(rb[p])
+                    if exact:
+                        e["next_logprob_f32"] = float(rf[p][ids[p + 1]]) - lse(rf[p])
                 positions.append(e)
             f.write(json.dumps({"text": l["text"], "ids": ids, "positions": positions}, ensure_ascii=False) + "\n")
 
