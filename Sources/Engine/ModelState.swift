@@ -16,6 +16,15 @@ public final class ModelState {
         self.tokens = tokens
     }
 
+    /// A state over a prefix-cache entry's tokens, cache and logits.
+    convenience init(model: LanguageModel, entry: PrefixCache.Entry) {
+        self.init(model: model, cache: entry.cache, tokens: entry.tokens)
+        lastLogits = entry.lastLogits
+    }
+
+    /// This state as a prefix-cache entry (sharing its cache).
+    var entry: PrefixCache.Entry { PrefixCache.Entry(tokens: tokens, cache: cache, lastLogits: lastLogits) }
+
     /// Number of tokens.
     public var count: Int { tokens.count }
 

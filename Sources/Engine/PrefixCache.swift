@@ -7,14 +7,25 @@ import Foundation
 final class PrefixCache {
     var maxEntries = 4
     var maxBytes = 512 << 20
-    private var entries: [ModelState] = []
+    /// A remembered state's tokens, KV cache and last logits, without the state itself: a state holds its model,
+    /// and the model holds this cache, so an entry that kept the state would keep the model (and its threads)
+    /// alive after its last user let go of it.
+    struct Entry {
+        let tokens: [Int32]
+        let cache: KVCache
+        let lastLogits: [Float]
+        var isEvaluated: Bool { !tokens.isEmpty && cache.count == tokens.count }
+        var count: Int { tokens.count }
+    }
+    private var entries: [Entry] = []
 
-    /// The entry sharing the longest evaluated prefix with `ids`, and that length (moved to most recent).
-    func longestPrefix(of ids: [Int32]) -> (ModelState, Int)? {
+    /// The entry sharing the longest evaluated prefix with `ids`, as a state of `model`, and that length (moved to
+    /// most recent).
+    func longestPrefix(of ids: [Int32], model: LanguageModel) -> (ModelState, Int)? {
         // Longest first; among equals, one whose logits after exactly `ids` are at hand, then the most recent.
         var best: (index: Int, length: Int, exact: Bool)? = nil
         for (i, e) in entries.enumerated() {
-            let limit = min(ids.count, e.cache.count)
+            let limit = min(ids.count, e.cache.count, e.tokens.count)
             var n = 0
             e.tokens.withUnsafeBufferPointer { t in
                 ids.withUnsafeBufferPointer { p in while n < limit && t[n] == p[n] { n += 1 } }
@@ -27,7 +38,7 @@ final class PrefixCache {
         guard let best else { return nil }
         let e = entries.remove(at: best.index)
         entries.append(e)
-        return (e, best.length)
+        return (ModelState(model: model, entry: e), best.length)
     }
 
     /// Adds `state` as the most recent entry; an entry whose evaluated tokens `state` extends is dropped.
@@ -35,9 +46,9 @@ final class PrefixCache {
         guard maxEntries > 0, state.cache.bytes <= maxBytes else { return }
         let n = state.cache.count
         entries.removeAll { e in
-            e === state || (e.cache.count <= n && e.tokens.prefix(e.cache.count).elementsEqual(state.tokens.prefix(e.cache.count)))
+            e.cache === state.cache || (e.cache.count <= n && e.tokens.prefix(e.cache.count).elementsEqual(state.tokens.prefix(e.cache.count)))
         }
-        entries.append(state)
+        entries.append(state.entry)
         trim()
     }
 
@@ -76,7 +87,7 @@ extension LanguageModel {
             throw EngineError.badInput("context full: the prompt's \(prompt.count) tokens exceed the model's context of \(config.contextLength)")
         }
         do {
-            guard let (entry, common) = prefixCache.longestPrefix(of: prompt) else {
+            guard let (entry, common) = prefixCache.longestPrefix(of: prompt, model: self) else {
                 return (ModelState(model: self, tokens: prompt), 0)
             }
             // A prompt wholly inside an entry: its logits are at hand only when the entry ends exactly there;

@@ -64,6 +64,7 @@ extension Tokenizer {
         for id in found.sorted(by: { specialOrder[$0]! < specialOrder[$1]! }) {
             let ts = tokenOffsets[Int(id)], te = tokenOffsets[Int(id) + 1]
             let len = te - ts
+            let strip = rightStripped.contains(id)
             var next = [Fragment]()
             next.reserveCapacity(frags.count + 2)
             for f in frags {
@@ -77,6 +78,10 @@ extension Tokenizer {
                         if i > cursor { next.append(Fragment(start: cursor, end: i, token: -1)) }
                         next.append(Fragment(start: i, end: i, token: id))
                         i += len
+                        if strip {
+                            // C's isspace: space, \t, \n, \v, \f, \r.
+                            while i < f.end, bytes[i] == 32 || (9...13).contains(bytes[i]) { i += 1 }
+                        }
                         cursor = i
                     } else {
                         i += 1

@@ -19,6 +19,9 @@ struct TokenizerVocabulary {
     var bos: Int? = nil, eos: Int? = nil, unk: Int? = nil, eot: Int? = nil, eom: Int? = nil
     var fimPad: Int? = nil, fimRep: Int? = nil, fimSep: Int? = nil
     var addBOS: Bool? = nil, addEOS: Bool? = nil, addSpacePrefix: Bool? = nil
+    /// `general.name`, lowercased: llama.cpp gives some models' special tokens attributes by it (Phi-3's strip the
+    /// whitespace after them).
+    var modelName: String? = nil
 }
 
 extension Tokenizer {
@@ -49,6 +52,7 @@ extension Tokenizer {
         v.addBOS = gguf.bool("tokenizer.ggml.add_bos_token")
         v.addEOS = gguf.bool("tokenizer.ggml.add_eos_token")
         v.addSpacePrefix = gguf.bool("tokenizer.ggml.add_space_prefix")
+        v.modelName = gguf.string("general.name")?.lowercased()
         do {
             try self.init(vocabulary: v)
         } catch let e as TokenizerError {
@@ -74,6 +78,18 @@ extension Tokenizer {
         }
         offsets.append(bytes.count)
         return (bytes, offsets, table)
+    }
+
+    /// The special tokens that swallow the whitespace after them when the text is split at special tokens: llama.cpp
+    /// gives every control, user-defined and unknown entry of a model whose `general.name` says "phi-3" or "phi3"
+    /// that attribute (and `</s>`; not `<unk>`, `<s>`, `<|endoftext|>`); no other model has it.
+    static func rightStrippedTokens(_ v: TokenizerVocabulary, kinds: [TokenKind], table: ByteStringTable) -> Set<Int32> {
+        guard let name = v.modelName, name.contains("phi-3") || name.contains("phi3") else { return [] }
+        var out = Set<Int32>()
+        for (i, k) in kinds.enumerated() where k == .control || k == .userDefined || k == .unknown { out.insert(Int32(i)) }
+        if let id = table.get(Array("</s>".utf8)) { out.insert(id) }
+        for t in ["<unk>", "<s>", "<|endoftext|>"] { if let id = table.get(Array(t.utf8)) { out.remove(id) } }
+        return out
     }
 
     /// The tokens that end generation, as llama.cpp detects them (the file's EOS, EOT, EOM and fill-in-the-middle

@@ -58,6 +58,7 @@ public final class Tokenizer: @unchecked Sendable {
     let specialOrder: [Int32: Int]          // id → rank in llama.cpp's partition order
     let specialTable: ByteStringTable       // text → id
     let specialLengths: [[Int]]             // by first byte: the distinct lengths of special texts starting with it
+    let rightStripped: Set<Int32>           // special tokens that swallow the whitespace after them (Phi-3)
 
     /// Number of entries in the vocabulary.
     public var vocabularySize: Int { kinds.count }
@@ -139,6 +140,7 @@ public final class Tokenizer: @unchecked Sendable {
         specialOrder = special.order
         specialTable = special.table
         specialLengths = special.lengths
+        rightStripped = Tokenizer.rightStrippedTokens(v, kinds: kinds, table: table)
 
         // GPT-2 byte ↔ character mapping.
         let gpt2 = Tokenizer.gpt2ByteMapping()

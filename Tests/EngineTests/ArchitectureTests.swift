@@ -125,6 +125,8 @@ final class ArchitectureTests: XCTestCase {
     func testLlama3RopeFreqs() throws { try check("llama3-tied", architecture: .llama) }
     func testLlamaLinearScaling() throws { try check("llama-linear", architecture: .llama) }
     func testLlamaYaRN() throws { try check("llama-yarn", architecture: .llama) }
+    /// A llama file with a sliding window in its metadata (Mistral-style): full attention, as llama.cpp runs it.
+    func testMistralStyleWindowIgnored() throws { try check("mistral-swa", architecture: .llama) }
     func testQwen3Tied() throws { try check("qwen3-tied", architecture: .qwen3) }
     func testQwen3Untied() throws { try check("qwen3-untied", architecture: .qwen3) }
     func testPhi3Mini() throws { try check("phi-mini", architecture: .phi3) }
@@ -137,21 +139,33 @@ final class ArchitectureTests: XCTestCase {
     func testGranite() throws { try check("granite", architecture: .granite) }
     func testSmolLM3() throws { try check("smollm3", architecture: .smollm3) }
 
-    /// Llama 3's pre-tokenizer (llama-bpe) on a real vocabulary: llama.cpp's ids for every line.
-    func testLlama3PreTokenizer() throws {
-        let (file, sha) = try manifest().first { $0.key == "llama3-tied.F32.gguf" }.map { ($0.key, $0.value) }
-            ?? { throw TestModels.TestModelMissing(message: "llama3-tied.F32.gguf not in the manifest") }()
+    /// Llama.cpp's ids for every line of a tokenizer fixture, on one of the generated files.
+    func checkTokenizer(_ file: String, _ fixture: String, lines expected: Int) throws {
+        guard let sha = try manifest()[file] else {
+            throw TestModels.TestModelMissing(message: "\(file) not in Fixtures/arch/manifest.json")
+        }
         let m = try LanguageModel(path: try modelPath(file, sha: sha), threads: 1)
-        let url = try TestModels.fixture("arch/tokenizer-llama-bpe.jsonl")
+        let url = try TestModels.fixture("arch/" + fixture)
         var n = 0
         for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
             let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let text = o["text"] as! String, special = o["parse_special"] as! Bool
             let want = (o["ids"] as! [Int]).map(Int32.init)
             XCTAssertEqual(m.tokenizer.encode(text, addSpecial: false, parseSpecial: special), want,
-                           "\(text.debugDescription) (parse_special \(special))")
+                           "\(file): \(text.debugDescription) (parse_special \(special))")
             n += 1
         }
-        XCTAssertEqual(n, 20, "tokenizer-llama-bpe.jsonl lines")
+        XCTAssertEqual(n, expected, "\(fixture) lines")
+    }
+
+    /// Llama 3's pre-tokenizer (llama-bpe) on a real vocabulary.
+    func testLlama3PreTokenizer() throws {
+        try checkTokenizer("llama3-tied.F32.gguf", "tokenizer-llama-bpe.jsonl", lines: 20)
+    }
+
+    /// A model named Phi-3: its special tokens swallow the whitespace after them, except <unk>, <s>, <|endoftext|>.
+    func testPhi3SpecialTokensStripWhitespace() throws {
+        try checkTokenizer("phi3-names.F32.gguf", "tokenizer-phi3-names.jsonl", lines: 8)
+        try check("phi3-names", architecture: .phi3)
     }
 }

@@ -43,6 +43,23 @@ final class ForkTests: XCTestCase {
 
     /// A fork's logits equal those of a state that evaluated the same tokens itself, bit for bit, whether the fork
     /// appends at a page boundary or inside the shared partly filled page; the parent, extended afterwards, too.
+    /// A model whose last user lets go of it is freed, with its threads, even after calls that filled its prefix
+    /// cache (the cache once kept states that kept the model: a REPL loading models one after another leaked them).
+    func testModelIsReleasedAfterCachedCalls() throws {
+        weak var released: LanguageModel?
+        do {
+            let m = try LanguageModel(path: try TestModels.path(TestModels.smolLM2), threads: 2)
+            released = m
+            var o = GenerationOptions()
+            o.sampling = .greedy
+            o.maxTokens = 4
+            _ = try m.generate(m.tokenize("The capital of France is"), options: o)
+            let again = try m.generate(m.tokenize("The capital of France is"), options: o)
+            XCTAssertGreaterThan(again.cachedTokens, 0, "the second call was not served from the prefix cache")
+        }
+        XCTAssertNil(released, "the model outlived its last reference")
+    }
+
     func testForkEqualsFreshState() throws {
         let m = try model()
         let prompt = m.tokenize(String(repeating: "A river runs through the old town, past the mill. ", count: 5))

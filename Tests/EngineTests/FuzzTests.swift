@@ -169,7 +169,7 @@ final class FuzzTests: XCTestCase {
         Fuzz.report("tokenizer", inputs: runs, executions: executions, findings: findings, since: start)
     }
 
-    /// Mutated template sources (the six families' real templates) are recognised or refused; every family
+    /// Mutated template sources (the fixture templates: eleven, over the seven families) are recognised or refused; every family
     /// renders arbitrary conversations (roles, order and content arbitrary) or refuses them with an error.
     func testChatTemplatesOnArbitraryInput() throws {
         let start = Date()
@@ -177,7 +177,7 @@ final class FuzzTests: XCTestCase {
         let dir = try TestModels.fixture("templates")
         let sources = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".jinja") }.sorted()
             .map { [UInt8](try Data(contentsOf: dir.appendingPathComponent($0))) }
-        XCTAssertEqual(sources.count, 6)
+        XCTAssertEqual(sources.count, 11)
         let roles = ["system", "user", "assistant", "tool", "model", "", "User", "<|im_start|>"]
         let runs = Fuzz.runs(3000)
         var executions = 0

@@ -49,13 +49,24 @@ final class ModelWeightsTests: XCTestCase {
         XCTAssertTrue(m.contains("missing or invalid metadata llama.feed_forward_length"), m)
     }
 
-    func testRopeScalingRefused() throws {
+    /// RoPE scaling is read as llama.cpp reads it (the figures are ArchitectureTests'); a type llama.cpp does not
+    /// know is refused by name.
+    func testRopeScaling() throws {
         var g = tinyLlama()
         g.add("llama.rope.scaling.type", string: "yarn")
         g.add("llama.rope.scaling.factor", f32: 4)
-        let f = try write(g)
+        g.add("llama.rope.scaling.original_context_length", u32: 32)
+        let c = try ModelConfig(gguf: try write(g))
+        XCTAssertEqual(c.ropeFreqScale, 0.25)
+        XCTAssertEqual(c.ropeExtFactor, 1)
+        XCTAssertEqual(c.ropeOriginalContext, 32)
+        XCTAssertEqual(c.ropeAttnFactor, 1, accuracy: 1e-6)   // YaRN's correction is applied in the rotation itself
+
+        var h = tinyLlama()
+        h.add("llama.rope.scaling.type", string: "su")
+        let f = try write(h)
         let m = message { _ = try ModelConfig(gguf: f) }
-        XCTAssertTrue(m.contains("RoPE scaling 'yarn'"), m)
+        XCTAssertTrue(m.contains("RoPE scaling 'su'") && m.contains("supported: none, linear, yarn, longrope"), m)
     }
 
     func testConfigOfTheReferenceModels() throws {

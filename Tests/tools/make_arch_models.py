@@ -54,6 +54,9 @@ MODELS = {
     # Llama with YaRN scaling (factor 4 over an original context of 128), one KV head.
     "llama-yarn": dict(arch="llama", d=256, L=2, h=4, kv=1, hd=64, ff=768, base=10000.0, tied=True,
                        scaling=("yarn", 4.0, 128)),
+    # A Mistral-style file: llama with a sliding window of 8 in its metadata, which llama.cpp does not apply to a
+    # llama file (full attention), and neither does the engine.
+    "mistral-swa": dict(arch="llama", d=256, L=2, h=8, kv=2, hd=32, ff=512, base=1000000.0, tied=False, window=8),
     # Qwen3: q/k RMS norms, head size 64 with 8 heads on width 256, tied output.
     "qwen3-tied": dict(arch="qwen3", d=256, L=2, h=8, kv=4, hd=64, ff=512, base=1000000.0, tied=True,
                        qk_norm=True, eps=1e-6),
@@ -63,6 +66,11 @@ MODELS = {
     # Phi-3-mini: fused QKV and gate-up tensors, no grouped heads, untied output. (No name here says "phi3" or
     # "phi-3": llama.cpp gives such a file's special tokens Phi-3's whitespace stripping, which needs Phi-3's vocabulary.)
     "phi-mini": dict(arch="phi3", d=256, L=2, h=8, kv=8, hd=32, ff=512, base=10000.0, tied=False, fused=True),
+    # A Phi-3 by name ("phi-3" in general.name): llama.cpp makes its special tokens swallow the whitespace after
+    # them, except <unk>, <s> and <|endoftext|>; three control tokens are renamed </s>, <unk>, <s> as Phi-3's
+    # vocabulary has them. F32 only: it is there for the tokenizer.
+    "phi3-names": dict(arch="phi3", d=256, L=2, h=8, kv=8, hd=32, ff=512, base=10000.0, tied=False, fused=True,
+                       general_name="Phi-3 mini test", rename={6: "</s>", 7: "<unk>", 8: "<s>"}, f32_only=True),
     # Phi-4-mini: fused tensors, grouped heads, partial rotary (24 of 32), LongRoPE with the long factors (the
     # context, 512, exceeds the original 256), tied output.
     "phi4-mini-long": dict(arch="phi3", d=256, L=2, h=8, kv=2, hd=32, ff=512, base=10000.0, tied=True, fused=True,
@@ -89,7 +97,7 @@ MODELS = {
     "smollm3": dict(arch="smollm3", d=256, L=4, h=8, kv=2, hd=32, ff=512, base=2000000.0, tied=True),
 }
 
-def copy_tokenizer(w, reader, pre=None, template=None):
+def copy_tokenizer(w, reader, pre=None, template=None, rename=None):
     for name, field in reader.fields.items():
         if not name.startswith("tokenizer."):
             continue
@@ -99,7 +107,10 @@ def copy_tokenizer(w, reader, pre=None, template=None):
             continue
         vtype = field.types[0]
         if vtype == gguf.GGUFValueType.ARRAY:
-            w.add_key_value(name, field.contents(), vtype, sub_type=field.types[-1])
+            value = field.contents()
+            if name == "tokenizer.ggml.tokens" and rename:
+                value = [rename.get(i, t) for i, t in enumerate(value)]
+            w.add_key_value(name, value, vtype, sub_type=field.types[-1])
         else:
             w.add_key_value(name, field.contents(), vtype)
     if pre is not None:
@@ -116,7 +127,7 @@ def write_f32(name, spec, tok_reader, out):
     vocab = len(tok_reader.fields["tokenizer.ggml.tokens"].data)
     ctx = 512
     w = gguf.GGUFWriter(out, arch)
-    w.add_name(f"refrain test model {name}")
+    w.add_name(spec.get("general_name", f"refrain test model {name}"))
     w.add_uint32(f"{arch}.context_length", ctx)
     w.add_uint32(f"{arch}.embedding_length", d)
     w.add_uint32(f"{arch}.block_count", L)
@@ -145,7 +156,7 @@ def write_f32(name, spec, tok_reader, out):
         scale = ctx / orig
         w.add_float32(f"{arch}.rope.scaling.attn_factor",
                       1.0 if scale <= 1.0 else math.sqrt(1 + math.log(scale) / math.log(orig)))
-    if arch == "olmo2" and "window" in spec:
+    if arch in ("olmo2", "llama") and "window" in spec:
         w.add_uint32(f"{arch}.attention.sliding_window", spec["window"])
     if "granite" in spec:
         g = spec["granite"]
@@ -158,7 +169,7 @@ def write_f32(name, spec, tok_reader, out):
         w.add_float32(f"{arch}.attn_logit_softcapping", spec["attn_cap"])
         w.add_float32(f"{arch}.final_logit_softcapping", spec["final_cap"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    copy_tokenizer(w, tok_reader, spec.get("pre"), spec.get("template"))
+    copy_tokenizer(w, tok_reader, spec.get("pre"), spec.get("template"), spec.get("rename"))
 
     def normal(*shape, std):
         return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -237,7 +248,7 @@ def main():
         write_f32(name, MODELS[name], reader, f32 + ".tmp")
         os.replace(f32 + ".tmp", f32)
         manifest[f"{name}.F32.gguf"] = sha256(f32)
-        types = QUANT_TYPES + (EXTRA_TYPES if name in EXTRA_MODELS else [])
+        types = [] if MODELS[name].get("f32_only") else QUANT_TYPES + (EXTRA_TYPES if name in EXTRA_MODELS else [])
         for t in types:
             q = os.path.join(a.out, f"{name}.{t}.gguf")
             r = subprocess.run([a.quantize, "--pure", f32, q + ".tmp", t, "1"], capture_output=True, text=True)
@@ -245,7 +256,7 @@ def main():
                 sys.exit(f"make_arch_models: llama-quantize {name} {t} failed:\n{r.stderr[-2000:]}")
             os.replace(q + ".tmp", q)
             manifest[f"{name}.{t}.gguf"] = sha256(q)
-        print(f"make_arch_models: {name}: F32 + {', '.join(types)}", file=sys.stderr)
+        print(f"make_arch_models: {name}: F32{''.join(' ' + t for t in types)}", file=sys.stderr)
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
 

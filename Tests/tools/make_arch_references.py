@@ -29,6 +29,13 @@ TOKENIZER_TEXTS = [
     "   leading and trailing   ", "CamelCaseWords and snake_case_words", "'s 't 're 've 'm 'll 'd 'S",
 ]
 
+PHI3_TEXTS = [
+    "<|im_start|>user\n  hello<|im_end|>\n\n<|im_start|>assistant\n",
+    "<s> \t\nafter s</s>\n next <unk>  x<|endoftext|>\n y",
+    "<|endoftext|>   <|im_end|>   end",
+    "no special tokens here \n",
+]
+
 def open_model(path, alt):
     kw = dict(n_ctx=0, logits_all=True, verbose=False, n_threads=2, n_batch=512, seed=0)
     if alt:
@@ -99,14 +106,15 @@ def main():
                 f.write(json.dumps(l, separators=(",", ":")) + "\n")
         del base, alt
         print(f"make_arch_references: {file}", file=sys.stderr)
-    # llama.cpp's ids for the Llama 3 pre-tokenizer (llama-bpe on SmolLM2's vocabulary).
-    tok = [f for f in manifest if f.startswith("llama3-tied.F32")][0]
-    m = llama_cpp.Llama(os.path.join(a.models, tok), n_ctx=64, verbose=False, vocab_only=True)
-    with open(os.path.join(a.out, "tokenizer-llama-bpe.jsonl"), "w") as f:
-        for text in TOKENIZER_TEXTS:
-            for special in (False, True):
-                ids = m.tokenize(text.encode(), add_bos=False, special=special)
-                f.write(json.dumps({"text": text, "parse_special": special, "ids": ids}, ensure_ascii=False) + "\n")
+    # llama.cpp's ids for the Llama 3 pre-tokenizer (llama-bpe on SmolLM2's vocabulary), and for a Phi-3 by name.
+    for model, out, texts in (("llama3-tied.F32.gguf", "tokenizer-llama-bpe.jsonl", TOKENIZER_TEXTS),
+                              ("phi3-names.F32.gguf", "tokenizer-phi3-names.jsonl", PHI3_TEXTS)):
+        m = llama_cpp.Llama(os.path.join(a.models, model), n_ctx=64, verbose=False, vocab_only=True)
+        with open(os.path.join(a.out, out), "w") as f:
+            for text in texts:
+                for special in (False, True):
+                    ids = m.tokenize(text.encode(), add_bos=False, special=special)
+                    f.write(json.dumps({"text": text, "parse_special": special, "ids": ids}, ensure_ascii=False) + "\n")
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
