@@ -62,6 +62,14 @@ final class ArchitectureTests: XCTestCase {
         for (file, sha) in files {
             let m = try LanguageModel(path: try modelPath(file, sha: sha), threads: 2)
             XCTAssertEqual(m.config.architecture, architecture, file)
+            // llama-quantize substitutes a type it cannot use without a word: every matrix must be of the file's
+            // named type (NAME.TYPE.gguf, made with --pure), or the figures would test another type.
+            let typeName = String(file.dropLast(".gguf".count).split(separator: ".").last!)
+            let matrices = m.file.tensors.filter { $0.dims.count >= 2 }
+            XCTAssertFalse(matrices.isEmpty, file)
+            for t in matrices where t.type.description != typeName {
+                XCTFail("\(file): tensor \(t.name) is \(t.type), not \(typeName)")
+            }
             let V = m.config.vocabularySize
             var d: [Double] = [], a: [Double] = []
             var top1 = 0, top1Checked = 0, greedyTokens = 0, greedySame = 0
