@@ -10,6 +10,9 @@ public enum Architecture: String, Sendable, CaseIterable {
     case qwen2
     /// Qwen3 (q/k RMS norms, a head size of its own).
     case qwen3
+    /// Qwen3's mixture of experts (Qwen3-30B-A3B): a softmax router picks `expertsUsed` experts per token, their
+    /// weights renormalised to sum to 1.
+    case qwen3moe
     /// Phi-3 and Phi-4-mini (fused QKV and gate-up tensors, LongRoPE factors, partial rotary dimensions).
     case phi3
     /// Gemma 2 (post-norms, GELU, soft-capped attention and final logits, a sliding window on every other layer).
@@ -37,7 +40,12 @@ public struct ModelConfig: Sendable {
     public var kvHeadCount: Int
     public var headDim: Int
     public var valueDim: Int
+    /// Width of the feed-forward block (of each expert's, in a mixture of experts).
     public var feedForwardLength: Int
+    /// Experts per mixture-of-experts layer (0: a dense model).
+    public var expertCount: Int
+    /// Experts each token goes through.
+    public var expertsUsed: Int
     public var vocabularySize: Int
     public var contextLength: Int
     public var rmsEpsilon: Float
@@ -116,7 +124,19 @@ public struct ModelConfig: Sendable {
         kvHeadCount = f.int("\(archName).attention.head_count_kv") ?? headCount
         headDim = f.int("\(archName).attention.key_length") ?? embeddingLength / headCount
         valueDim = f.int("\(archName).attention.value_length") ?? headDim
-        feedForwardLength = try req("feed_forward_length")
+        expertCount = f.int("\(archName).expert_count") ?? 0
+        expertsUsed = f.int("\(archName).expert_used_count") ?? 0
+        if arch == .qwen3moe {
+            guard expertCount > 0, expertsUsed > 0, expertsUsed <= expertCount else {
+                throw ModelError.invalid(f.path, "qwen3moe needs \(archName).expert_count and expert_used_count (1...expert_count); the file has \(expertCount) and \(expertsUsed)")
+            }
+            feedForwardLength = try req("expert_feed_forward_length")
+        } else {
+            guard expertCount == 0 else {
+                throw ModelError.invalid(f.path, "\(archName) with \(expertCount) experts: mixture-of-experts layers are supported for qwen3moe only")
+            }
+            feedForwardLength = try req("feed_forward_length")
+        }
         contextLength = f.int("\(archName).context_length") ?? 2048
         rmsEpsilon = f.float("\(archName).attention.layer_norm_rms_epsilon") ?? 1e-5
         ropeBase = f.float("\(archName).rope.freq_base") ?? 10000
@@ -146,7 +166,7 @@ public struct ModelConfig: Sendable {
         case .llama:
             ropeNeox = false; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
             ropeBaseLocal = ropeBase
-        case .qwen2, .qwen3:
+        case .qwen2, .qwen3, .qwen3moe:
             ropeNeox = true; slidingWindow = 0; slidingWindowPattern = 0; embeddingScale = 1
             ropeBaseLocal = ropeBase
         case .phi3:
@@ -255,8 +275,18 @@ public struct LayerWeights: @unchecked Sendable {
     public var postAttnNorm: UnsafePointer<Float>?
     /// The pre-feed-forward norm (nil for OLMo 2).
     public var ffnNorm: UnsafePointer<Float>?
+    /// The feed-forward block (of a mixture-of-experts layer: expert 0's, unused; its experts are in `experts`).
     public var wGate, wUp, wDown: WeightMatrix
     public var postFFNNorm: UnsafePointer<Float>?
+    /// A mixture-of-experts layer's router and experts (nil in a dense layer).
+    public var experts: ExpertWeights?
+}
+
+/// The experts of a mixture-of-experts layer: the router (`expertCount` rows) and each expert's three matrices,
+/// views into the layer's 3-D expert tensors.
+public struct ExpertWeights: @unchecked Sendable {
+    public var router: WeightMatrix
+    public var gate, up, down: [WeightMatrix]
 }
 
 /// All weights of a model, as views over its GGUF mapping (which this object keeps alive).
@@ -287,6 +317,19 @@ public final class ModelWeights: @unchecked Sendable {
                 throw ModelError.invalid(f.path, "tensor '\(name)' has type \(t.type), which the engine cannot compute with (supported: \(GGMLType.supported.map(\.description).sorted().joined(separator: ", ")))")
             }
             return WeightMatrix(name: name, type: t.type, data: f.data(t), rows: rows, columns: cols, rowBytes: t.type.rowBytes(cols)!)
+        }
+        /// A 3-D expert tensor `[cols, rows, experts]` as one matrix per expert.
+        func expertMatrices(_ name: String, _ cols: Int, _ rows: Int, _ experts: Int) throws -> [WeightMatrix] {
+            guard let t = f.tensor(name) else { throw ModelError.invalid(f.path, "missing tensor '\(name)'") }
+            guard t.dims == [cols, rows, experts] else {
+                throw ModelError.invalid(f.path, "tensor '\(name)' has shape \(t.dims), expected [\(cols), \(rows), \(experts)]")
+            }
+            guard GGMLType.supported.contains(t.type) else {
+                throw ModelError.invalid(f.path, "tensor '\(name)' has type \(t.type), which the engine cannot compute with (supported: \(GGMLType.supported.map(\.description).sorted().joined(separator: ", ")))")
+            }
+            let all = WeightMatrix(name: name, type: t.type, data: f.data(t), rows: rows * experts, columns: cols,
+                                   rowBytes: t.type.rowBytes(cols)!)
+            return (0..<experts).map { all.rows(($0 * rows)..<(($0 + 1) * rows), name: "\(name)[\($0)]") }
         }
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
             guard let t = f.tensor(name) else { throw ModelError.invalid(f.path, "missing tensor '\(name)'") }
@@ -329,9 +372,20 @@ public final class ModelWeights: @unchecked Sendable {
                 wk = try matrix(p + "attn_k.weight", d, kd)
                 wv = try matrix(p + "attn_v.weight", d, vd)
             }
-            // Gate and up: two tensors, or (Phi-3) one ffn_up of twice the width, the gate's rows first.
+            // Gate and up: two tensors, or (Phi-3) one ffn_up of twice the width, the gate's rows first; or the
+            // experts of a mixture-of-experts layer.
             let wGate, wUp: WeightMatrix
-            if f.tensor(p + "ffn_gate.weight") == nil, c.architecture == .phi3 {
+            var wDown: WeightMatrix? = nil
+            var experts: ExpertWeights? = nil
+            if c.expertCount > 0 {
+                let n = c.expertCount, ff = c.feedForwardLength
+                let e = ExpertWeights(router: try matrix(p + "ffn_gate_inp.weight", d, n),
+                                      gate: try expertMatrices(p + "ffn_gate_exps.weight", d, ff, n),
+                                      up: try expertMatrices(p + "ffn_up_exps.weight", d, ff, n),
+                                      down: try expertMatrices(p + "ffn_down_exps.weight", ff, d, n))
+                experts = e
+                wGate = e.gate[0]; wUp = e.up[0]; wDown = e.down[0]
+            } else if f.tensor(p + "ffn_gate.weight") == nil, c.architecture == .phi3 {
                 let gateUp = try matrix(p + "ffn_up.weight", d, 2 * c.feedForwardLength)
                 wGate = gateUp.rows(0..<c.feedForwardLength, name: p + "ffn_up.weight[gate]")
                 wUp = gateUp.rows(c.feedForwardLength..<(2 * c.feedForwardLength), name: p + "ffn_up.weight[up]")
@@ -354,8 +408,9 @@ public final class ModelWeights: @unchecked Sendable {
                 postAttnNorm: try optionalVector(p + "post_attention_norm.weight", d),
                 ffnNorm: preNorms ? try vector(p + "ffn_norm.weight", d) : nil,
                 wGate: wGate, wUp: wUp,
-                wDown: try matrix(p + "ffn_down.weight", c.feedForwardLength, d),
-                postFFNNorm: try optionalVector(p + "post_ffw_norm.weight", d)))
+                wDown: try wDown ?? matrix(p + "ffn_down.weight", c.feedForwardLength, d),
+                postFFNNorm: try optionalVector(p + "post_ffw_norm.weight", d),
+                experts: experts))
         }
         layers = ls
         if c.architecture == .gemma3, ls.contains(where: { $0.qNorm == nil || $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
@@ -367,8 +422,8 @@ public final class ModelWeights: @unchecked Sendable {
         if c.architecture == .olmo2, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil || $0.postAttnNorm == nil || $0.postFFNNorm == nil }) {
             throw ModelError.invalid(f.path, "olmo2 model lacks q/k norms or post-attention/post-FFN norms")
         }
-        if c.architecture == .qwen3, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil }) {
-            throw ModelError.invalid(f.path, "qwen3 model lacks q/k norms (attn_q_norm, attn_k_norm)")
+        if c.architecture == .qwen3 || c.architecture == .qwen3moe, ls.contains(where: { $0.qNorm == nil || $0.kNorm == nil }) {
+            throw ModelError.invalid(f.path, "\(c.architecture.rawValue) model lacks q/k norms (attn_q_norm, attn_k_norm)")
         }
     }
 }

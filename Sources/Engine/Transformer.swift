@@ -127,7 +127,6 @@ public final class Transformer {
         let d = c.embeddingLength, hd = c.headDim, vdh = c.valueDim
         let nh = c.headCount, nkv = c.kvHeadCount
         let qd = nh * hd, kd = nkv * hd, vd = nkv * vdh, od = nh * vdh
-        let ff = c.feedForwardLength
         let s = scratch
         ensureScratch(T: T, positions: segments.map { $0.cache.count + $0.count }.max() ?? 0)
         // Per row: its segment and its position.
@@ -195,16 +194,11 @@ public final class Transformer {
             // Feed-forward block.
             var ffnIn = s.x
             if let fn = L.ffnNorm { rmsNorm(s.x, fn, rows: T, n: d, out: s.xn); ffnIn = s.xn }
-            matmul(L.wGate, ffnIn, T, s.gate)
-            matmul(L.wUp, ffnIn, T, s.up, sameInput: true)
-            let gelu = c.geluFeedForward
-            pool.parallelFor(T) { r in
-                for t in r {
-                    let g = s.gate + t * ff, u = s.up + t * ff
-                    if gelu { VecOps.geluMul(g, u, g, ff) } else { VecOps.siluMul(g, u, g, ff) }
-                }
+            if let ex = L.experts {
+                mixtureOfExperts(ex, ffnIn, T, out: s.tmp)
+            } else {
+                feedForward(L.wGate, L.wUp, L.wDown, ffnIn, T, out: s.tmp)
             }
-            matmul(L.wDown, s.gate, T, s.tmp)
             if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
             addResidual(s.x, s.tmp, T * d)
             if let cap = capture, cap.hiddenLayers.contains(il) {
@@ -223,6 +217,63 @@ public final class Transformer {
             rmsNorm(s.x, weights.outputNorm, rows: T, n: d, out: s.xn)
             matmul(weights.output, s.xn, T, logitsOut)
             softcapLogits(logitsOut, count: T * c.vocabularySize)
+        }
+    }
+
+    /// down(act(gate·x) ⊙ up·x) for `T` rows of x into `out` (`T × embedding`), through `scratch.gate`/`up`.
+    private func feedForward(_ wGate: WeightMatrix, _ wUp: WeightMatrix, _ wDown: WeightMatrix,
+                             _ x: UnsafeMutablePointer<Float>, _ T: Int, out: UnsafeMutablePointer<Float>) {
+        let s = scratch, ff = wGate.rows
+        matmul(wGate, x, T, s.gate)
+        matmul(wUp, x, T, s.up, sameInput: true)
+        let gelu = config.geluFeedForward
+        pool.parallelFor(T) { r in
+            for t in r {
+                let g = s.gate + t * ff, u = s.up + t * ff
+                if gelu { VecOps.geluMul(g, u, g, ff) } else { VecOps.siluMul(g, u, g, ff) }
+            }
+        }
+        matmul(wDown, s.gate, T, out)
+    }
+
+    /// A mixture-of-experts block, as llama.cpp's build_moe_ffn computes Qwen3-MoE's: router logits, softmax over
+    /// the experts, the `expertsUsed` most probable (ties to the lower index), their probabilities renormalised to
+    /// sum to 1 (the sum clamped below at 2⁻¹⁴), and each row's output the weighted sum of its experts' feed-forward
+    /// outputs. Each expert runs once over the rows routed to it.
+    private func mixtureOfExperts(_ ex: ExpertWeights, _ x: UnsafeMutablePointer<Float>, _ T: Int,
+                                  out: UnsafeMutablePointer<Float>) {
+        let c = config, d = c.embeddingLength, n = c.expertCount, k = c.expertsUsed
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * n)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: T * d)
+        let down = UnsafeMutablePointer<Float>.allocate(capacity: T * d)
+        defer { logits.deallocate(); rows.deallocate(); down.deallocate() }
+        matmul(ex.router, x, T, logits)
+        // Routing: per row, the chosen experts and their weights.
+        var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: T)
+        for t in 0..<T {
+            let z = logits + t * n
+            var mx = -Float.infinity
+            for e in 0..<n { mx = max(mx, z[e]) }
+            var sum = 0.0
+            var p = [Float](repeating: 0, count: n)
+            for e in 0..<n { p[e] = expf(z[e] - mx); sum += Double(p[e]) }
+            for e in 0..<n { p[e] = Float(Double(p[e]) / sum) }
+            let order = (0..<n).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }.prefix(k)
+            var wsum: Float = 0
+            for e in order { wsum += p[e] }
+            wsum = max(wsum, 6.103515625e-5)
+            chosen[t] = order.map { ($0, p[$0] / wsum) }
+        }
+        out.initialize(repeating: 0, count: T * d)
+        for e in 0..<n {
+            let routed = (0..<T).compactMap { t in chosen[t].first { $0.expert == e }.map { (t, $0.weight) } }
+            if routed.isEmpty { continue }
+            for (i, (t, _)) in routed.enumerated() { (rows + i * d).update(from: x + t * d, count: d) }
+            feedForward(ex.gate[e], ex.up[e], ex.down[e], rows, routed.count, out: down)
+            for (i, (t, w)) in routed.enumerated() {
+                let o = out + t * d, r = down + i * d
+                for j in 0..<d { o[j] += w * r[j] }
+            }
         }
     }
 

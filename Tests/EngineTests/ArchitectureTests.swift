@@ -67,8 +67,12 @@ final class ArchitectureTests: XCTestCase {
             let typeName = String(file.dropLast(".gguf".count).split(separator: ".").last!)
             let matrices = m.file.tensors.filter { $0.dims.count >= 2 }
             XCTAssertFalse(matrices.isEmpty, file)
-            for t in matrices where t.type.description != typeName {
-                XCTFail("\(file): tensor \(t.name) is \(t.type), not \(typeName)")
+            for t in matrices {
+                // llama.cpp never quantizes a router (ffn_gate_inp); MXFP4_MOE puts the experts in MXFP4, the rest
+                // in Q8_0.
+                let want = t.name.hasSuffix("ffn_gate_inp.weight") ? "F32"
+                    : typeName == "MXFP4_MOE" ? (t.name.contains("_exps.") ? "MXFP4" : "Q8_0") : typeName
+                if t.type.description != want { XCTFail("\(file): tensor \(t.name) is \(t.type), not \(want)") }
             }
             let V = m.config.vocabularySize
             var d: [Double] = [], a: [Double] = []
@@ -126,7 +130,14 @@ final class ArchitectureTests: XCTestCase {
                          top1, top1Checked, greedySame, greedyTokens, margin))
             XCTAssertLessThanOrEqual(sd.median, limits.0, "\(file): median distance")
             XCTAssertLessThanOrEqual(sd.p90, limits.1, "\(file): 90th percentile distance")
-            XCTAssertLessThanOrEqual(sd.max, limits.2, "\(file): max distance")
+            // A mixture of experts in a quantized file: a token whose router puts two experts within the
+            // quantization noise of each other goes to different experts in two correct engines, a jump of several
+            // nats that later positions inherit through attention (seen here: experts 2 and 3 of one token 0.0006
+            // apart in probability, 3.8 nats at a later position; llama.cpp's own two readings of the MXFP4 file
+            // differ by 3.4 nats when the router is made sharper). The median and 90th percentile hold it to
+            // llama.cpp; the maximum is held only where weights are not quantized.
+            let routingNoise = m.config.expertCount > 0 && !["F32", "F16", "BF16"].contains(typeName)
+            if !routingNoise { XCTAssertLessThanOrEqual(sd.max, limits.2, "\(file): max distance") }
         }
     }
 
@@ -137,6 +148,8 @@ final class ArchitectureTests: XCTestCase {
     func testMistralStyleWindowIgnored() throws { try check("mistral-swa", architecture: .llama) }
     func testQwen3Tied() throws { try check("qwen3-tied", architecture: .qwen3) }
     func testQwen3Untied() throws { try check("qwen3-untied", architecture: .qwen3) }
+    /// Qwen3-MoE: routing, renormalised expert weights; MXFP4 expert tensors in the MXFP4_MOE file.
+    func testQwen3MoE() throws { try check("qwen3moe", architecture: .qwen3moe) }
     func testPhi3Mini() throws { try check("phi-mini", architecture: .phi3) }
     func testPhi4MiniLongRoPELong() throws { try check("phi4-mini-long", architecture: .phi3) }
     func testPhi4MiniLongRoPEShort() throws { try check("phi4-mini-short", architecture: .phi3) }

@@ -69,6 +69,17 @@ final class ModelWeightsTests: XCTestCase {
         XCTAssertTrue(m.contains("RoPE scaling 'su'") && m.contains("supported: none, linear, yarn, longrope"), m)
     }
 
+    /// Experts in an architecture whose mixture-of-experts layers the engine does not run (Mixtral-style llama
+    /// files) are refused by name, not run as a dense model.
+    func testExpertsRefusedOutsideQwen3MoE() throws {
+        var g = tinyLlama()
+        g.add("llama.expert_count", u32: 8)
+        g.add("llama.expert_used_count", u32: 2)
+        let f = try write(g)
+        let m = message { _ = try ModelConfig(gguf: f) }
+        XCTAssertTrue(m.contains("llama with 8 experts") && m.contains("qwen3moe only"), m)
+    }
+
     func testConfigOfTheReferenceModels() throws {
         let g = try ModelConfig(gguf: GGUFFile(path: TestModels.path(TestModels.gemma3)))
         XCTAssertEqual(g.architecture, .gemma3)

@@ -63,6 +63,10 @@ MODELS = {
     # Qwen3 with head size 128, one KV head, untied output.
     "qwen3-untied": dict(arch="qwen3", d=256, L=2, h=4, kv=1, hd=128, ff=768, base=1000000.0, tied=False,
                          qk_norm=True, eps=1e-6),
+    # Qwen3-MoE: eight experts of width 256, two per token, q/k norms, tied output; its expert tensors also in
+    # MXFP4 (llama-quantize's MXFP4_MOE: experts MXFP4, the rest Q8_0).
+    "qwen3moe": dict(arch="qwen3moe", d=256, L=2, h=8, kv=4, hd=64, ff=256, base=1000000.0, tied=True,
+                     qk_norm=True, eps=1e-6, experts=8, used=2, extra_types=["MXFP4_MOE"]),
     # Phi-3-mini: fused QKV and gate-up tensors, no grouped heads, untied output. (No name here says "phi3" or
     # "phi-3": llama.cpp gives such a file's special tokens Phi-3's whitespace stripping, which needs Phi-3's vocabulary.)
     "phi-mini": dict(arch="phi3", d=256, L=2, h=8, kv=8, hd=32, ff=512, base=10000.0, tied=False, fused=True),
@@ -132,6 +136,10 @@ def write_f32(name, spec, tok_reader, out):
     w.add_uint32(f"{arch}.embedding_length", d)
     w.add_uint32(f"{arch}.block_count", L)
     w.add_uint32(f"{arch}.feed_forward_length", ff)
+    if "experts" in spec:
+        w.add_uint32(f"{arch}.expert_count", spec["experts"])
+        w.add_uint32(f"{arch}.expert_used_count", spec["used"])
+        w.add_uint32(f"{arch}.expert_feed_forward_length", ff)
     w.add_uint32(f"{arch}.attention.head_count", h)
     w.add_uint32(f"{arch}.attention.head_count_kv", kv)
     if hd != d // h:
@@ -211,12 +219,20 @@ def write_f32(name, spec, tok_reader, out):
             w.add_tensor(p + "post_attention_norm.weight", norm_weight(d))
         if arch != "olmo2":
             w.add_tensor(p + "ffn_norm.weight", norm_weight(d))
-        if spec.get("fused"):
+        if "experts" in spec:
+            n = spec["experts"]
+            # A router with logits of spread 3.
+            w.add_tensor(p + "ffn_gate_inp.weight", normal(n, d, std=3.0 / math.sqrt(d)))
+            w.add_tensor(p + "ffn_gate_exps.weight", normal(n, ff, d, std=s_in))
+            w.add_tensor(p + "ffn_up_exps.weight", normal(n, ff, d, std=s_in))
+            w.add_tensor(p + "ffn_down_exps.weight", normal(n, d, ff, std=1.0 / math.sqrt(ff)))
+        elif spec.get("fused"):
             w.add_tensor(p + "ffn_up.weight", normal(2 * ff, d, std=s_in))
         else:
             w.add_tensor(p + "ffn_gate.weight", normal(ff, d, std=s_in))
             w.add_tensor(p + "ffn_up.weight", normal(ff, d, std=s_in))
-        w.add_tensor(p + "ffn_down.weight", normal(d, ff, std=1.0 / math.sqrt(ff)))
+        if "experts" not in spec:
+            w.add_tensor(p + "ffn_down.weight", normal(d, ff, std=1.0 / math.sqrt(ff)))
         if arch in ("gemma2", "olmo2"):
             w.add_tensor(p + "post_ffw_norm.weight", norm_weight(d))
     w.write_header_to_file()
@@ -248,10 +264,14 @@ def main():
         write_f32(name, MODELS[name], reader, f32 + ".tmp")
         os.replace(f32 + ".tmp", f32)
         manifest[f"{name}.F32.gguf"] = sha256(f32)
-        types = [] if MODELS[name].get("f32_only") else QUANT_TYPES + (EXTRA_TYPES if name in EXTRA_MODELS else [])
+        spec = MODELS[name]
+        types = [] if spec.get("f32_only") else \
+            QUANT_TYPES + (EXTRA_TYPES if name in EXTRA_MODELS else []) + spec.get("extra_types", [])
         for t in types:
             q = os.path.join(a.out, f"{name}.{t}.gguf")
-            r = subprocess.run([a.quantize, "--pure", f32, q + ".tmp", t, "1"], capture_output=True, text=True)
+            # --pure: every matrix in the named type (MXFP4_MOE is by definition a mix: experts MXFP4).
+            pure = [] if t == "MXFP4_MOE" else ["--pure"]
+            r = subprocess.run([a.quantize] + pure + [f32, q + ".tmp", t, "1"], capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"make_arch_models: llama-quantize {name} {t} failed:\n{r.stderr[-2000:]}")
             os.replace(q + ".tmp", q)
