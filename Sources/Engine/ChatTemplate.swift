@@ -192,7 +192,8 @@ public struct ChatTemplate: Sendable {
                 if let end = content.range(of: "</think>", options: .backwards) {
                     let before = String(content[..<end.lowerBound])
                     reasoning = String(before.components(separatedBy: "<think>").last ?? "")
-                    reasoning = String(ChatTemplate.dropTrailingNewlines(String(ChatTemplate.dropLeadingNewlines(reasoning))))
+                    let trimmed = String(ChatTemplate.dropLeadingNewlines(reasoning))
+                    reasoning = String(ChatTemplate.dropTrailingNewlines(trimmed))
                     content = String(ChatTemplate.dropLeadingNewlines(String(content[end.upperBound...])))
                 }
                 if i > lastUser && (i == messages.count - 1 || !reasoning.isEmpty) {
@@ -216,9 +217,12 @@ public struct ChatTemplate: Sendable {
             var rest = messages[...]
             if let date = llama3Date {
                 var system = ""
-                if messages[0].role == "system" { system = ChatTemplate.trim(messages[0].content); rest = messages.dropFirst() }
-                out += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: "
-                    + date + "\n\n" + system + "<|eot_id|>"
+                if messages[0].role == "system" {
+                    system = ChatTemplate.trim(messages[0].content)
+                    rest = messages.dropFirst()
+                }
+                out += "<|start_header_id|>system<|end_header_id|>\n\n"
+                    + "Cutting Knowledge Date: December 2023\nToday Date: " + date + "\n\n" + system + "<|eot_id|>"
             }
             for m in rest {
                 out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + ChatTemplate.trim(m.content)
