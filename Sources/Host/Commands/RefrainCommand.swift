@@ -12,7 +12,7 @@ struct RefrainCommand: ParsableCommand {
         discussion: """
         With no command: the Lua REPL on the model (history in $REFRAIN_HOME/history; help() inside), or the Lua \
         code of -e, or a Lua script piped on standard input (refrain repl --help for its options). Models are GGUF \
-        files of the llama, qwen2 or gemma3 architectures; $REFRAIN_HOME defaults to ~/.cache/refrain. Every model \
+        files of the \(Architecture.supportedList) architectures; $REFRAIN_HOME defaults to ~/.cache/refrain. Every model \
         call of the REPL, run and -e is recorded in the run store ($REFRAIN_HOME/runs.sqlite, or REFRAIN_STORE=PATH; \
         REFRAIN_STORE=0 or --no-store turns it off). Errors are one line on standard error; the exit status is 1, or \
         2 for a usage error.
