@@ -6,7 +6,7 @@
 --     "greedy"), the paired difference with its interval and McNemar's test; then the same read-outs by the common
 --     final-answer grader (experiments.grading: each sample's text read again), as a second table where any
 --     verdict differs.
---   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY] [--experiment NAME]
+--   refrain run scripts/experiments/selection_report.lua surprisal DIR [STRATEGY] [--experiment NAME] [--sets 2,3]
 --     surprisal-guided picks (lines of selection.surprisal, default "surprisal8", or of selection.best_of_n, whose
 --     sample sets are picked from here with selection.surprisal_pick): on the items with a correct
 --     sample, the per-token surprisal (−mean log-probability, nats) of the least and the most confident correct
@@ -14,7 +14,8 @@
 --     samples a verifier accepts). A line's sample set is its `samples`, else its `scores` (the set without
 --     texts); lines of older runs that have neither (too large for the line) take it from the run store: the
 --     line's sample call of experiment NAME (default: the absolute DIR, as run.lua names it), graded with
---     lm.extract.number and lm.verify.numeric and checked against the line's own read-outs.
+--     lm.extract.number and lm.verify.numeric and checked against the line's own read-outs. --sets reads only
+--     those seed sets (the ones whose sample sets the run store at hand holds).
 --   refrain run scripts/experiments/selection_report.lua early DIR [STRATEGY]
 --     early rejection run with compare=true (lines of selection.early_rejection, default "early"), against
 --     best-of-k by highest mean log-probability over the same candidates finished in full (the first k, k = 1, 2,
@@ -347,11 +348,18 @@ elseif mode == "retry" then
     end
   end
 else
-  local name, experiment = "surprisal8", nil
+  local name, experiment, only = "surprisal8", nil, nil
   local k = 3
   while arg[k] do
     if arg[k] == "--experiment" then
       experiment = arg[k + 1] or die("--experiment needs a NAME"); k = k + 2
+    elseif arg[k] == "--sets" then
+      -- Only these seed sets (say, the ones whose sample sets this machine's run store holds).
+      only = {}
+      for x in (arg[k + 1] or die("--sets needs a list, e.g. 2,3")):gmatch("[^,]+") do
+        only[tonumber(x) or die("--sets: '" .. x .. "' is not a seed set number")] = true
+      end
+      k = k + 2
     else
       name = arg[k]; k = k + 1
     end
@@ -418,7 +426,7 @@ else
     local l, m = {}, {}
     for set = 1, K do
       local r = it.sets[set]
-      if r then
+      if r and (not only or only[set]) then
         runs = runs + 1
         local e = r.extra or {}
         local samples = sample_set(r, set)
@@ -451,6 +459,12 @@ else
       .. "on %d items; the strategy's accuracy (each item's share of sets with a correct sample, averaged over "
       .. "items), %.3f, is pass@N; per seed set %s (spread %s)\n"):format(total, K, dir, with_runs, runs, with,
       total > 0 and share / total or 0, lines.per_set_text(per_set), lines.spread_text(spread)))
+  end
+  if only then
+    local which = {}
+    for set = 1, K do if only[set] then which[#which + 1] = tostring(set) end end
+    print(("Only seed sets %s are read here (--sets): the other sets' item runs are left out of every figure.\n")
+      :format(table.concat(which, ", ")))
   end
   if stored > 0 then
     print(("The sample sets of %d of these lines come from the run store (experiment %s).\n"):format(stored, experiment))
