@@ -23,15 +23,6 @@ final class SandboxTests: XCTestCase {
                     sandbox: SandboxOptions(enabled: true, folder: dir ? folder.path : nil, memoryLimitMB: memory, timeLimit: time))
     }
 
-    /// The error `code` raises in `h`, failing the test when it raises none.
-    func error(_ h: LuaHost, _ code: String, file: StaticString = #filePath, line: UInt = #line) -> String {
-        guard case .error(let e) = h.evaluate(code) else {
-            XCTFail("no error from: \(code)", file: file, line: line)
-            return ""
-        }
-        return e
-    }
-
     func assertBlocked(_ h: LuaHost, _ code: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
         let e = error(h, "local _ = " + code, file: file, line: line)
         XCTAssertTrue(e.hasPrefix("stdin:1: sandbox: \(name) is blocked (refrain --sandbox)"), e, file: file, line: line)
@@ -47,8 +38,8 @@ final class SandboxTests: XCTestCase {
         assertBlocked(h, "io.tmpfile()", "io.tmpfile")
         assertBlocked(h, "os.setlocale('C')", "os.setlocale")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/refrain-sandbox-escape"))
-        XCTAssertEqual(h.evaluate("type(os.time()), type(os.clock()), os.getenv('REFRAIN_NO_SUCH_VARIABLE')"),
-                       .values(["number", "number", "nil"]), "harmless os functions stay")
+        XCTAssertEqual(h.evaluate("type(os.time()), type(os.clock()), (os.getenv('REFRAIN_NO_SUCH_VARIABLE'))"),
+                       .values(["number", "number", "nil"]), "harmless os functions stay (os.getenv refuses: SandboxAttackTests)")
         // Unsandboxed, the same host code runs them.
         let free = try LuaHost(modelPath: nil, threads: 1)
         XCTAssertEqual(free.evaluate("(os.execute())"), .values(["true"]))
@@ -120,8 +111,11 @@ final class SandboxTests: XCTestCase {
         XCTAssertTrue(error(h, "os.rename('\(folder.path)/moved.txt', '/tmp/moved.txt')").contains("outside the sandbox folder"))
         XCTAssertTrue(error(h, "os.remove('/etc/hostname')").contains("outside the sandbox folder"))
         XCTAssertEqual(h.evaluate("assert(os.remove('\(folder.path)/moved.txt'));"), .ok)
-        // Reading is not restricted.
-        XCTAssertEqual(h.evaluate("type(io.open('/etc/hostname')), type(io.lines('/etc/hostname'))"),
+        // Reading outside the folder needs a grant (SandboxAttackTests has the attacks).
+        XCTAssertTrue(error(h, "io.open('/etc/hostname')").contains("--allow-read=/etc/hostname"))
+        let reader = try LuaHost(modelPath: nil, threads: 1, sandbox: SandboxOptions(enabled: true, folder: folder.path,
+                                                                                        grants: SandboxGrants(read: ["/etc/hostname"])))
+        XCTAssertEqual(reader.evaluate("type(io.open('/etc/hostname')), type(io.lines('/etc/hostname'))"),
                        .values(["userdata", "function"]))
         // Relative paths are resolved against the current folder.
         let cwd = FileManager.default.currentDirectoryPath
@@ -284,5 +278,16 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(usage.status, 1, usage.out + usage.err)
         XCTAssertTrue(usage.err.contains("run.lua: --data is required (arithmetic, gsm8k:PATH or jsonl:PATH)"), usage.err)
         XCTAssertFalse(usage.err.contains("os.exit is blocked"), usage.err)
+    }
+}
+
+extension XCTestCase {
+    /// The error `code` raises in `h`, failing the test when it raises none.
+    func error(_ h: LuaHost, _ code: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        guard case .error(let e) = h.evaluate(code) else {
+            XCTFail("no error from: \(code)", file: file, line: line)
+            return ""
+        }
+        return e
     }
 }

@@ -219,11 +219,7 @@ local function parse_args(args)
   if not o.experiment and o.out:sub(1, 1) == "/" then o.experiment = o.out end
   if not o.experiment then
     -- The absolute folder, so that the same --out given from another directory is another experiment.
-    local ok, p = pcall(io.popen, "pwd")   -- blocked under --sandbox: $PWD then
-    p = ok and p or nil
-    local cwd = p and p:read("l") or os.getenv("PWD") or "."
-    if p then p:close() end
-    o.experiment = cwd .. "/" .. o.out:gsub("^%./", "")
+    o.experiment = lm.fs.cwd() .. "/" .. o.out:gsub("^%./", "")
   end
   if not o.report then o.seeds = o.seeds or 1 end
   o.workers = o.workers or (#o.backends > 1 and #o.backends or 1)
@@ -1165,11 +1161,14 @@ end
 local absorbed = absorb_workers(o, results_path, lines, done, check)
 if absorbed > 0 then print(("kept %d results the workers of a stopped run had written"):format(absorbed)) end
 if lm.store.path() then
-  local restored = {}
+  local restored, unbacked = {}, 0
   for _, r in ipairs(lm.store.results{experiment = o.experiment}) do
     local l = lm.json.decode(r.data)
     local key = pair_key(l.item, l.strategy, l.seed_set)
-    if not done[key] then
+    if not done[key] and r.calls == 0 then
+      -- No call of the store made it (written by something other than a run of its pair): run the pair again.
+      unbacked = unbacked + 1
+    elseif not done[key] then
       -- Not in the file: the store kept it when the file was moved, lost or cut short.
       check(#lines + 1, l, ("the run store's result for item %s, strategy %s, of experiment %s (kept there, not "
         .. "in %s; --experiment NAME starts afresh)"):format(r.item, r.strategy, o.experiment, results_path))
@@ -1183,6 +1182,10 @@ if lm.store.path() then
     f:write(table.concat(restored))
     f:close()
     print(("restored %d results from the run store (experiment %s)"):format(#restored, o.experiment))
+  end
+  if unbacked > 0 then
+    io.stderr:write(("run.lua: warning: %d results the run store holds for experiment %s have no calls under their "
+      .. "labels in the store; they are not restored, and their pairs run again\n"):format(unbacked, o.experiment))
   end
 end
 write_file(meta_path, lm.json.encode(meta) .. "\n")

@@ -366,11 +366,7 @@ else
   end
   if not experiment then
     if dir:sub(1, 1) == "/" then experiment = dir:gsub("/+$", "") else
-      local ok, p = pcall(io.popen, "pwd")
-      p = ok and p or nil
-      local cwd = p and p:read("l") or os.getenv("PWD") or "."
-      if p then p:close() end
-      experiment = cwd .. "/" .. dir:gsub("^%./", ""):gsub("/+$", "")
+      experiment = lm.fs.cwd() .. "/" .. dir:gsub("^%./", ""):gsub("/+$", "")
     end
   end
   local sum = function(xs) local t = 0; for _, x in ipairs(xs) do t = t + x end; return t end

@@ -50,9 +50,29 @@ struct SandboxFlags: ParsableArguments {
     static let noFolder = "\u{1}"
 
     @Option(name: .customLong("sandbox"), help: ArgumentHelp(
-        "--sandbox alone: no os.execute, io.popen, os.exit, C modules or binary chunks, debug only for tracebacks, no files written; --sandbox=DIR: files are written only inside DIR. Reading is allowed.",
+        "--sandbox alone: no os.execute, io.popen, os.exit, C modules or binary chunks, debug only for tracebacks, no files written; --sandbox=DIR: files are written only inside DIR. Reading (outside DIR, the script's folder and scripts/), the network and the environment are refused unless granted with --allow-read, --allow-net, --allow-env.",
         valueName: "dir"))
     var sandbox: String?
+
+    @Option(name: .customLong("allow-read"), help: ArgumentHelp(
+        "Under --sandbox, also readable: these files and folders (comma-separated); --allow-read alone: every file.", valueName: "path,..."))
+    var allowRead: String?
+
+    @Option(name: .customLong("allow-net"), help: ArgumentHelp(
+        "Under --sandbox, lm.http and lm.remote may connect to these hosts (HOST, HOST:PORT, [IPv6]:PORT; comma-separated); --allow-net alone: any host.", valueName: "host[:port],..."))
+    var allowNet: String?
+
+    @Option(name: .customLong("allow-env"), help: ArgumentHelp(
+        "Under --sandbox, os.getenv and api_key_env may read these variables (comma-separated); --allow-env alone: all of them.", valueName: "name,..."))
+    var allowEnv: String?
+
+    @Option(name: .customLong("max-model-tokens"), parsing: .unconditional, help: ArgumentHelp(
+        "The tokens all model calls of the script may generate together (\"model token limit of N generated tokens reached\").", valueName: "n"))
+    var maxModelTokens: String?
+
+    @Option(name: .customLong("max-model-calls"), parsing: .unconditional, help: ArgumentHelp(
+        "The model calls (generate, sample, score, choose, inspections; each request of a batch) the script may make.", valueName: "n"))
+    var maxModelCalls: String?
 
     @Option(name: .customLong("memory-limit"), parsing: .unconditional, help: ArgumentHelp("The memory the Lua state may hold, in MB (\"memory limit of MB MB reached\").", valueName: "mb"))
     var memoryLimit: String?
@@ -82,6 +102,20 @@ struct SandboxFlags: ParsableArguments {
             }
             o.timeLimit = s
         }
+        // A grant means a sandbox: --allow-net=HOST alone refuses every other host.
+        if let v = allowRead { o.grants.read = try SandboxGrants.list(v, flag: "--allow-read"); o.enabled = true }
+        if let v = allowNet {
+            o.grants.net = try SandboxGrants.list(v, flag: "--allow-net"); o.enabled = true
+            for h in o.grants.net ?? [] { _ = try SandboxGrants.parseHost(h) }
+        }
+        if let v = allowEnv { o.grants.env = try SandboxGrants.list(v, flag: "--allow-env"); o.enabled = true }
+        func count(_ v: String?, _ flag: String) throws -> Int? {
+            guard let v else { return nil }
+            guard let n = Int(v.trimmingCharacters(in: .whitespaces)), n >= 1 else { throw UsageError(description: "\(flag) expects an integer ≥ 1, got '\(v)'") }
+            return n
+        }
+        o.maxModelTokens = try count(maxModelTokens, "--max-model-tokens")
+        o.maxModelCalls = try count(maxModelCalls, "--max-model-calls")
         return o
     }
 }

@@ -226,18 +226,22 @@ public enum Refrain {
         }
     }
 
-    /// The arguments as the parser takes them. A bare `--sandbox` (no folder) is written `--sandbox=` with a marker,
-    /// since an option's value cannot be optional there. For `run`, a `--` goes before the script's name, so that
+    /// The arguments as the parser takes them. A bare `--sandbox` (no folder), like a bare `--allow-read`,
+    /// `--allow-net` or `--allow-env` (everything), is written `--sandbox=` with a marker, since an option's value
+    /// cannot be optional there. For `run`, a `--` goes before the script's name, so that
     /// the script's own arguments (`--model` among them, say) reach the script. After `--`, nothing is changed.
     static func prepare(_ arguments: [String]) -> [String] {
-        let valued: Set<String> = ["--model", "--threads", "--memory-limit", "--time-limit", "-e"]
+        let valued: Set<String> = ["--model", "--threads", "--memory-limit", "--time-limit", "--max-model-tokens",
+                                   "--max-model-calls", "-e"]
         var out: [String] = [], i = 0
         let isRun = arguments.first == "run"
         while i < arguments.count {
             let a = arguments[i]
             if a == "--" { out += arguments[i...]; break }
             if isRun && i > 0 && !a.hasPrefix("-") { out += ["--"] + arguments[i...]; break }
-            if a == "--sandbox" { out.append("--sandbox=" + SandboxFlags.noFolder); i += 1; continue }
+            if ["--sandbox", "--allow-read", "--allow-net", "--allow-env"].contains(a) {
+                out.append(a + "=" + SandboxFlags.noFolder); i += 1; continue
+            }
             out.append(a)
             if valued.contains(a), i + 1 < arguments.count { out.append(arguments[i + 1]); i += 2; continue }
             i += 1

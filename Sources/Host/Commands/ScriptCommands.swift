@@ -6,8 +6,11 @@ import Foundation
 /// A host for Lua from the command line: `--model` or the default model when it is there (scripts that use no
 /// model run without it), `--threads`, the sandbox, and recording into the run store as a run of `script` with
 /// `args` (unless `noStore`).
-func scriptHost(model: ModelOptions, sandbox: SandboxFlags, noStore: Bool, script: String, args: [String]) throws -> LuaHost {
-    let host = try LuaHost(modelPath: try model.pathIfPresent(), threads: try model.threadCount(), sandbox: try sandbox.options())
+func scriptHost(model: ModelOptions, sandbox: SandboxFlags, noStore: Bool, script: String, args: [String],
+                scriptFile: String? = nil) throws -> LuaHost {
+    var options = try sandbox.options()
+    options.script = scriptFile
+    let host = try LuaHost(modelPath: try model.pathIfPresent(), threads: try model.threadCount(), sandbox: options)
     host.openStore(path: noStore ? nil : RunStore.defaultPath(), script: script, args: args)
     return host
 }
@@ -17,7 +20,8 @@ func runCommand(_ o: RunCommand) throws -> Int32 {
     guard let file = o.script.first else { throw UsageError(description: "run needs a Lua file: refrain run FILE.lua [ARGS...]") }
     if file.hasPrefix("-") && file != "-" { throw UsageError(description: "unknown option \(file)") }
     let args = Array(o.script.dropFirst())
-    return try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore, script: file, args: args).runFile(file, args: args)
+    return try scriptHost(model: o.model, sandbox: o.sandbox, noStore: o.noStore, script: file, args: args,
+                          scriptFile: file == "-" ? nil : file).runFile(file, args: args)
 }
 
 /// `refrain -e CODE` (each -e in turn), or the script on standard input when no -e is given.

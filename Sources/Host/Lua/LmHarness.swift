@@ -84,6 +84,11 @@ extension LuaHost {
             }
         }
         lua_setfield(L, -2, "lock")
+        pushFunction("cwd") { lua in
+            lua.push(FileManager.default.currentDirectoryPath)
+            return 1
+        }
+        lua_setfield(L, -2, "cwd")
         lua_setfield(L, lm, "fs")
     }
 

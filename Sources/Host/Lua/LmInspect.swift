@@ -62,6 +62,7 @@ extension LuaHost {
     }
 
     func attention(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("attention")
         let ids = try inspectedIDs(args, model, first)
         let o = try options(args, first + 1, known: LuaHost.attentionOptions)
         let c = model.config
@@ -78,6 +79,7 @@ extension LuaHost {
     }
 
     func hidden(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("hidden")
         let ids = try inspectedIDs(args, model, first)
         let o = try options(args, first + 1, known: LuaHost.hiddenOptions)
         let c = model.config
@@ -96,6 +98,7 @@ extension LuaHost {
     /// `logprob` (layers × (T − 1): the log-probability each layer gives the token that actually comes next) and
     /// `entropy` (layers × T, nats).
     func logitLens(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("logit_lens")
         let ids = try inspectedIDs(args, model, first)
         let o = try options(args, first + 1, known: LuaHost.lensOptions)
         let c = model.config

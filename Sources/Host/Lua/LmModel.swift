@@ -121,10 +121,15 @@ extension LuaHost {
         }
         lua.newTable()
         lua.field("__index") {
-            pushFunction("info") { lua in
+            pushFunction("info") { [unowned self] lua in
                 guard lua.string(2) == "sha256" else { return 0 }
                 lua.rawGet(1, "path")
-                let path = lua.string(-1) ?? ""
+                var path = lua.string(-1) ?? ""
+                // The table is the script's: under the sandbox its path is read only where reading is granted.
+                switch self.readablePath(path) {
+                case .success(let p): path = p
+                case .failure(let e): throw LuaError.message("info.sha256: sandbox: " + e.description)
+                }
                 guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
                     throw LuaError.message("info.sha256: cannot read \(path)")
                 }
@@ -224,6 +229,7 @@ extension LuaHost {
     }
 
     func generate(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("generate")
         let prompt = try promptIDs(args, model, first)
         let o = try generationOptions(args, opts: first + 1)
         defer { release(o) }
@@ -238,6 +244,7 @@ extension LuaHost {
     }
 
     func sample(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("sample")
         let prompt = try promptIDs(args, model, first)
         let n = try args.integer(first + 1, min: 1)
         let o = try generationOptions(args, opts: first + 2)
@@ -283,10 +290,11 @@ extension LuaHost {
             results = try m.sample(prompt: prompt, n: n, options: o.engine) { [unowned self] i, tok in
                 if i >= counts.count { counts += repeatElement(0, count: i - counts.count + 1) }
                 counts[i] += 1
+                self.generatedTokens += 1
                 if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, counts[i], i + 1, m, &callbackError) {
                     return callbackError != nil ? .stopAll : .stop
                 }
-                if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
+                if self.takeInterrupt() || self.timeIsUp || self.tokenLimitReached { self.lastInterrupted = true; return .stopAll }
                 return .proceed
             }
             if let err = callbackError { throw LuaError.raw(err) }
@@ -350,12 +358,14 @@ extension LuaHost {
                 throw fail(message)
             }
         }
+        try admitModelCall("generate_batch", count: requests.count)
         let started = Date()
         lastInterrupted = false
         var results: [[Generation]]
         do {
             results = try model.generateBatch(requests) { [unowned self] _, _, _ in
-                if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return .stopAll }
+                self.generatedTokens += 1
+                if self.takeInterrupt() || self.timeIsUp || self.tokenLimitReached { self.lastInterrupted = true; return .stopAll }
                 return .proceed
             }
         } catch {
@@ -396,6 +406,7 @@ extension LuaHost {
     }
 
     func score(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("score")
         let prefix = try promptIDs(args, model, first)
         let cont = try continuationIDs(args, model, first + 1)
         guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
@@ -425,6 +436,7 @@ extension LuaHost {
     /// "calibrated"); `lm.choice` (Lua/lm/choice.lua, the rule lm.remote's choose follows too) checks the arguments
     /// and picks the winner. Recorded as one "choose" call.
     func choose(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
+        try admitModelCall("choose")
         let prefix = try promptIDs(args, model, first)
         let lua = args.lua
         let base = lua.top
@@ -499,11 +511,12 @@ extension LuaHost {
         let lua = a.lua
         let g = try generate { [unowned self] tok in
             index += 1
+            self.generatedTokens += 1
             if stream && !tok.text.isEmpty { sink(tok.text) }
             if o.onToken != LUA_NOREF && !self.callOnToken(lua, o.onToken, tok, index, sample, m, &callbackError) {
                 return false
             }
-            if self.takeInterrupt() || self.timeIsUp { self.lastInterrupted = true; return false }
+            if self.takeInterrupt() || self.timeIsUp || self.tokenLimitReached { self.lastInterrupted = true; return false }
             return true
         }
         if let err = callbackError { throw LuaError.raw(err) }

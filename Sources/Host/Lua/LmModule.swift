@@ -39,10 +39,12 @@ extension LuaHost {
                 lua.pop()
             }
             let resolved = LuaHost.resolveModelPath(path)
+            if case .failure(let e) = self.modelReadable(given: path, resolved: resolved) { throw LuaError.message("lm.load: sandbox: " + e.description) }
             guard FileManager.default.fileExists(atPath: resolved) else {
                 throw LuaError.message("lm.load: no model file at '\(path)' (nor under $REFRAIN_HOME/models)")
             }
             self.pushModel(try LanguageModel(path: resolved, threads: threads))
+            self.loadedModelFiles.insert(LuaHost.resolveForReading(LuaHost.absolute(resolved)))
             return 1
         }
         lua_setfield(L, lm, "load")

@@ -46,7 +46,15 @@ extension LuaHost {
                 calls.append(try request(lua.absolute(-1), k))
             }
         }
-        let policy = try httpPolicy(a, 2)
+        var policy = try httpPolicy(a, 2)
+        // The sandbox's network grant, checked on the host and port the client will connect to, before any
+        // request of the list goes out.
+        for call in calls {
+            let t: (host: String, port: Int, path: String, authority: String)
+            do { t = try HTTPClient.target(call.url) } catch { throw LuaError.message("\(call.method) \(call.url): \(error)") }
+            if let why = netRefusal(host: t.host, port: t.port) { throw LuaError.message("\(a.function): \(why)") }
+        }
+        policy.allow = redirectCheck
         let outcomes = HTTPBatch.run(calls, policy)
         for (call, o) in zip(calls, outcomes) {
             if let e = o.error {
@@ -89,6 +97,7 @@ extension LuaHost {
         defer { lua.pop() }
         if !lua.isNoneOrNil(-1) {
             guard let name = lua.string(-1), !name.isEmpty else { throw LuaError.argument(o, "option 'api_key_env' must be the name of an environment variable") }
+            if let why = envRefusal(name) { throw LuaError.message("\(a.function): api_key_env: \(why)") }
             guard let key = ProcessInfo.processInfo.environment[name], !key.isEmpty else {
                 throw LuaError.message("\(a.function): the environment variable \(name) (api_key_env) is not set")
             }

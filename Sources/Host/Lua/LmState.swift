@@ -87,6 +87,7 @@ extension LuaHost {
 
     /// `st:generate(opts)`: generates after the state's tokens and appends what it generated.
     func stateGenerate(_ a: Arguments, _ st: ModelState) throws -> Int32 {
+        try admitModelCall("generate")
         let o = try generationOptions(a, opts: 2)
         defer { release(o) }
         guard st.count > 0 else { throw LuaError.message("generate: the state is empty (append a prompt first)") }

@@ -18,7 +18,35 @@ extension LuaHost {
     /// The store is opened at the first call; one that cannot be written is a one-line warning, and the work goes
     /// on unrecorded.
     public func openStore(path: String?, script: String?, args: [String]) {
-        recorder.destination = path.map { StoreSession(path: $0, info: RunStore.RunInfo(script: script, args: args, engine: refrainVersion)) }
+        let folder = sandbox.enabled ? (sandbox.folder.flatMap(LuaHost.realPath) ?? "") : nil
+        recorder.destination = path.map {
+            StoreSession(path: $0, info: RunStore.RunInfo(script: script, args: args, engine: refrainVersion, sandbox: folder))
+        }
+    }
+
+    /// Under the sandbox, the store session with this sandbox's run and folder (nil: not sandboxed, or no store).
+    var sandboxedStore: (session: StoreSession, run: Int64, folder: String)? {
+        get throws {
+            guard sandbox.enabled, let s = storeSession, let folder = s.info.sandbox else { return nil }
+            return (s, try s.run(), folder)
+        }
+    }
+
+    /// Under the sandbox, refuses an experiment that calls or results of other runs use (a sandboxed script labels,
+    /// reads and keeps results under its own experiments only: the runs of the same sandbox folder).
+    func checkOwnExperiment(_ experiment: String, _ function: String) throws {
+        guard !ownExperiments.contains(experiment) else { return }
+        let sb: (session: StoreSession, run: Int64, folder: String)?
+        do { sb = try sandboxedStore } catch { throw LuaError.message("\(function): \(error)") }
+        guard let sb else { return }
+        let n: Int
+        do { n = try sb.session.store().foreignUse(experiment: experiment, run: sb.run, folder: sb.folder) } catch {
+            throw LuaError.message("\(function): \(error)")
+        }
+        guard n == 0 else {
+            throw LuaError.message("\(function): sandbox: the experiment '\(experiment)' holds \(n) calls or results of runs outside this sandbox; a sandboxed script uses only its own experiments (choose another name)")
+        }
+        ownExperiments.insert(experiment)
     }
 
     /// Makes `lm.store` in the `lm` table at the absolute index `lm`.
@@ -51,6 +79,9 @@ extension LuaHost {
     func storeEnabled(_ lua: Lua) throws -> Int32 {
         if !lua.isNoneOrNil(1) {
             guard let on = lua.boolean(1) else { throw Arguments(lua: lua, function: "enabled").typeError(1, "boolean") }
+            if !on && sandbox.enabled && storeSession != nil {
+                throw LuaError.message("lm.store.enabled: sandbox: a sandboxed script's calls are always recorded")
+            }
             guard let s = storeSession else {
                 if on { throw LuaError.message("lm.store.enabled: the store is off for this process (--no-store or REFRAIN_STORE=0)") }
                 lua.push(false); return 1
@@ -63,7 +94,14 @@ extension LuaHost {
 
     /// Reads a labels table at `i`: experiment, item, strategy (strings or numbers), injected (a string or a list
     /// of strings), and any other string key with a string, number or boolean value.
+    /// Under the sandbox, the experiment must be the script's own (`checkOwnExperiment`).
     func readLabels(_ a: Arguments, _ i: Int32, over base: CallLabels = CallLabels()) throws -> CallLabels {
+        let l = try readLabelFields(a, i, over: base)
+        if let e = l.experiment { try checkOwnExperiment(e, "lm.store." + a.function) }
+        return l
+    }
+
+    private func readLabelFields(_ a: Arguments, _ i: Int32, over base: CallLabels) throws -> CallLabels {
         let lua = a.lua
         var l = base
         guard try a.table(i, optional: true) else { return l }
@@ -160,10 +198,14 @@ extension LuaHost {
     }
 
     func storeCalls(_ lua: Lua) throws -> Int32 {
-        let f = try readFilter(Arguments(lua: lua, function: "calls"), 1)
+        var f = try readFilter(Arguments(lua: lua, function: "calls"), 1)
         guard let s = storeSession else { throw LuaError.message("lm.store.calls: the store is off for this process") }
         let calls: [StoredCall]
-        do { calls = try s.store().calls(f) } catch { throw LuaError.message("lm.store.calls: \(error)") }
+        do {
+            // Sandboxed: the calls of this sandbox's runs only.
+            if let sb = try sandboxedStore { f.sandbox = (sb.run, sb.folder) }
+            calls = try s.store().calls(f)
+        } catch { throw LuaError.message("lm.store.calls: \(error)") }
         lua.newTable(array: calls.count) {
             for (i, c) in calls.enumerated() { lua.element(i + 1) { pushJSON(c.jsonObject) } }
         }
@@ -184,6 +226,15 @@ extension LuaHost {
             f[k] = s
         }
         guard let s = storeSession, s.enabled else { lua.push(false); return 1 }
+        // Sandboxed: only under the script's own experiment, and only for a pair this run made calls for (the host
+        // checks its own records; no Lua, the runner's included, can vouch for a result).
+        try checkOwnExperiment(f["experiment"]!, "lm.store.put_result")
+        do {
+            if let sb = try sandboxedStore,
+               try sb.session.store().callCount(run: sb.run, experiment: f["experiment"]!, item: f["item"]!, strategy: f["strategy"]!) == 0 {
+                throw LuaError.message("lm.store.put_result: sandbox: this run made no calls labelled experiment '\(f["experiment"]!)', item '\(f["item"]!)', strategy '\(f["strategy"]!)': a sandboxed script keeps only results of its own calls")
+            }
+        } catch let e as LuaError { throw e } catch { throw LuaError.message("lm.store.put_result: \(error)") }
         do {
             try s.store().putResult(experiment: f["experiment"]!, item: f["item"]!, strategy: f["strategy"]!, data: f["data"]!,
                                     run: try s.run())
@@ -201,7 +252,8 @@ extension LuaHost {
         guard let e = lua.string(-1) else { throw LuaError.argument(1, "field 'experiment' must be a string") }
         lua.pop()
         guard let s = storeSession else { throw LuaError.message("lm.store.results: the store is off for this process") }
-        let rows: [(item: String, strategy: String, data: String, run: Int64?)]
+        try checkOwnExperiment(e, "lm.store.results")
+        let rows: [(item: String, strategy: String, data: String, run: Int64?, calls: Int)]
         do { rows = try s.store().results(experiment: e) } catch { throw LuaError.message("lm.store.results: \(error)") }
         lua.newTable(array: rows.count) {
             for (i, r) in rows.enumerated() {
@@ -209,6 +261,7 @@ extension LuaHost {
                     lua.newTable {
                         lua.field("item", r.item); lua.field("strategy", r.strategy); lua.field("data", r.data)
                         if let run = r.run { lua.field("run", Int(run)) }
+                        lua.field("calls", r.calls)
                     }
                 }
             }

@@ -33,6 +33,15 @@ public final class LuaHost {
     let threads: Int
     /// The sandbox and limits this host runs its code under (none by default).
     let sandbox: SandboxOptions
+    /// The sandbox's grants, resolved when it is installed (Permissions.swift).
+    var access = SandboxAccess()
+    /// The model files this host loaded (resolved): a sandboxed script may read them.
+    var loadedModelFiles: Set<String> = []
+    /// The tokens generated and the model calls made so far (`--max-model-tokens`, `--max-model-calls`).
+    var generatedTokens = 0
+    var modelCalls = 0
+    /// Experiments a sandboxed script was found to own (LmStore.swift's `checkOwnExperiment`).
+    var ownExperiments: Set<String> = []
     /// The allocator's count and limit (SandboxOptions.memoryLimitMB); owned by the host, freed after the state.
     let limits: UnsafeMutablePointer<refrain_limits>
     /// When the current evaluation's time is up (uptime nanoseconds; 0: no limit running).
@@ -84,7 +93,10 @@ public final class LuaHost {
 
     /// Loads the model at `path` (a file, or a name under `$REFRAIN_HOME/models`) and makes it `lm.model`.
     public func loadModel(path: String) throws {
-        let model = try LanguageModel(path: LuaHost.resolveModelPath(path), threads: threads)
+        let resolved = LuaHost.resolveModelPath(path)
+        if case .failure(let e) = modelReadable(given: path, resolved: resolved) { throw HostError(description: "sandbox: " + e.description) }
+        let model = try LanguageModel(path: resolved, threads: threads)
+        loadedModelFiles.insert(LuaHost.resolveForReading(LuaHost.absolute(resolved)))
         lua_rawgeti(L, luaRegistry, lua_Integer(lmRef))
         pushModel(model)
         lua_setfield(L, -2, "model")
@@ -296,6 +308,7 @@ public final class LuaHost {
     /// A limit's message when one is reached (checked as a binding returns).
     func limitReached() -> String? {
         if timeIsUp { return sandbox.timeMessage }
+        if tokenLimitReached { return sandbox.tokenMessage }
         if overMemoryLimit() { return sandbox.memoryMessage }
         return nil
     }
@@ -316,6 +329,11 @@ public final class LuaHost {
     /// The project's `scripts/` folder: `$REFRAIN_SCRIPTS`, else the one in a repository above the executable.
     static func scriptsDirectory() -> String? {
         if let s = ProcessInfo.processInfo.environment["REFRAIN_SCRIPTS"] { return s }
+        return projectScriptsDirectory()
+    }
+
+    /// The `scripts/` folder of the repository above the executable, if it runs from one.
+    static func projectScriptsDirectory() -> String? {
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let fm = FileManager.default
         while dir.path != "/" {

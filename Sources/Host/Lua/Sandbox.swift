@@ -16,17 +16,34 @@ public struct SandboxOptions: Equatable {
     public var memoryLimitMB: Double?
     /// The wall time one evaluation (a REPL line, a script) may take (`--time-limit S`); nil: no limit.
     public var timeLimit: Double?
+    /// What a sandboxed script may read, connect to and see of the environment besides the defaults
+    /// (`--allow-read`, `--allow-net`, `--allow-env`; Permissions.swift).
+    public var grants = SandboxGrants()
+    /// The script `refrain run` runs, whose folder a sandboxed script may read (nil: `-e`, standard input, the REPL).
+    public var script: String?
+    /// The tokens all model calls together may generate (`--max-model-tokens N`); nil: no limit.
+    public var maxModelTokens: Int?
+    /// The model calls a script may make (`--max-model-calls N`); nil: no limit.
+    public var maxModelCalls: Int?
 
-    public init(enabled: Bool = false, folder: String? = nil, memoryLimitMB: Double? = nil, timeLimit: Double? = nil) {
+    public init(enabled: Bool = false, folder: String? = nil, memoryLimitMB: Double? = nil, timeLimit: Double? = nil,
+                grants: SandboxGrants = SandboxGrants(), script: String? = nil, maxModelTokens: Int? = nil,
+                maxModelCalls: Int? = nil) {
         self.enabled = enabled || folder != nil
         self.folder = folder
         self.memoryLimitMB = memoryLimitMB
         self.timeLimit = timeLimit
+        self.grants = grants
+        self.script = script
+        self.maxModelTokens = maxModelTokens
+        self.maxModelCalls = maxModelCalls
     }
 
     /// The limit's message, as the count hook raises it.
     var memoryMessage: String { "memory limit of \(LuaHost.format(memoryLimitMB ?? 0)) MB reached" }
     var timeMessage: String { "time limit of \(LuaHost.format(timeLimit ?? 0)) s reached" }
+    var tokenMessage: String { "model token limit of \(maxModelTokens ?? 0) generated tokens reached (--max-model-tokens)" }
+    var callMessage: String { "model call limit of \(maxModelCalls ?? 0) calls reached (--max-model-calls)" }
 }
 
 extension LuaHost {
@@ -58,6 +75,7 @@ extension LuaHost {
             guard let r = LuaHost.realPath(dir) else { throw HostError(description: "--sandbox: cannot resolve the folder '\(dir)'") }
             root = r
         }
+        do { access = try resolveAccess(root: root) } catch { throw HostError(description: "\(error)") }
         guard LuaHost.sandboxChunk.withCString({ refrain_luaL_loadbufferx(L, $0, strlen($0), "=sandbox", "t") }) == LUA_OK else {
             throw HostError(description: "the sandbox does not load: \(lua.string(-1) ?? "?")")
         }
@@ -68,7 +86,15 @@ extension LuaHost {
             case .failure(let e): lua.pushNil(); lua.push(e.description); return 2
             }
         }
-        if let err = lua.pcall(1, 0, traceback: false) { throw HostError(description: "the sandbox does not install: \(err)") }
+        pushFunction("sandbox") { [unowned self] lua in
+            let path = try Arguments(lua: lua, function: "sandbox").string(1)
+            switch self.readablePath(path) {
+            case .success(let p): lua.push(p); return 1
+            case .failure(let e): lua.pushNil(); lua.push(e.description); return 2
+            }
+        }
+        pushFunction("getenv") { [unowned self] lua in try self.sandboxedGetenv(lua) }
+        if let err = lua.pcall(3, 0, traceback: false) { throw HostError(description: "the sandbox does not install: \(err)") }
     }
 
     /// With a time limit, the functions that catch errors re-raise the limit's error: a script cannot outrun the
@@ -85,9 +111,14 @@ extension LuaHost {
     coroutine.resume = function(...) return after(resume(...)) end
     """#
 
-    /// The Lua side of the sandbox, called with `writable(path) -> resolved | nil, why`.
+    /// The Lua side of the sandbox, called with `writable(path)` and `readable(path)` (each `-> resolved | nil,
+    /// why`) and `getenv(name)`. Every function it uses is captured as a local when it is installed, and no string
+    /// method is called through the string metatable: a script that replaces `type`, `string.find` or
+    /// `getmetatable("").__index` changes nothing here.
     static let sandboxChunk = #"""
-    local writable = ...
+    local writable, readable, getenv = ...
+    local type, tostring, error, select, pcall = type, tostring, error, select, pcall
+    local find, gsub, gmatch, format, concat = string.find, string.gsub, string.gmatch, string.format, table.concat
     local function blocked(name)
       return function() error("sandbox: " .. name .. " is blocked (refrain --sandbox)", 2) end
     end
@@ -96,45 +127,107 @@ extension LuaHost {
     io.tmpfile = blocked("io.tmpfile")
     package.loadlib = blocked("package.loadlib")
     package.cpath = ""
+    os.getenv = getenv
 
-    -- Writing: only to paths inside the folder, resolved (symbolic links and '..' followed) before they are opened.
-    local function checked(path)
-      local p, why = writable(path)
-      if not p then error("sandbox: " .. why, 3) end
+    -- File names as the C functions read them: a number is its text (io.open(123) opens the file "123").
+    local function text(x)
+      if type(x) == "number" then return tostring(x) end
+      return x
+    end
+    -- A path through a check (writable or readable), resolved (symbolic links and '..' followed) before it is opened.
+    local function checked(check, path, level)
+      local p, why = check(path)
+      if not p then error("sandbox: " .. why, level or 3) end
       return p
     end
-    local open, output, remove, rename = io.open, io.output, os.remove, os.rename
+    local open, lines, input, output, remove, rename = io.open, io.lines, io.input, io.output, os.remove, os.rename
     io.open = function(name, mode)
-      if type(name) == "string" and type(mode) == "string" and mode:find("[wa+]") then name = checked(name) end
+      name = text(name)
+      if type(name) == "string" then
+        if type(mode) == "string" and find(mode, "[wa+]") then name = checked(writable, name)
+        else name = checked(readable, name) end
+      end
       return open(name, mode)
     end
+    io.lines = function(name, ...)
+      name = text(name)
+      if type(name) == "string" then name = checked(readable, name) end
+      return lines(name, ...)
+    end
+    io.input = function(file)
+      file = text(file)
+      if type(file) == "string" then file = checked(readable, file) end
+      return input(file)
+    end
     io.output = function(file)
-      if type(file) == "string" then file = checked(file) end
+      file = text(file)
+      if type(file) == "string" then file = checked(writable, file) end
       return output(file)
     end
-    os.remove = function(name) return remove(checked(name)) end
-    os.rename = function(from, to) return rename(checked(from), checked(to)) end
+    os.remove = function(name) return remove(checked(writable, text(name))) end
+    os.rename = function(from, to) return rename(checked(writable, text(from)), checked(writable, text(to))) end
 
-    -- Code: text chunks only (a binary chunk can break the VM), and no C modules.
+    -- Code: text chunks only (a binary chunk can break the VM), read from readable files, and no C modules.
     local load, loadfile = load, loadfile
+    local function readfile(name)
+      name = text(name)
+      if name ~= nil then name = checked(readable, name, 4) end
+      return name
+    end
     _G.load = function(chunk, name, mode, ...) return load(chunk, name, "t", ...) end
-    _G.loadfile = function(name, mode, ...) return loadfile(name, "t", ...) end
+    _G.loadfile = function(name, mode, ...) return loadfile(readfile(name), "t", ...) end
     _G.dofile = function(name)
-      local chunk, err = loadfile(name, "t")
+      local chunk, err = loadfile(readfile(name), "t")
       if not chunk then error(err, 2) end
       return chunk()
     end
+    -- package.searchpath as Lua's, trying only the files a script may read (the others are named as refused).
+    local function searchpath(name, path, sep, rep)
+      if type(name) ~= "string" or type(path) ~= "string" then error("bad argument to 'searchpath' (strings expected)", 2) end
+      sep, rep = sep or ".", rep or "/"
+      if sep ~= "" then name = gsub(name, gsub(sep, "%p", "%%%0"), (gsub(rep, "%%", "%%%%"))) end
+      local tried = {}
+      for template in gmatch(path, "[^;]+") do
+        local file = gsub(template, "%?", (gsub(name, "%%", "%%%%")))
+        local p = readable(file)
+        if p then
+          local f = open(p, "r")
+          if f then f:close(); return file end
+          tried[#tried + 1] = "\n\tno file '" .. file .. "'"
+        else
+          tried[#tried + 1] = "\n\tno file '" .. file .. "' (not readable in the sandbox: --allow-read)"
+        end
+      end
+      return nil, concat(tried)
+    end
+    package.searchpath = searchpath
     package.searchers[2] = function(name)
-      local path, err = package.searchpath(name, package.path)
+      local path, err = searchpath(name, package.path)
       if not path then return err end
-      local chunk, lerr = loadfile(path, "t")
-      if not chunk then error(("error loading module '%s' from file '%s':\n\t%s"):format(name, path, lerr), 3) end
+      local chunk, lerr = loadfile(checked(readable, path), "t")
+      if not chunk then error(format("error loading module '%s' from file '%s':\n\t%s", name, path, lerr), 3) end
       return chunk, path
     end
     package.searchers[3], package.searchers[4] = nil, nil
 
-    -- debug: tracebacks and function information only (no hooks, locals, upvalues, metatables or registry).
-    local safe = { traceback = debug.traceback, getinfo = debug.getinfo }
+    -- debug: tracebacks and function information only (no hooks, locals, upvalues, metatables or registry), and
+    -- getinfo without 'f': the function running at a level (a C function of the library inside a finalizer or a
+    -- message handler, say) is not handed out.
+    local getinfo = debug.getinfo
+    local function noF(what)
+      if what == nil then return "lnSrtu" end
+      if type(what) == "string" then return (gsub(what, "[f>]", "")) end
+      return what
+    end
+    -- A level counts from the caller of this wrapper, as it would from the caller of debug.getinfo.
+    local function safeinfo(...)
+      local a, b, c = ...
+      if type(a) == "thread" then return getinfo(a, b, noF(c)) end
+      if type(a) == "number" then a = a + 1 end
+      local info = getinfo(a, noF(b))
+      return info
+    end
+    local safe = { traceback = debug.traceback, getinfo = safeinfo }
     _G.debug, package.loaded.debug = safe, safe
     """#
 
@@ -221,6 +314,17 @@ extension LuaHost {
     }
 
     var timeIsUp: Bool { deadline != 0 && DispatchTime.now().uptimeNanoseconds >= deadline }
+
+    /// Whether the model calls together have generated `--max-model-tokens` tokens.
+    var tokenLimitReached: Bool { sandbox.maxModelTokens.map { generatedTokens >= $0 } ?? false }
+
+    /// Counts `count` model calls (a generation, a sample, a score, an inspection; a batch counts each request),
+    /// refusing them when `--max-model-calls` or `--max-model-tokens` is spent.
+    func admitModelCall(_ function: String, count: Int = 1) throws {
+        if tokenLimitReached { throw LuaError.message("\(function): \(sandbox.tokenMessage)") }
+        if let max = sandbox.maxModelCalls, modelCalls + count > max { throw LuaError.message("\(function): \(sandbox.callMessage)") }
+        modelCalls += count
+    }
 
     /// Whether the state holds more than its limit once garbage is collected.
     func overMemoryLimit() -> Bool {

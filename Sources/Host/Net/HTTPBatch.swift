@@ -11,6 +11,8 @@ struct HTTPPolicy: Sendable {
     var backoff = 0.5
     /// The Authorization header's value, when a key is used.
     var authorization: String? = nil
+    /// Under the sandbox: the refusal for a host and port (nil: allowed), for redirects.
+    var allow: (@Sendable (String, Int) -> String?)? = nil
 }
 
 /// One request of a batch.
@@ -68,7 +70,7 @@ enum HTTPBatch {
             var wait = policy.backoff * pow(2, Double(out.attempts - 1))
             do {
                 let r = try HTTPClient.send(method: call.method, url: call.url, headers: headers, body: call.body,
-                                            timeout: policy.timeout)
+                                            timeout: policy.timeout, allow: policy.allow)
                 out.response = r
                 out.error = nil
                 guard r.status == 429 || r.status >= 500 else { break }

@@ -28,6 +28,8 @@ enum HTTPClientError: Error, CustomStringConvertible {
     case malformed(String)
     /// A URL the client cannot use.
     case badURL(String)
+    /// The sandbox refused a redirect.
+    case refused(String)
 
     var description: String {
         switch self {
@@ -36,6 +38,7 @@ enum HTTPClientError: Error, CustomStringConvertible {
         case .closed(let m): return "the connection closed before the response ended (\(m))"
         case .malformed(let m): return "malformed HTTP response: \(m)"
         case .badURL(let m): return m
+        case .refused(let m): return m
         }
     }
 
@@ -45,16 +48,23 @@ enum HTTPClientError: Error, CustomStringConvertible {
     var retryable: Bool {
         switch self {
         case .connect, .timeout, .closed: return true
-        case .malformed, .badURL: return false
+        case .malformed, .badURL, .refused: return false
         }
     }
 }
 
 enum HTTPClient {
     /// Sends one request and reads the whole response, within `timeout` seconds in all.
-    static func send(method: String, url: String, headers: [(String, String)], body: Data?,
-                     timeout: Double) throws -> HTTPResponse {
-        if url.hasPrefix("https://") { return try sendTLS(method: method, url: url, headers: headers, body: body, timeout: timeout) }
+    /// Where a request to `url` connects: the host (an IPv6 address without its brackets) and port, as `send`
+    /// reads them (so that a check of the target and the connection agree), and the path it asks for.
+    static func target(_ url: String) throws -> (host: String, port: Int, path: String, authority: String) {
+        if url.hasPrefix("https://") {
+            guard let u = URL(string: url), var host = u.host, !host.isEmpty else {
+                throw HTTPClientError.badURL("URL '\(url)' has no usable host")
+            }
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, u.port ?? 443, u.path, host)
+        }
         guard url.hasPrefix("http://") else { throw HTTPClientError.badURL("URL '\(url)' is not http:// or https://") }
         let rest = url.dropFirst("http://".count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -64,15 +74,28 @@ enum HTTPClient {
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {      // [::1]:8080
             host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { port = String(after.dropFirst()) }
+            if after.hasPrefix(":") { port = String(after.dropFirst()) } else if !after.isEmpty { port = "" }
         } else if let colon = authority.lastIndex(of: ":") {
             host = String(authority[..<colon]); port = String(authority[authority.index(after: colon)...])
         }
-        guard !host.isEmpty, Int(port) != nil else { throw HTTPClientError.badURL("URL '\(url)' has no usable host and port") }
+        guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else {
+            throw HTTPClientError.badURL("URL '\(url)' has no usable host and port")
+        }
+        return (host, p, path, authority)
+    }
+
+    /// Sends one request and reads the whole response, within `timeout` seconds in all. `allow` (the sandbox's
+    /// network grant) decides whether an https redirect may be followed; plain http:// never follows one.
+    static func send(method: String, url: String, headers: [(String, String)], body: Data?,
+                     timeout: Double, allow: (@Sendable (String, Int) -> String?)? = nil) throws -> HTTPResponse {
+        if url.hasPrefix("https://") {
+            return try sendTLS(method: method, url: url, headers: headers, body: body, timeout: timeout, allow: allow)
+        }
+        let t = try target(url)
         let deadline = Date().addingTimeInterval(timeout)
-        let fd = try connect(host: host, port: port, deadline: deadline, timeout: timeout)
+        let fd = try connect(host: t.host, port: String(t.port), deadline: deadline, timeout: timeout)
         defer { Glibc.close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\nAccept: */*\r\n"
+        var head = "\(method) \(t.path) HTTP/1.1\r\nHost: \(t.authority)\r\nConnection: close\r\nAccept: */*\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
@@ -217,7 +240,7 @@ enum HTTPClient {
 
     /// https:// through URLSession (libcurl does the TLS).
     private static func sendTLS(method: String, url: String, headers: [(String, String)], body: Data?,
-                                timeout: Double) throws -> HTTPResponse {
+                                timeout: Double, allow: (@Sendable (String, Int) -> String?)?) throws -> HTTPResponse {
         guard let u = URL(string: url) else { throw HTTPClientError.badURL("URL '\(url)' does not parse") }
         var req = URLRequest(url: u, timeoutInterval: timeout)
         req.httpMethod = method
@@ -225,8 +248,14 @@ enum HTTPClient {
         for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
         final class Box: @unchecked Sendable { var result: Result<HTTPResponse, Error>? }
         let box = Box(), done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: req) { data, response, error in
-            if let error {
+        // Under the sandbox, a redirect is followed only to a granted host (the refusal is kept and raised).
+        let guardian = allow.map { RedirectGuard(allow: $0) }
+        let session = guardian.map { URLSession(configuration: .ephemeral, delegate: $0, delegateQueue: nil) } ?? URLSession.shared
+        defer { if guardian != nil { session.finishTasksAndInvalidate() } }
+        let task = session.dataTask(with: req) { data, response, error in
+            if let refused = guardian?.refused {
+                box.result = .failure(HTTPClientError.refused(refused))
+            } else if let error {
                 let e = error as NSError
                 box.result = .failure(e.code == NSURLErrorTimedOut ? HTTPClientError.timeout(timeout)
                                       : HTTPClientError.connect(e.localizedDescription))
@@ -242,5 +271,27 @@ enum HTTPClient {
         task.resume()
         if done.wait(timeout: .now() + timeout + 1) == .timedOut { task.cancel(); throw HTTPClientError.timeout(timeout) }
         return try box.result!.get()
+    }
+}
+
+/// Follows an https redirect only where the sandbox's grant allows (`allow` gives the refusal, or nil).
+final class RedirectGuard: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    let allow: @Sendable (String, Int) -> String?
+    private let lock = NSLock()
+    private var refusal: String?
+    var refused: String? { lock.withLock { refusal } }
+
+    init(allow: @escaping @Sendable (String, Int) -> String?) { self.allow = allow }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        guard let u = request.url, let host = u.host else { completionHandler(nil); return }
+        let h = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if let why = allow(h, u.port ?? (u.scheme == "https" ? 443 : 80)) {
+            lock.withLock { refusal = "redirect to \(u.absoluteString): " + why }
+            completionHandler(nil)
+        } else {
+            completionHandler(request)
+        }
     }
 }

@@ -143,6 +143,7 @@ final class REPL {
         case "help", "h", "?": write(REPL.commandHelp)
         case "load":
             guard !arg.isEmpty else { report(":load needs a file"); break }
+            if case .failure(let e) = host.readablePath((arg as NSString).expandingTildeInPath) { report("sandbox: " + e.description); break }
             let (_, seconds) = timed { host.runFile((arg as NSString).expandingTildeInPath, args: []) }
             endStreamedLine()  // a failing file's error has been reported by the host
             if timing { write(style.dim(String(format: "(%.3f s)", seconds)) + "\n") }

@@ -28,7 +28,18 @@ final class RunStore {
         db = try SQLiteDatabase(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
         try migrate()
+        try db.execute(RunStore.sandboxSchema)
     }
+
+    /// The runs made under `--sandbox`, with their folder ("" for `--sandbox` without one). Added to version 1
+    /// without a version change (older refrains ignore the table, and their runs count as not sandboxed): what a
+    /// sandboxed script may label, read and keep results under is decided by it (LmStore.swift).
+    static let sandboxSchema = """
+    CREATE TABLE IF NOT EXISTS sandboxed_runs (
+        run INTEGER PRIMARY KEY REFERENCES runs(id),
+        folder TEXT NOT NULL
+    );
+    """
 
     private func migrate() throws {
         let version = Int(try db.query("PRAGMA user_version").first?.first?.int ?? 0)
@@ -114,6 +125,8 @@ final class RunStore {
         var script: String?
         var args: [String] = []
         var engine: String
+        /// The sandbox folder of a sandboxed run ("" for `--sandbox` without one); nil: not sandboxed.
+        var sandbox: String? = nil
     }
 
     /// Adds a run row; returns its id.
@@ -123,7 +136,11 @@ final class RunStore {
                          [.real(Date().timeIntervalSince1970), info.script.map { .text($0) } ?? .null,
                           .text(CallRecord.json(info.args)), .text(info.engine),
                           .text(ProcessInfo.processInfo.hostName), .integer(Int64(getpid()))])
-            return db.lastInsertID
+            let id = db.lastInsertID
+            if let folder = info.sandbox {
+                try db.query("INSERT INTO sandboxed_runs(run, folder) VALUES (?, ?)", [.integer(id), .text(folder)])
+            }
+            return id
         }
     }
 
@@ -166,10 +183,37 @@ final class RunStore {
         }
     }
 
-    /// An experiment's results in the order they were written: item, strategy, data (the line), run.
-    func results(experiment: String) throws -> [(item: String, strategy: String, data: String, run: Int64?)] {
-        try db.query("SELECT item, strategy, data, run FROM results WHERE experiment = ? ORDER BY written, rowid",
-                     [.text(experiment)]).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "", $0[3].int) }
+    /// An experiment's results in the order they were written: item, strategy, data (the line), run, and the
+    /// number of calls the store holds under the result's labels (a result with none was not made by its calls).
+    func results(experiment: String) throws -> [(item: String, strategy: String, data: String, run: Int64?, calls: Int)] {
+        try db.query("""
+            SELECT r.item, r.strategy, r.data, r.run,
+                   (SELECT COUNT(*) FROM calls c WHERE c.experiment = r.experiment AND c.item = r.item AND c.strategy = r.strategy)
+            FROM results r WHERE r.experiment = ? ORDER BY r.written, r.rowid
+            """, [.text(experiment)]).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "", $0[3].int, Int($0[4].int ?? 0)) }
+    }
+
+    /// The SQL condition "run ? belongs to the sandbox": the run itself, or (with a folder) any run sandboxed to
+    /// the same folder. Values: run, folder, folder.
+    static let ownRun = "(%@ = ? OR (? != '' AND %@ IN (SELECT run FROM sandboxed_runs WHERE folder = ?)))"
+
+    static func own(_ column: String) -> String {
+        ownRun.replacingOccurrences(of: "%@", with: column)
+    }
+
+    /// How many calls and results of `experiment` come from runs that are not this sandbox's (`run`, `folder`):
+    /// a sandboxed script may use only an experiment that none has.
+    func foreignUse(experiment: String, run: Int64, folder: String) throws -> Int {
+        let v: [SQLValue] = [.text(experiment), .integer(run), .text(folder), .text(folder)]
+        let calls = try db.query("SELECT COUNT(*) FROM calls WHERE experiment = ? AND NOT \(RunStore.own("run"))", v).first?.first?.int ?? 0
+        let results = try db.query("SELECT COUNT(*) FROM results WHERE experiment = ? AND (run IS NULL OR NOT \(RunStore.own("run")))", v).first?.first?.int ?? 0
+        return Int(calls + results)
+    }
+
+    /// How many calls run `run` made under the labels experiment, item, strategy.
+    func callCount(run: Int64, experiment: String, item: String, strategy: String) throws -> Int {
+        Int(try db.query("SELECT COUNT(*) FROM calls WHERE run = ? AND experiment = ? AND item = ? AND strategy = ?",
+                         [.integer(run), .text(experiment), .text(item), .text(strategy)]).first?.first?.int ?? 0)
     }
 
     /// The SHA-256 of the model file at `path`, from the store's cache when the file's size and modification

@@ -35,6 +35,8 @@ struct CallFilter {
     var search: String?
     /// At most this many, the newest first when set, else every match oldest first.
     var limit: Int?
+    /// Only the calls of this sandbox: of run `run`, or of any run sandboxed to `folder` (when not "").
+    var sandbox: (run: Int64, folder: String)?
 }
 
 extension RunStore {
@@ -61,6 +63,9 @@ extension RunStore {
         match("kind", filter.kind.map { .text($0) })
         if let q = filter.search {
             conditions.append("c.id IN (SELECT rowid FROM search WHERE search MATCH ?)"); values.append(.text(q))
+        }
+        if let sb = filter.sandbox {
+            conditions.append(RunStore.own("c.run")); values += [.integer(sb.run), .text(sb.folder), .text(sb.folder)]
         }
         var sql = """
             SELECT c.id, c.run, c.kind, c.backend, c.model, c.model_sha256, c.prompt, c.prompt_ids, c.options, c.result,

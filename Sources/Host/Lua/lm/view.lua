@@ -5,9 +5,12 @@
 local lm = require "lm"
 local M, doc = {}, {}
 
+-- Read when the host starts, before refrain --sandbox takes the environment away.
+local getenv = os.getenv
+
 local function use_color(opts)
   if opts.color ~= nil then return opts.color end
-  local no = os.getenv("NO_COLOR")
+  local no = getenv("NO_COLOR")
   return (no == nil or no == "") and lm.isatty(io.stdout)
 end
 
