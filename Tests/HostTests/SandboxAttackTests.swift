@@ -60,6 +60,12 @@ final class SandboxAttackTests: XCTestCase {
                      "os.rename('\(s)', '\(dir)/stolen.txt')"] {
             assertRefused(h, code, code.hasPrefix("os.rename") ? "outside the sandbox folder" : read)
         }
+        // A NUL byte: C would open the part before it, whatever the part after it resolves to.
+        for code in ["io.open('\(s)\\0/../../dir/x')", "io.open('\(s)\\0')", "io.open('\(dir)/x\\0/../../secrets/key.txt')",
+                     "io.open('/etc/passwd\\0x', 'w')", "lm.fs.mkdir('/tmp/x\\0/../\(dir)/y')"] {
+            let e = error(h, code)
+            XCTAssertTrue(e.contains("NUL byte is refused") || e.contains("--allow-read="), "\(code): \(e)")
+        }
         // A file that exists and one that does not are refused alike (no existence oracle).
         let there = error(h, "io.open('\(s)')"), missing = error(h, "io.open('\(sdir)/none.txt')")
         XCTAssertEqual(there.replacingOccurrences(of: "key.txt", with: "X"), missing.replacingOccurrences(of: "none.txt", with: "X"))
@@ -214,11 +220,25 @@ final class SandboxAttackTests: XCTestCase {
         XCTAssertEqual(granted.connections, 0, "no request of the refused list went out")
         // The redirect comes back as the response; nothing reaches its target.
         XCTAssertEqual(h.evaluate("lm.http({url = 'http://127.0.0.1:\(redirector.port)/'}, {retries = 0}).status"), .values(["302"]))
+        // https:// goes through URLSession, which follows redirects: only to a granted host (sent here over http://,
+        // the same code path without the TLS).
+        let toGranted = try Listener(response: "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:\(G)/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        defer { toGranted.stop() }
+        let check = try XCTUnwrap(h.redirectCheck)
+        XCTAssertThrowsError(try HTTPClient.sendWithURLSession(method: "POST", url: "http://127.0.0.1:\(redirector.port)/", headers: [],
+                                                               body: Data("TOPSECRET".utf8), timeout: 5, allow: check)) { e in
+            XCTAssertTrue("\(e)".contains("redirect to http://127.0.0.1:\(R)/steal: sandbox: connecting to 127.0.0.1:\(R) is refused (grant it with --allow-net=127.0.0.1:\(R))"), "\(e)")
+        }
+        let followed = try HTTPClient.sendWithURLSession(method: "GET", url: "http://127.0.0.1:\(toGranted.port)/", headers: [],
+                                                         body: nil, timeout: 5, allow: check)
+        XCTAssertEqual(followed.status, 200)
+        XCTAssertEqual(String(decoding: followed.body, as: UTF8.self), "ok")
+        XCTAssertEqual(granted.connections, 1, "the redirect to the granted host was followed")
         // The grant works.
         XCTAssertEqual(h.evaluate("lm.http({url = 'http://127.0.0.1:\(G)/'}, {retries = 0}).body"), .values(["ok"]))
         Thread.sleep(forTimeInterval: 0.2)
-        XCTAssertEqual(granted.connections, 1)
-        XCTAssertEqual(redirector.connections, 1)
+        XCTAssertEqual(granted.connections, 2)
+        XCTAssertEqual(redirector.connections, 2)
         XCTAssertEqual(refused.connections, 0, "a refused request reached the listener")
         XCTAssertEqual(refused.bytes, 0)
         XCTAssertEqual(v6?.connections ?? 0, 0)

@@ -130,17 +130,14 @@ extension LuaHost {
     /// refusal reads the same whether the file exists or not.
     func readablePath(_ path: String) -> Result<String, SandboxRefusal> {
         guard sandbox.enabled, let roots = access.readRoots else { return .success(path) }
+        // C reads a name only up to a NUL: a name with one would be checked as one file and opened as another.
+        guard !path.contains("\0") else { return .failure(SandboxRefusal(description: "reading a file name with a NUL byte is refused")) }
         let given = LuaHost.absolute(path)
         let resolved = LuaHost.resolveForReading(given)
         if roots.contains(where: { LuaHost.inside(resolved, $0) }) || loadedModelFiles.contains(resolved) {
-            return .success(realPathOrGiven(resolved, path))
+            return .success(resolved)   // what was checked is what is opened
         }
         return .failure(SandboxRefusal(description: "reading '\(path)' is refused (grant it with --allow-read=\(given))"))
-    }
-
-    private func realPathOrGiven(_ resolved: String, _ path: String) -> String {
-        var st = stat()
-        return lstat(resolved, &st) == 0 ? resolved : path
     }
 
     /// Under the sandbox, whether `lm.load` may read the model at `resolved` (what `resolveModelPath(given)` gave):

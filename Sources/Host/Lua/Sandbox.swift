@@ -237,6 +237,7 @@ extension LuaHost {
     /// `path` resolved (relative to the current folder, symbolic links and `..` followed) when it lies inside
     /// `root`; otherwise why not. A file that does not exist yet is resolved through its folder.
     static func writablePath(_ path: String, root: String?) -> Result<String, SandboxRefusal> {
+        guard !path.contains("\0") else { return .failure(SandboxRefusal(description: "writing a file name with a NUL byte is refused")) }
         guard let root else {
             return .failure(SandboxRefusal(description: "writing '\(path)' is blocked (refrain --sandbox=DIR allows writing inside DIR)"))
         }
@@ -265,6 +266,7 @@ extension LuaHost {
     /// `path`, a folder to make with its missing parents, resolved as `writablePath` does when it lies inside
     /// `root`: the part that exists is resolved (symbolic links and `..` followed), the rest must not hold `..`.
     static func creatablePath(_ path: String, root: String?) -> Result<String, SandboxRefusal> {
+        guard !path.contains("\0") else { return .failure(SandboxRefusal(description: "writing a file name with a NUL byte is refused")) }
         guard let root else {
             return .failure(SandboxRefusal(description: "writing '\(path)' is blocked (refrain --sandbox=DIR allows writing inside DIR)"))
         }

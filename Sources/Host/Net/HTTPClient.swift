@@ -89,7 +89,7 @@ enum HTTPClient {
     static func send(method: String, url: String, headers: [(String, String)], body: Data?,
                      timeout: Double, allow: (@Sendable (String, Int) -> String?)? = nil) throws -> HTTPResponse {
         if url.hasPrefix("https://") {
-            return try sendTLS(method: method, url: url, headers: headers, body: body, timeout: timeout, allow: allow)
+            return try sendWithURLSession(method: method, url: url, headers: headers, body: body, timeout: timeout, allow: allow)
         }
         let t = try target(url)
         let deadline = Date().addingTimeInterval(timeout)
@@ -238,8 +238,9 @@ enum HTTPClient {
         throw HTTPClientError.closed("the last chunk did not come")
     }
 
-    /// https:// through URLSession (libcurl does the TLS).
-    private static func sendTLS(method: String, url: String, headers: [(String, String)], body: Data?,
+    /// https:// through URLSession (libcurl does the TLS). URLSession follows redirects, asking `allow` first (the
+    /// tests send http:// through here too, to see a redirect refused).
+    static func sendWithURLSession(method: String, url: String, headers: [(String, String)], body: Data?,
                                 timeout: Double, allow: (@Sendable (String, Int) -> String?)?) throws -> HTTPResponse {
         guard let u = URL(string: url) else { throw HTTPClientError.badURL("URL '\(url)' does not parse") }
         var req = URLRequest(url: u, timeoutInterval: timeout)
