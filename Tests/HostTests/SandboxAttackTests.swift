@@ -85,6 +85,8 @@ final class SandboxAttackTests: XCTestCase {
         XCTAssertEqual(h.evaluate("local f = io.open('\(dir)/a.txt', 'w'); f:write('hi'); f:close(); return io.open('\(dir)/a.txt'):read('a')"),
                        .values(["hi"]))
         XCTAssertEqual(h.evaluate("local n = 0 for _ in io.lines('\(dir)/a.txt') do n = n + 1 end return n"), .values(["1"]))
+        try #"{"x": 1}"#.write(toFile: "\(dir)/d.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(h.evaluate("lm.data.jsonl('\(dir)/d.jsonl')[1].x"), .values(["1"]), "lm.data reads inside the grants")
         // The project's strategy library (package.path's scripts folder) loads with require.
         XCTAssertEqual(h.evaluate("type(require 'strategies.selection')"), .values(["table"]))
         // The script's own folder: with a script there, its neighbours are readable.
