@@ -298,6 +298,9 @@ final class SandboxAttackTests: XCTestCase {
         free.openStore(path: store, script: "free.lua", args: [])
         try s.putResult(experiment: "victim", item: "2", strategy: "g", data: "{}", run: nil)
         XCTAssertEqual(free.evaluate("local r = lm.store.results{experiment = 'victim'}; return r[1].calls, r[2].calls"), .values(["1", "0"]))
+        // ... and a mark when a sandboxed run wrote them (a sandbox may have claimed a name another run uses later).
+        XCTAssertEqual(free.evaluate("local r = lm.store.results{experiment = 'mine'}; return r[1].calls, r[1].sandboxed"), .values(["1", "true"]))
+        XCTAssertEqual(again.evaluate("lm.store.results{experiment = 'mine'}[1].sandboxed"), .values(["nil"]), "not within its own sandbox")
     }
 
     /// The runner restores from the store only results its calls back: a result forged into the store (by an

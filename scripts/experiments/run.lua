@@ -1161,13 +1161,16 @@ end
 local absorbed = absorb_workers(o, results_path, lines, done, check)
 if absorbed > 0 then print(("kept %d results the workers of a stopped run had written"):format(absorbed)) end
 if lm.store.path() then
-  local restored, unbacked = {}, 0
+  local restored, unbacked, sandboxed = {}, 0, 0
   for _, r in ipairs(lm.store.results{experiment = o.experiment}) do
     local l = lm.json.decode(r.data)
     local key = pair_key(l.item, l.strategy, l.seed_set)
     if not done[key] and r.calls == 0 then
       -- No call of the store made it (written by something other than a run of its pair): run the pair again.
       unbacked = unbacked + 1
+    elseif not done[key] and r.sandboxed then
+      -- Written by a script under refrain --sandbox of another folder (or read outside any): not restored.
+      sandboxed = sandboxed + 1
     elseif not done[key] then
       -- Not in the file: the store kept it when the file was moved, lost or cut short.
       check(#lines + 1, l, ("the run store's result for item %s, strategy %s, of experiment %s (kept there, not "
@@ -1182,6 +1185,10 @@ if lm.store.path() then
     f:write(table.concat(restored))
     f:close()
     print(("restored %d results from the run store (experiment %s)"):format(#restored, o.experiment))
+  end
+  if sandboxed > 0 then
+    io.stderr:write(("run.lua: warning: %d results the run store holds for experiment %s were written by a sandboxed "
+      .. "run; they are not restored here, and their pairs run again\n"):format(sandboxed, o.experiment))
   end
   if unbacked > 0 then
     io.stderr:write(("run.lua: warning: %d results the run store holds for experiment %s have no calls under their "

@@ -253,7 +253,7 @@ extension LuaHost {
         lua.pop()
         guard let s = storeSession else { throw LuaError.message("lm.store.results: the store is off for this process") }
         try checkOwnExperiment(e, "lm.store.results")
-        let rows: [(item: String, strategy: String, data: String, run: Int64?, calls: Int)]
+        let rows: [(item: String, strategy: String, data: String, run: Int64?, calls: Int, sandbox: String?)]
         do { rows = try s.store().results(experiment: e) } catch { throw LuaError.message("lm.store.results: \(error)") }
         lua.newTable(array: rows.count) {
             for (i, r) in rows.enumerated() {
@@ -262,6 +262,10 @@ extension LuaHost {
                         lua.field("item", r.item); lua.field("strategy", r.strategy); lua.field("data", r.data)
                         if let run = r.run { lua.field("run", Int(run)) }
                         lua.field("calls", r.calls)
+                        // Written by a sandboxed run of another sandbox (or read outside any): not this run's to trust.
+                        if let folder = r.sandbox, !(sandbox.enabled && folder != "" && folder == storeSession?.info.sandbox) {
+                            lua.field("sandboxed", true)
+                        }
                     }
                 }
             }

@@ -183,14 +183,16 @@ final class RunStore {
         }
     }
 
-    /// An experiment's results in the order they were written: item, strategy, data (the line), run, and the
-    /// number of calls the store holds under the result's labels (a result with none was not made by its calls).
-    func results(experiment: String) throws -> [(item: String, strategy: String, data: String, run: Int64?, calls: Int)] {
+    /// An experiment's results in the order they were written: item, strategy, data (the line), run, the number
+    /// of calls the store holds under the result's labels (a result with none was not made by its calls), and the
+    /// sandbox folder of the run that wrote it ("" for `--sandbox` without one; nil: not sandboxed).
+    func results(experiment: String) throws -> [(item: String, strategy: String, data: String, run: Int64?, calls: Int, sandbox: String?)] {
         try db.query("""
             SELECT r.item, r.strategy, r.data, r.run,
-                   (SELECT COUNT(*) FROM calls c WHERE c.experiment = r.experiment AND c.item = r.item AND c.strategy = r.strategy)
-            FROM results r WHERE r.experiment = ? ORDER BY r.written, r.rowid
-            """, [.text(experiment)]).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "", $0[3].int, Int($0[4].int ?? 0)) }
+                   (SELECT COUNT(*) FROM calls c WHERE c.experiment = r.experiment AND c.item = r.item AND c.strategy = r.strategy),
+                   s.folder
+            FROM results r LEFT JOIN sandboxed_runs s ON s.run = r.run WHERE r.experiment = ? ORDER BY r.written, r.rowid
+            """, [.text(experiment)]).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "", $0[3].int, Int($0[4].int ?? 0), $0[5].string) }
     }
 
     /// The SQL condition "run ? belongs to the sandbox": the run itself, or (with a folder) any run sandboxed to
