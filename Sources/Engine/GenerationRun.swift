@@ -15,8 +15,13 @@ struct GenerationRun {
     var g = Generation()
     var text = ""
     var done = false
+    /// The grammar the text must follow, and where in it the generation is.
+    let constraint: GrammarConstraint?
+    var grammarState: Int32 = 0
 
-    init(state: ModelState, options: GenerationOptions, start: Date, promptTokens: Int? = nil, cached: Int = 0) {
+    init(state: ModelState, options: GenerationOptions, start: Date, promptTokens: Int? = nil, cached: Int = 0) throws {
+        constraint = try options.grammar.map { try GrammarCache.shared.constraint($0, tokenizer: state.model.tokenizer) }
+        grammarState = constraint?.initial ?? 0
         self.state = state
         self.options = options
         self.start = start
@@ -40,20 +45,60 @@ struct GenerationRun {
     /// Samples one token from `row` (the logits after the state's last token) and appends it; nil when the
     /// generation ended without one (end of generation).
     mutating func consume(_ row: [Float]) throws -> GeneratedToken? {
-        let opts = options
         let history = state.tokens
-        let (id, lp, top, entropy): (Int32, Float, [(id: Int32, logprob: Float)], Float?) = row.withUnsafeBufferPointer { row in
-            let id = sampler.sample(row, history: history)
-            let lp = Float(LogProbs.logProb(row, id))
-            guard opts.topLogprobs > 0 else { return (id, lp, [], nil) }
-            return (id, lp, LogProbs.topK(row, opts.topLogprobs), Float(LogProbs.entropy(row)))
+        var constrainedLogprob: Float? = nil
+        let id: Int32
+        if let c = constraint {
+            // The grammar is complete and takes nothing more: the constraint ends the text.
+            if !c.canContinue(grammarState) { g.finish = .stop; done = true; return nil }
+            // Greedy without penalties: the most likely token, when the grammar allows it, is the most likely allowed
+            // one, and checking it costs one walk of its bytes instead of a mask over the vocabulary.
+            let p = options.sampling
+            let penalised = p.penaltyLastN != 0 && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
+            if p.temperature <= 0 && !penalised {
+                let best = row.withUnsafeBufferPointer { LogProbs.argmax($0) }
+                if c.allowsFast(grammarState, best) { return try take(best, row, constrained: nil, constraint: c) }
+            }
+            // Sampling (temperature, top-k/p, min-p, penalties) sees only the tokens the grammar allows.
+            let mask = c.mask(grammarState)
+            var masked = row
+            var any = false
+            masked.withUnsafeMutableBufferPointer { m in
+                for i in 0..<m.count where mask[i >> 6] & (1 << UInt64(i & 63)) == 0 { m[i] = -.infinity }
+                any = m.contains { $0 > -.infinity }
+            }
+            guard any else { g.finish = .incomplete; done = true; return nil }   // no token of the vocabulary can go on
+            id = sampler.sample(masked, history: history)
+            constrainedLogprob = Float(LogProbs.logProb(masked, id))
+        } else {
+            id = sampler.sample(row, history: history)
         }
-        if eog.contains(id) && !options.ignoreEOS { g.finish = .eos; g.endToken = id; done = true; return nil }
+        return try take(id, row, constrained: constrainedLogprob, constraint: constraint)
+    }
+
+    /// Appends token `id` drawn from `row` (the model's logits): its log-probabilities, the grammar's next state,
+    /// the stop strings and end of generation.
+    private mutating func take(_ id: Int32, _ row: [Float], constrained constrainedLogprob: Float?,
+                               constraint: GrammarConstraint?) throws -> GeneratedToken? {
+        let opts = options
+        let (lp, top, entropy): (Float, [(id: Int32, logprob: Float)], Float?) = row.withUnsafeBufferPointer { row in
+            let lp = Float(LogProbs.logProb(row, id))   // the model's own log-probability, as without a grammar
+            guard opts.topLogprobs > 0 else { return (lp, [], nil) }
+            return (lp, LogProbs.topK(row, opts.topLogprobs), Float(LogProbs.entropy(row)))
+        }
+        if eog.contains(id) && (!options.ignoreEOS || constraint != nil) { g.finish = .eos; g.endToken = id; done = true; return nil }
+        if let c = constraint {
+            guard let next = c.accept(grammarState, id) else {
+                throw EngineError.badInput("grammar: token \(id) was drawn but the grammar refuses it (a bug: please report it)")
+            }
+            grammarState = next
+        }
         try state.append([id])
         g.ids.append(id)
         let step = stops.feed(decoder.push(id))
         text += step.text
-        let tok = GeneratedToken(id: id, text: step.text, logprob: lp, top: top, entropy: entropy)
+        var tok = GeneratedToken(id: id, text: step.text, logprob: lp, top: top, entropy: entropy)
+        tok.constrainedLogprob = constrainedLogprob
         g.tokens.append(tok)
         if step.stop != nil { g.finish = .stop; done = true }
         return tok
@@ -66,6 +111,8 @@ struct GenerationRun {
 
     /// The result, with the text held back by the decoder and the stop matcher.
     mutating func finish() -> Generation {
+        // The token limit or the context reached inside the grammar: a finish reason of its own.
+        if let c = constraint, g.finish == .length, !c.isComplete(grammarState) { g.finish = .incomplete }
         if g.finish != .stop {
             text += stops.feed(decoder.finish()).text
             text += stops.flush()

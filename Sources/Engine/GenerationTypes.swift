@@ -21,6 +21,9 @@ public struct GenerationOptions: Sendable {
     public var topLogprobs = 0
     /// Keep going past end-of-generation tokens.
     public var ignoreEOS = false
+    /// A GBNF grammar (llama.cpp's syntax) the generated text must follow: every token is drawn from those the
+    /// grammar allows at that point (GrammarMatcher.swift); nil: free generation.
+    public var grammar: String? = nil
     public init() {}
 
     /// The most alternatives a generation reports per token (each becomes a table in Lua, a JSON object on the
@@ -33,6 +36,7 @@ public struct GenerationOptions: Sendable {
         guard topLogprobs >= 0, topLogprobs <= GenerationOptions.maxTopLogprobs else {
             throw EngineError.badInput("logprobs: at most \(GenerationOptions.maxTopLogprobs) alternatives per token, got \(topLogprobs)")
         }
+        if let g = grammar { _ = try GrammarCache.shared.grammar(g) }
     }
 }
 
@@ -47,6 +51,9 @@ public struct GeneratedToken: Sendable {
     public let top: [(id: Int32, logprob: Float)]
     /// The entropy of the model's distribution at this step in nats (when alternatives were asked for).
     public var entropy: Float? = nil
+    /// Under a grammar: the token's log-probability in the distribution the grammar left (the model's, renormalised
+    /// over the allowed tokens, before temperature and truncation); nil without one.
+    public var constrainedLogprob: Float? = nil
 }
 
 /// What `sample` does after a token: go on, stop this sequence, or stop every sequence.
@@ -56,7 +63,8 @@ public enum SampleAction: Sendable {
 
 /// Why a generation ended.
 public enum FinishReason: String, Sendable {
-    case stop, length, eos, cancelled
+    /// `incomplete`: the token limit (or the context) was reached inside a grammar, before it was complete.
+    case stop, length, eos, cancelled, incomplete
 }
 
 /// The result of a generation.

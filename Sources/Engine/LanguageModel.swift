@@ -156,7 +156,7 @@ public final class LanguageModel {
                 var o = q.options
                 o.sampling.seed = q.options.sampling.seed &+ UInt64(i)
                 let st = base.derive(base.tokens, keeping: base.cache.count, room: q.options.maxTokens)
-                runs.append(GenerationRun(state: st, options: o, start: t0, cached: cached))
+                runs.append(try GenerationRun(state: st, options: o, start: t0, cached: cached))
                 owner.append((r, i))
             }
             rememberState(base)

@@ -69,7 +69,7 @@ public final class ModelState {
         try options.check()
         let t0 = Date()
         _ = try logits()
-        var run = GenerationRun(state: self, options: options, start: t0)
+        var run = try GenerationRun(state: self, options: options, start: t0)
         while run.canContinue {
             let row = try logits()
             if let tok = try run.consume(row), !run.done, let cb = onToken, !cb(tok) { run.cancel() }

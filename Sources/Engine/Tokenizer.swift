@@ -62,6 +62,8 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Number of entries in the vocabulary.
     public var vocabularySize: Int { kinds.count }
+    /// The vocabulary's byte trie for constrained generation, built on first use (GrammarMatcher.swift).
+    let trieCache = TokenTrieCache()
     /// The beginning-of-sequence token, if the vocabulary has one.
     public let bos: Int32?
     /// The end-of-sequence token, if the vocabulary has one.

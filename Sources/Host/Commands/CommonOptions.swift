@@ -138,6 +138,7 @@ struct GenerationFlags: ParsableArguments {
     @Option(name: .customLong("stop"), parsing: .unconditionalSingleValue, help: schemaHelp("stop")) var stop: [String] = []
     @Option(name: .customLong("logprobs"), parsing: .unconditional, help: schemaHelp("logprobs")) var logprobs: String?
     @Flag(name: .customLong("ignore-eos"), help: schemaHelp("ignore_eos")) var ignore_eos = false
+    @Option(name: .customLong("grammar"), parsing: .unconditional, help: schemaHelp("grammar")) var grammar: String?
 
     /// The values given, as (schema key, text), read off the properties by their names.
     var given: [(key: String, text: String)] {
@@ -174,6 +175,7 @@ func schemaHelp(_ key: String) -> ArgumentHelp {
     case .integer: valueName = "n"
     case .number: valueName = "x"
     case .strings: valueName = "text"
+    case .text: valueName = "text"
     case .boolean, .function: valueName = ""
     }
     return ArgumentHelp(spec.help + GenerationSchema.notes(spec), valueName: valueName.isEmpty ? nil : valueName)

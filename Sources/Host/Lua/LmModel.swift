@@ -578,6 +578,10 @@ extension LuaHost {
                 }
                 lua.field("entropy") { lua.push(numbers: g.tokens.map { $0.entropy ?? .nan }) }
             }
+            if g.tokens.contains(where: { $0.constrainedLogprob != nil }) {
+                // Under a grammar: each token's log-probability in the distribution the grammar left.
+                lua.field("constrained_logprobs") { lua.push(numbers: g.tokens.map { $0.constrainedLogprob ?? .nan }) }
+            }
             lua.field("finish", g.finish.rawValue)
             lua.field("usage") {
                 lua.newTable {

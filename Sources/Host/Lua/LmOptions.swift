@@ -103,6 +103,9 @@ extension LuaHost {
             value = .boolean(v)
         case .strings:
             value = .strings(try stopStrings(lua, i, name: name, error: error))
+        case .text:
+            guard lua.type(i) == LUA_TSTRING, let s = lua.string(i) else { throw error(name, "must be a string, got \(got)") }
+            value = .text(s)
         case .function:
             guard lua.type(i) == LUA_TFUNCTION else { throw error(name, "must be a function, got \(got)") }
             if o.onToken != LUA_NOREF { luaL_unref(L, luaRegistry, o.onToken) }
@@ -204,6 +207,7 @@ extension Lua {
         case .number(let d): push(d)
         case .boolean(let b): push(b)
         case .strings(let s): push(strings: s)
+        case .text(let s): if s.isEmpty { pushNil() } else { push(s) }
         }
     }
 }

@@ -11,6 +11,8 @@ public enum OptionValue: Equatable, Sendable {
     case number(Double)
     case boolean(Bool)
     case strings([String])
+    /// One string ("" for none: the option is off).
+    case text(String)
 }
 
 /// The surfaces an option appears on.
@@ -35,7 +37,7 @@ public struct OptionSurfaces: OptionSet, Sendable {
 public struct OptionSpec: Sendable {
     /// What values the option takes.
     public enum Kind: String, Sendable {
-        case integer, number, boolean, strings, function
+        case integer, number, boolean, strings, text, function
     }
 
     /// The key in Lua tables, JSON requests and the run store (`max_tokens`).
@@ -86,7 +88,7 @@ public struct OptionSpec: Sendable {
         case (.integer, .integer(let i)): x = Double(i)
         case (.number, .number(let d)): x = d
         case (.number, .integer(let i)): x = Double(i)
-        case (.boolean, .boolean), (.strings, .strings): return nil
+        case (.boolean, .boolean), (.strings, .strings), (.text, .text): return nil
         default: return "must be \(kindText)"
         }
         let inside = !x.isNaN && (minimum.map { exclusiveMinimum ? x > $0 : x >= $0 } ?? true) && (maximum.map { x <= $0 } ?? true)
@@ -100,6 +102,7 @@ public struct OptionSpec: Sendable {
         case .number: "a number"
         case .boolean: "a boolean"
         case .strings: "a string or a list of strings"
+        case .text: "a string"
         case .function: "a function"
         }
     }
@@ -125,6 +128,9 @@ public struct OptionSpec: Sendable {
         case .strings:
             let s = text.replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\t", with: "\t")
             value = .strings(s.isEmpty || s == "none" ? [] : [s])
+        case .text:
+            let s = text.replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\t", with: "\t")
+            value = .text(s == "none" ? "" : s)
         case .function:
             return .failure(OptionError(key: key, message: "takes a function: set it in Lua (lm.defaults.\(key) = function ... end)"))
         }
@@ -172,6 +178,11 @@ struct EngineField: Sendable {
     static func strings(_ path: WritableKeyPath<GenerationOptions, [String]> & Sendable) -> EngineField {
         EngineField(get: { .strings($0[keyPath: path]) }, set: { if case .strings(let s) = $1 { $0[keyPath: path] = s } })
     }
+    /// An optional string: "" reads and writes as nil (off).
+    static func text(_ path: WritableKeyPath<GenerationOptions, String?> & Sendable) -> EngineField {
+        EngineField(get: { .text($0[keyPath: path] ?? "") },
+                    set: { if case .text(let s) = $1 { $0[keyPath: path] = s.isEmpty ? nil : s } })
+    }
 }
 
 /// A Float as the shortest decimal that reads back as it (0.05, not 0.05000000074505806), for JSON.
@@ -208,6 +219,8 @@ public enum GenerationSchema {
                    "report the K most likely alternatives of each generated token"),
         OptionSpec("ignore_eos", .boolean, .boolean(\.ignoreEOS),
                    "keep generating past end-of-generation tokens"),
+        OptionSpec("grammar", .text, surfaces: [.lua, .commandLine, .server, .store], .text(\.grammar),
+                   "a GBNF grammar (llama.cpp's syntax, start rule root) the text must follow; each token is drawn from those it allows"),
         OptionSpec("stream", .boolean, surfaces: [.lua, .remote], nil,
                    "print the text as it comes (default: in the REPL)"),
         OptionSpec("on_token", .function, surfaces: [.lua], nil,
@@ -227,6 +240,7 @@ public enum GenerationSchema {
         var f: [String: Any] = [:]
         for spec in options where spec.surfaces.contains(.store) {
             guard let v = spec.field?.get(o) else { continue }
+            if case .text("") = v { continue }   // an option that is off is not written
             f[spec.key] = jsonValue(v)
         }
         return f
@@ -249,6 +263,7 @@ public enum GenerationSchema {
         case .number(let d): d
         case .boolean(let b): b
         case .strings(let s): s
+        case .text(let s): s
         }
     }
 
@@ -259,6 +274,7 @@ public enum GenerationSchema {
         case .number: return (raw as? NSNumber).map { .number($0.doubleValue) }
         case .boolean: return (raw as? Bool).map { .boolean($0) }
         case .strings: return (raw as? [String]).map { .strings($0) } ?? (raw as? String).map { .strings([$0]) }
+        case .text: return (raw as? String).map { .text($0) }
         case .function: return nil
         }
     }

@@ -63,6 +63,9 @@ struct RequestFields {
             return .boolean(b)
         case .strings:
             return .strings(try strings(k))
+        case .text:
+            guard case .string(let s) = v else { throw RequestFields.bad(k, "must be a string, got \(v.typeName)") }
+            return .text(s)
         case .function:
             throw RequestFields.bad(k, "cannot be given over HTTP")
         }

@@ -1,0 +1,156 @@
+// GBNF grammars (Grammar.swift) and the matcher that constrains generation (GrammarMatcher.swift): parsing as
+// llama.cpp parses, the language a grammar accepts, token masks against a real vocabulary, and errors with positions.
+import Foundation
+import XCTest
+@testable import Engine
+
+final class GrammarTests: XCTestCase {
+    nonisolated(unsafe) static var tokenizer: Tokenizer?
+
+    func smolTokenizer() throws -> Tokenizer {
+        if let t = GrammarTests.tokenizer { return t }
+        let m = try LanguageModel(path: try TestModels.path(TestModels.smolLM2), threads: 1)
+        GrammarTests.tokenizer = m.tokenizer
+        return m.tokenizer
+    }
+
+    func constraint(_ g: String) throws -> GrammarConstraint {
+        GrammarConstraint(try Grammar(g), tokenizer: try smolTokenizer())
+    }
+
+    func testLanguageOfSmallGrammars() throws {
+        let cases: [(String, [String], [String])] = [
+            (#"root ::= "a" | "bc""#, ["a", "bc"], ["", "b", "abc", "ab"]),
+            (#"root ::= [a-c]+ "!""#, ["a!", "abcabc!"], ["!", "ad!", "a"]),
+            (#"root ::= [^x] "y""#, ["ay", "éy", "日y"], ["xy", "y"]),
+            (#"root ::= "a"{2,3}"#, ["aa", "aaa"], ["a", "aaaa"]),
+            (#"root ::= "a"{2}"#, ["aa"], ["a", "aaa"]),
+            (#"root ::= "a"{2,} "b""#, ["aab", "aaaaab"], ["ab"]),
+            (#"root ::= ("ab" | "c")* "."  # a comment"#, [".", "ab.", "cabc."], ["a.", "abab"]),
+            ("root ::= x y\nx ::= \"1\"?\ny ::= [0-9]", ["5", "15"], ["", "155"]),
+            (#"root ::= "\x41\u00e9\n\t\\""#, ["Aé\n\t\\"], ["A"]),
+            ("root ::= .", ["a", "é", "日"], ["", "ab"]),
+            ("root ::= (\n  \"a\"\n  | \"b\"\n)", ["a", "b"], ["ab"]),
+        ]
+        for (g, yes, no) in cases {
+            let c = try constraint(g)
+            for s in yes { XCTAssertTrue(c.accepts(text: s), "\(g) should accept \(s.debugDescription)") }
+            for s in no { XCTAssertFalse(c.accepts(text: s), "\(g) should refuse \(s.debugDescription)") }
+        }
+    }
+
+    func testChessGrammarRefusesBytesItHasNoCharacterFor() throws {
+        let chess = """
+        root    ::= "1. " move " " move "\\n" ([1-9] [0-9]? ". " move " " move "\\n")+
+        move    ::= (pawn | nonpawn | castle) [+#]?
+        nonpawn ::= [NBKQR] [a-h]? [1-8]? "x"? [a-h] [1-8]
+        pawn    ::= ([a-h] "x")? [a-h] [1-8] ("=" [NBKQR])?
+        castle  ::= "O-O" "-O"?
+        """
+        let c = try constraint(chess)
+        XCTAssertTrue(c.accepts(text: "1. e4 e5\n2. Nf3 Nc6\n"))
+        XCTAssertFalse(c.accepts(text: "1. e4 e5\n"))
+        let t = try smolTokenizer()
+        var st = c.initial
+        for id in t.encode("1. ", addSpecial: false) {
+            guard let next = c.accept(st, id) else { return XCTFail("token \(id) of '1. ' refused") }
+            st = next
+        }
+        let m = c.mask(st)
+        var allowed: [Int32] = []
+        for id in 0..<Int32(t.vocabularySize) where m[Int(id) >> 6] & (1 << UInt64(id & 63)) != 0 { allowed.append(id) }
+        for id in allowed {
+            let p = t.piece(id, special: true)
+            XCTAssertTrue(p.allSatisfy { $0 < 0x80 }, "token \(id) \(p) allowed after '1. '")
+        }
+        XCTAssertFalse(allowed.isEmpty)
+    }
+
+    /// Every grammar of llama.cpp's grammars/ folder copied here parses and compiles, and takes a sample sentence.
+    func testLlamaCppExampleGrammarsParse() throws {
+        let samples = ["json": #"{"a": [1, 2.5, "x"], "b": null}"#, "json_arr": "[\n1,\n{\"k\": true}]",
+                       "list": "- eggs\n- milk\n", "chess": "1. e4 e5\n2. Nf3 Nc6\n", "arithmetic": "1 +2 = 3\n",
+                       "english": "Hello world.", "japanese": "こんにちは", "c": "int main(){return 0;}"]
+        for name in ["json", "json_arr", "list", "chess", "arithmetic", "english", "japanese", "c"] {
+            let url = try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: "gbnf", subdirectory: "Fixtures/grammars"))
+            let c = try constraint(try String(contentsOf: url, encoding: .utf8))
+            if let s = samples[name] { XCTAssertTrue(c.accepts(text: s), "\(name): \(s.debugDescription)") }
+        }
+    }
+
+    func testErrorsNameTheLineColumnAndWhatWasExpected() {
+        let cases: [(String, String)] = [
+            ("root ::= foo", "line 1, column 10: rule 'foo' is used but not defined"),
+            ("root := \"a\"", "line 1, column 6: expecting ::= after the rule name 'root'"),
+            ("root ::= [a-z", "unexpected end of the grammar inside a character class"),
+            ("a ::= \"x\"", "the grammar has no rule 'root'"),
+            ("root ::= \"a\"\nroot ::= \"b\"", "line 2, column 1: rule 'root' is defined twice"),
+            ("root ::= root \"a\" | \"b\"", "rule 'root' is left-recursive"),
+            ("root ::= \"\\q\"", "line 1, column 11: unknown escape"),
+            ("root ::= \"a\"{3,1}", "below its minimum"),
+            ("root ::= *", "expecting an item before the repetition"),
+            ("root ::= (\"a\"", "expecting ')'"),
+        ]
+        for (g, expected) in cases {
+            XCTAssertThrowsError(try Grammar(g), g) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(g): \(e)")
+            }
+        }
+    }
+}
+
+/// Seeded generations under llama.cpp's own example grammars (Fixtures/grammars, MIT, from llama.cpp's grammars/
+/// folder), each output checked by a validator that is not the matcher: JSON by JSONSerialization, the list and
+/// chess grammars by regular expressions written from them, every grammar by the parser of the other direction
+/// (the output re-checked by a fresh matcher). Outputs that reach max_tokens (finish "incomplete") must be a prefix
+/// of a sentence.
+final class GrammarGenerationTests: XCTestCase {
+    func fixture(_ name: String) throws -> String {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: "gbnf", subdirectory: "Fixtures/grammars"))
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    /// Regular expressions equivalent to two of the grammars (their languages are regular).
+    static let regexes: [String: String] = [
+        "list": #"^(- [^\r\n\x{0b}\x{0c}\x{85}\x{2028}\x{2029}]+\n)+$"#,
+        "chess": #"^1\. M M\n([1-9][0-9]?\. M M\n)+$"#.replacingOccurrences(
+            of: "M", with: #"(?:(?:(?:[a-h]x)?[a-h][1-8](?:=[NBKQR])?)|(?:[NBKQR][a-h]?[1-8]?x?[a-h][1-8])|(?:O-O(?:-O)?))[+#]?"#),
+    ]
+
+    func testSeededGenerationsFollowTheGrammars() throws {
+        let m = try LanguageModel(path: try TestModels.path(TestModels.smolLM2), threads: 2)
+        let prompts = ["json": "A JSON object describing a cat:", "json_arr": "A JSON list of three numbers:",
+                       "list": "A shopping list:\n", "chess": "The game began: ", "arithmetic": "An arithmetic expression: "]
+        var complete = 0, total = 0
+        for (name, prompt) in prompts.sorted(by: { $0.key < $1.key }) {
+            let text = try fixture(name)
+            let check = GrammarConstraint(try Grammar(text), tokenizer: m.tokenizer)
+            var o = GenerationOptions()
+            o.grammar = text
+            o.maxTokens = 40
+            o.sampling.temperature = 1.0
+            for seed in 0..<UInt64(6) {
+                o.sampling.seed = 1000 + seed
+                let g = try m.generate(m.tokenizer.encode(prompt), options: o)
+                total += 1
+                XCTAssertTrue([.eos, .stop, .incomplete, .length].contains(g.finish), "\(name) seed \(seed): finish \(g.finish)")
+                if g.finish == .incomplete {
+                    XCTAssertTrue(check.acceptsPrefix(text: g.text), "\(name) seed \(seed): not a prefix: \(g.text.debugDescription)")
+                    continue
+                }
+                complete += 1
+                XCTAssertTrue(check.accepts(text: g.text), "\(name) seed \(seed): \(g.text.debugDescription)")
+                if name.hasPrefix("json") {
+                    XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(g.text.utf8), options: [.fragmentsAllowed]),
+                                     "\(name) seed \(seed): \(g.text.debugDescription)")
+                }
+                if let pattern = GrammarGenerationTests.regexes[name] {
+                    let re = try NSRegularExpression(pattern: pattern)
+                    let whole = NSRange(g.text.startIndex..., in: g.text)
+                    XCTAssertEqual(re.firstMatch(in: g.text, range: whole)?.range, whole, "\(name) seed \(seed): \(g.text.debugDescription)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(complete, total / 4, "many generations should end inside 40 tokens")
+    }
+}
