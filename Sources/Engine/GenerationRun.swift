@@ -20,7 +20,7 @@ struct GenerationRun {
     var grammarState: Int32 = 0
 
     init(state: ModelState, options: GenerationOptions, start: Date, promptTokens: Int? = nil, cached: Int = 0) throws {
-        constraint = try options.grammar.map { try GrammarCache.shared.constraint($0, tokenizer: state.model.tokenizer) }
+        constraint = try options.constraintGrammar().map { try GrammarCache.shared.constraint($0, tokenizer: state.model.tokenizer) }
         grammarState = constraint?.initial ?? 0
         self.state = state
         self.options = options

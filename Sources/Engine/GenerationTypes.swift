@@ -24,7 +24,23 @@ public struct GenerationOptions: Sendable {
     /// A GBNF grammar (llama.cpp's syntax) the generated text must follow: every token is drawn from those the
     /// grammar allows at that point (GrammarMatcher.swift); nil: free generation.
     public var grammar: String? = nil
+    /// A regular expression the whole generated text must match (ConstraintGrammar.regex); nil: none.
+    public var regex: String? = nil
+    /// Strings one of which is the whole generated text (generated, not scored); empty: none.
+    public var choices: [String] = []
     public init() {}
+
+    /// The grammar of the constraint asked for (`grammar`, `regex` or `choices`; at most one), nil for none.
+    public func constraintGrammar() throws -> String? {
+        let given = [grammar != nil ? "grammar" : nil, regex != nil ? "regex" : nil, !choices.isEmpty ? "choices" : nil].compactMap { $0 }
+        guard given.count <= 1 else {
+            throw EngineError.badInput("give at most one of grammar, regex and choices, got \(given.joined(separator: " and "))")
+        }
+        if let g = grammar { return g }
+        if let r = regex { return try ConstraintGrammar.regex(r) }
+        if !choices.isEmpty { return try ConstraintGrammar.choices(choices) }
+        return nil
+    }
 
     /// The most alternatives a generation reports per token (each becomes a table in Lua, a JSON object on the
     /// command line; the whole distribution is what `score` and `inspect` are for).
@@ -36,7 +52,7 @@ public struct GenerationOptions: Sendable {
         guard topLogprobs >= 0, topLogprobs <= GenerationOptions.maxTopLogprobs else {
             throw EngineError.badInput("logprobs: at most \(GenerationOptions.maxTopLogprobs) alternatives per token, got \(topLogprobs)")
         }
-        if let g = grammar { _ = try GrammarCache.shared.grammar(g) }
+        if let g = try constraintGrammar() { _ = try GrammarCache.shared.grammar(g) }
     }
 }
 

@@ -7,12 +7,14 @@ import XCTest
 final class GrammarTests: XCTestCase {
     nonisolated(unsafe) static var tokenizer: Tokenizer?
 
-    func smolTokenizer() throws -> Tokenizer {
+    static func sharedTokenizer() throws -> Tokenizer {
         if let t = GrammarTests.tokenizer { return t }
         let m = try LanguageModel(path: try TestModels.path(TestModels.smolLM2), threads: 1)
         GrammarTests.tokenizer = m.tokenizer
         return m.tokenizer
     }
+
+    func smolTokenizer() throws -> Tokenizer { try GrammarTests.sharedTokenizer() }
 
     func constraint(_ g: String) throws -> GrammarConstraint {
         GrammarConstraint(try Grammar(g), tokenizer: try smolTokenizer())
@@ -152,5 +154,74 @@ final class GrammarGenerationTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(complete, total / 4, "many generations should end inside 40 tokens")
+    }
+}
+
+/// Regular expressions and choices, compiled to grammars: the language each accepts checked against
+/// NSRegularExpression (an independent matcher) on sample strings, and errors with positions.
+final class RegexConstraintTests: XCTestCase {
+    func testRegexLanguageAgreesWithNSRegularExpression() throws {
+        let tokenizer = try GrammarTests.sharedTokenizer()
+        let cases: [(String, [String])] = [
+            (#"\d+"#, ["", "1", "123", "12a", "a"]),
+            (#"The answer is -?\d+(\.\d+)?\."#, ["The answer is 42.", "The answer is -3.5.", "The answer is .", "The answer is 4"]),
+            (#"^(yes|no)$"#, ["yes", "no", "yesno", "y"]),
+            (#"[A-D]"#, ["A", "D", "E", "AB", ""]),
+            (#"[^a-c]{2,3}"#, ["xy", "xyz", "xa", "wxyz", "x"]),
+            (#"\w+@\w+\.com"#, ["a@b.com", "a_1@x2.com", "@b.com", "a@b.org"]),
+            (#"(?:ab)*c?"#, ["", "ab", "abab", "ababc", "aba", "c", "cc"]),
+            (#"a.b"#, ["axb", "a\nb", "ab", "aéb"]),
+            (#"\s*x\S"#, ["x1", "  \tx1", "x ", " x"]),
+            (#"[\d\-]+"#, ["1-2", "--", "1a"]),
+            (#"colou?r{1,2}"#, ["color", "colour", "colorr", "colr", "colorrr"]),
+            (#"\x41\u00e9[\]\\]"#, ["Aé]", "Aé\\", "Aé["]),
+        ]
+        for (pattern, strings) in cases {
+            let c = GrammarConstraint(try Grammar(try ConstraintGrammar.regex(pattern)), tokenizer: tokenizer)
+            let re = try NSRegularExpression(pattern: "^(?:" + pattern.replacingOccurrences(of: "^", with: "", options: .anchored)
+                                                .replacingOccurrences(of: "$", with: "", options: [.anchored, .backwards]) + ")$")
+            for s in strings {
+                let expected = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+                XCTAssertEqual(c.accepts(text: s), expected, "\(pattern) on \(s.debugDescription)")
+            }
+        }
+    }
+
+    func testChoicesAcceptExactlyTheirStrings() throws {
+        let tokenizer = try GrammarTests.sharedTokenizer()
+        let choices = ["A", "B", "yes \"quoted\"", "back\\slash", "[x-y]", "日本"]
+        let c = GrammarConstraint(try Grammar(try ConstraintGrammar.choices(choices)), tokenizer: tokenizer)
+        for s in choices { XCTAssertTrue(c.accepts(text: s), s) }
+        for s in ["", "C", "AB", "yes", "x"] { XCTAssertFalse(c.accepts(text: s), s) }
+        XCTAssertThrowsError(try ConstraintGrammar.choices([])) { XCTAssertTrue("\($0)".contains("at least one")) }
+        XCTAssertThrowsError(try ConstraintGrammar.choices(["a", ""])) { XCTAssertTrue("\($0)".contains("choice 2 is empty")) }
+    }
+
+    func testRegexErrorsNameThePosition() {
+        let cases: [(String, String)] = [
+            (#"(ab"#, "position 1: expecting ')' to close the group"),
+            (#"ab)"#, "position 3: unbalanced ')'"),
+            (#"a**"#, "position 3: a quantifier after a quantifier"),
+            (#"*a"#, "position 1: '*' with nothing before it"),
+            (#"(a)\1"#, "position 4: back-references are not supported"),
+            (#"(?=a)"#, "position 1: only non-capturing groups"),
+            (#"a^b"#, "anchors are allowed only at the start and the end"),
+            (#"[z-a]"#, "position 1: the range z-a is backwards"),
+            (#"[abc"#, "position 1: expecting ']'"),
+            (#"a{3,1}"#, "position 2: the repetition's maximum 1 is below its minimum 3"),
+            (#"\q"#, "position 1: unknown escape"),
+        ]
+        for (pattern, expected) in cases {
+            XCTAssertThrowsError(try ConstraintGrammar.regex(pattern), pattern) { e in
+                XCTAssertTrue("\(e)".contains("regex: " + expected) || "\(e)".contains(expected), "\(pattern): \(e)")
+            }
+        }
+    }
+
+    func testAtMostOneConstraint() {
+        var o = GenerationOptions()
+        o.grammar = "root ::= \"a\""
+        o.regex = "a"
+        XCTAssertThrowsError(try o.check()) { XCTAssertTrue("\($0)".contains("give at most one of grammar, regex and choices, got grammar and regex")) }
     }
 }

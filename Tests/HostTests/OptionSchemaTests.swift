@@ -15,6 +15,8 @@ final class OptionSchemaTests: XCTestCase {
         "stream": ([.server, .commandLine, .store], "host-side: the server streams SSE, the command line always streams, sample records it itself"),
         "on_token": ([.server, .commandLine, .store, .remote], "a Lua function: local models only"),
         "grammar": (.remote, "lm.remote does not send a grammar yet (each server names it its own way): a remote model refuses it by name"),
+        "regex": (.remote, "as grammar"),
+        "choices": (.remote, "as grammar"),
     ]
 
     /// A value inside the option's range that is not the engine's default.

@@ -139,6 +139,8 @@ struct GenerationFlags: ParsableArguments {
     @Option(name: .customLong("logprobs"), parsing: .unconditional, help: schemaHelp("logprobs")) var logprobs: String?
     @Flag(name: .customLong("ignore-eos"), help: schemaHelp("ignore_eos")) var ignore_eos = false
     @Option(name: .customLong("grammar"), parsing: .unconditional, help: schemaHelp("grammar")) var grammar: String?
+    @Option(name: .customLong("regex"), parsing: .unconditional, help: schemaHelp("regex")) var regex: String?
+    @Option(name: .customLong("choices"), parsing: .unconditionalSingleValue, help: schemaHelp("choices")) var choices: [String] = []
 
     /// The values given, as (schema key, text), read off the properties by their names.
     var given: [(key: String, text: String)] {

@@ -221,6 +221,10 @@ public enum GenerationSchema {
                    "keep generating past end-of-generation tokens"),
         OptionSpec("grammar", .text, surfaces: [.lua, .commandLine, .server, .store], .text(\.grammar),
                    "a GBNF grammar (llama.cpp's syntax, start rule root) the text must follow; each token is drawn from those it allows"),
+        OptionSpec("regex", .text, surfaces: [.lua, .commandLine, .server, .store], serverAlias: "guided_regex", .text(\.regex),
+                   "a regular expression the whole text must match (each token drawn from those that can still match)"),
+        OptionSpec("choices", .strings, surfaces: [.lua, .commandLine, .server, .store], serverAlias: "guided_choice", .strings(\.choices),
+                   "the text is one of these strings, generated (not scored); a list of strings, repeatable flag"),
         OptionSpec("stream", .boolean, surfaces: [.lua, .remote], nil,
                    "print the text as it comes (default: in the REPL)"),
         OptionSpec("on_token", .function, surfaces: [.lua], nil,
@@ -281,10 +285,10 @@ public enum GenerationSchema {
 
     /// Applies `values` (key, text) from the command line to `o`, in order; a repeated `stop` adds a string.
     public static func apply(commandLine values: [(key: String, text: String)], to o: inout GenerationOptions) throws -> Void {
-        var stops: [String] = []
+        var lists: [String: [String]] = [:]
         for (key, text) in values {
             guard let spec = byKey[key], let field = spec.field else { continue }
-            if spec.kind == .strings { stops.append(text); field.set(&o, .strings(stops)); continue }
+            if spec.kind == .strings { lists[key, default: []].append(text); field.set(&o, .strings(lists[key]!)); continue }
             switch spec.parse(text) {
             case .success(let v): field.set(&o, v)
             case .failure(let e): throw OptionError(key: "--" + (spec.flag ?? key), message: e.message)
