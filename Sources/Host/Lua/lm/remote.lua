@@ -58,14 +58,16 @@ local function resolve(self, fname, opts)
       local kind = spec.type
       local ok = (kind == "integer" and math.type(v) == "integer") or (kind == "number" and type(v) == "number")
         or (kind == "boolean" and type(v) == "boolean") or (kind == "function" and type(v) == "function")
-        or (kind == "strings" and (type(v) == "string" or type(v) == "table"))
+        or (kind == "strings" and (type(v) == "string" or type(v) == "table")) or (kind == "text" and type(v) == "string")
       if not ok then error(("%s: option '%s' must be a%s %s, got %s"):format(fname, k, kind == "integer" and "n" or "", kind, type(v)), 3) end
       local bad = out_of_range(spec, v)
       if bad then error(("%s: option '%s' %s"):format(fname, k, bad), 3) end
-      if spec.local_only then
+      -- An option that is off (an empty list or string, as lm.defaults holds choices) asks nothing of the server.
+      local off = (type(v) == "table" and next(v) == nil) or v == ""
+      if spec.local_only and not off then
         error(("%s: %s is not available on the remote backend (%s): only a local model has it"):format(fname, k, self.url), 3)
       end
-      o[k] = v
+      if not (spec.local_only and off) then o[k] = v end
     end
   end
   return o
