@@ -5,6 +5,8 @@
 // and stopped when its test ends, and every wait is bounded.
 import Foundation
 import XCTest
+import Engine
+@testable import Host
 
 final class ServeTests: XCTestCase {
     let cli = TestEnvironment.self
@@ -170,6 +172,43 @@ final class ServeTests: XCTestCase {
     }
 
     /// `refrain serve` refuses what it cannot do before it listens.
+    /// OpenAI's response_format: json_object holds the generation to a JSON object (the text parses as one);
+    /// json_schema is refused by name for now; constraints are checked before any work.
+    func testResponseFormatAndConstraintFields() throws {
+        func options(_ body: String) throws -> GenerationOptions {
+            try OpenAIServer.options(try RequestFields(Data(body.utf8)), maxTokens: 48)
+        }
+        let g = try options(#"{"response_format": {"type": "json_object"}, "temperature": 0}"#)
+        XCTAssertNotNil(g.grammar)
+        XCTAssertNil(try options(#"{"response_format": {"type": "text"}}"#).grammar)
+        XCTAssertEqual(try options(#"{"guided_choice": ["yes", "no"]}"#).choices, ["yes", "no"])
+        XCTAssertEqual(try options(#"{"guided_regex": "\\d+"}"#).regex, #"\d+"#)
+        for (body, message) in [(#"{"response_format": {"type": "json_schema", "json_schema": {}}}"#, "json_schema is not supported yet"),
+                                (#"{"response_format": {"type": "xml"}}"#, "type must be text, json_object or json_schema"),
+                                (#"{"response_format": "json"}"#, "must be an object with a 'type'"),
+                                (#"{"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""}"#, "cannot be combined"),
+                                (#"{"grammar": "root ::= [a-"}"#, "grammar: line 1, column 10"),
+                                (#"{"regex": "a", "choices": ["b"]}"#, "give at most one of grammar, regex and choices")] {
+            XCTAssertThrowsError(try options(body), body) { e in
+                XCTAssertTrue("\((e as? HTTPFailure)?.message ?? "\(e)")".contains(message), "\(body): \(e)")
+            }
+        }
+        let m = try LanguageModel(path: try cli.modelPath(), threads: 2)
+        var o = g
+        o.maxTokens = 64
+        var complete = 0
+        for seed in 0..<UInt64(4) {
+            o.sampling.seed = seed
+            o.sampling.temperature = seed == 0 ? 0 : 1
+            let r = try m.generate(m.tokenizer.encode("A cat, as JSON:"), options: o)
+            guard r.finish != .incomplete else { continue }
+            complete += 1
+            let parsed = try? JSONSerialization.jsonObject(with: Data(r.text.utf8))
+            XCTAssertTrue(parsed is [String: Any], "seed \(seed): \(r.text.debugDescription)")
+        }
+        XCTAssertGreaterThan(complete, 0, "no generation finished its object within 64 tokens")
+    }
+
     func testServeCommandLine() throws {
         let bad = try cli.run(["serve", "--model", try cli.modelPath(), "--host", "example.org"], timeout: 60)
         XCTAssertEqual(bad.status, 2, bad.err)

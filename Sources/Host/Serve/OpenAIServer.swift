@@ -209,6 +209,25 @@ final class OpenAIServer: @unchecked Sendable {
             if let message = spec.check(v) { throw RequestFields.bad(key, message) }
             field.set(&g, v)
         }
+        // OpenAI's response_format: json_object is a JSON grammar; json_schema is not read yet.
+        if let rf = f.value("response_format") {
+            guard let type = rf["type"]?.string else {
+                throw RequestFields.bad("response_format", "must be an object with a 'type' (text, json_object or json_schema)")
+            }
+            switch type {
+            case "text": break
+            case "json_object":
+                guard g.grammar == nil && g.regex == nil && g.choices.isEmpty else {
+                    throw RequestFields.bad("response_format", "json_object cannot be combined with grammar, regex or choices")
+                }
+                g.grammar = ConstraintGrammar.jsonObject
+            case "json_schema":
+                throw RequestFields.bad("response_format", "json_schema is not supported yet (json_object is, and grammar takes a GBNF grammar)")
+            default:
+                throw RequestFields.bad("response_format", "type must be text, json_object or json_schema, got '\(type)'")
+            }
+        }
+        do { try g.check() } catch let e as EngineError { throw HTTPFailure(status: 400, message: "\(e)") }
         return g
     }
 
