@@ -225,3 +225,50 @@ final class RegexConstraintTests: XCTestCase {
         XCTAssertThrowsError(try o.check()) { XCTAssertTrue("\($0)".contains("give at most one of grammar, regex and choices, got grammar and regex")) }
     }
 }
+
+/// Seeded generations under regular expressions and choices on the three models: every finished text is a whole
+/// match by NSRegularExpression (independent of the matcher) or one of the choices; a text cut at the limit is a
+/// prefix the matcher can still complete.
+final class ConstraintPropertyTests: XCTestCase {
+    func testRegexAndChoicesOnTheThreeModels() throws {
+        let patterns = [#"-?\d{1,4}"#, #"(yes|no)\."#, #"[A-D]\) \w+"#, #"\d+ \+ \d+ = \d+"#, #"[a-z]{2,6}(, [a-z]{2,6}){0,2}"#]
+        let choices = [["A", "B", "C", "D"], ["true", "false"], ["Paris", "London", "Rome", "Madrid", "Berlin"]]
+        var finished = 0, runs = 0
+        for file in [TestModels.smolLM2, TestModels.gemma3, TestModels.qwen25Coder] {
+            let m = try LanguageModel(path: try TestModels.path(file), threads: 2)
+            for (k, pattern) in patterns.enumerated() {
+                let re = try NSRegularExpression(pattern: "^(?:" + pattern + ")$")
+                let check = GrammarConstraint(try Grammar(try ConstraintGrammar.regex(pattern)), tokenizer: m.tokenizer)
+                var o = GenerationOptions()
+                o.regex = pattern
+                o.maxTokens = 16
+                for seed in 0..<UInt64(3) {
+                    o.sampling.seed = seed &+ UInt64(10 * k)
+                    o.sampling.temperature = seed == 0 ? 0 : 1
+                    let g = try m.generate(m.tokenizer.encode("Answer: "), options: o)
+                    runs += 1
+                    if g.finish == .incomplete {
+                        XCTAssertTrue(check.acceptsPrefix(text: g.text), "\(file) \(pattern): \(g.text.debugDescription)")
+                        continue
+                    }
+                    finished += 1
+                    let whole = NSRange(g.text.startIndex..., in: g.text)
+                    XCTAssertNotNil(re.firstMatch(in: g.text, range: whole), "\(file) \(pattern) seed \(seed): \(g.text.debugDescription)")
+                }
+            }
+            for (k, list) in choices.enumerated() {
+                var o = GenerationOptions()
+                o.choices = list
+                for seed in 0..<UInt64(3) {
+                    o.sampling.seed = seed &+ UInt64(100 * k)
+                    o.sampling.temperature = seed == 0 ? 0 : 1
+                    let g = try m.generate(m.tokenizer.encode("Pick one: "), options: o)
+                    runs += 1
+                    finished += 1
+                    XCTAssertTrue(list.contains(g.text), "\(file) \(list) seed \(seed): \(g.text.debugDescription) (\(g.finish))")
+                }
+            }
+        }
+        XCTAssertGreaterThan(finished, runs * 2 / 3, "most constrained generations should finish within 16 tokens")
+    }
+}
