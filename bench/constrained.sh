@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The cost of a grammar: milliseconds per generated token with a grammar over without one, in refrain and in
+# llama.cpp (through llama-cpp-python, whose constrained and free readings take the same path, so its ratio is its
+# own), on the same GGUF, prompt, grammar, seed, temperature and thread count, runs interleaved. Prints each run
+# and the median ratio of each engine. The free run generates as many tokens as the constrained one did.
+#   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--grammar FILE] [MODEL.gguf ...]
+# Needs `./setup.sh --all --llama-cpp` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
+runs=5; tokens=64; threads=2; temperature=1; grammar=Tests/EngineTests/Fixtures/grammars/list.gbnf; models=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --tokens) tokens="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --temperature) temperature="$2"; shift 2 ;;
+    --grammar) grammar="$2"; shift 2 ;;
+    *) models+=("$1"); shift ;;
+  esac
+done
+[ ${#models[@]} -gt 0 ] || models=("$REFRAIN_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf" "$REFRAIN_HOME/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+py="$REFRAIN_HOME/venv-llamacpp/bin/python"
+[ -x "$py" ] || { echo "constrained.sh: no llama.cpp venv at $REFRAIN_HOME/venv-llamacpp: run ./setup.sh --llama-cpp" >&2; exit 1; }
+swift build -c release --product refrain >/dev/null
+bin="$(swift build -c release --show-bin-path)/refrain"
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+for m in "${models[@]}"; do
+  echo "## $(basename "$m"), grammar $(basename "$grammar"), $tokens tokens at most, temperature $temperature, $threads threads"
+  echo "engine    run  tokens  ms/token constrained  ms/token free  ratio"
+  r_ratios=(); l_ratios=()
+  for i in $(seq "$runs"); do
+    read -r n c f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature")
+    r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_ratios+=("$r")
+    printf "refrain   %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
+    read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" 2>/dev/null)
+    r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); l_ratios+=("$r")
+    printf "llama.cpp %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
+  done
+  echo "median ratio: refrain $(printf '%s\n' "${r_ratios[@]}" | median), llama.cpp $(printf '%s\n' "${l_ratios[@]}" | median)"
+done
