@@ -51,14 +51,6 @@ struct GenerationRun {
         if let c = constraint {
             // The grammar is complete and takes nothing more: the constraint ends the text.
             if !c.canContinue(grammarState) { g.finish = .stop; done = true; return nil }
-            // Greedy without penalties: the most likely token, when the grammar allows it, is the most likely allowed
-            // one, and checking it costs one walk of its bytes instead of a mask over the vocabulary.
-            let p = options.sampling
-            let penalised = p.penaltyLastN != 0 && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
-            if p.temperature <= 0 && !penalised {
-                let best = row.withUnsafeBufferPointer { LogProbs.argmax($0) }
-                if c.allowsFast(grammarState, best) { return try take(best, row, constrained: nil, constraint: c) }
-            }
             // Sampling (temperature, top-k/p, min-p, penalties) sees only the tokens the grammar allows.
             let mask = c.mask(grammarState)
             var masked = row
@@ -73,13 +65,6 @@ struct GenerationRun {
         } else {
             id = sampler.sample(row, history: history)
         }
-        return try take(id, row, constrained: constrainedLogprob, constraint: constraint)
-    }
-
-    /// Appends token `id` drawn from `row` (the model's logits): its log-probabilities, the grammar's next state,
-    /// the stop strings and end of generation.
-    private mutating func take(_ id: Int32, _ row: [Float], constrained constrainedLogprob: Float?,
-                               constraint: GrammarConstraint?) throws -> GeneratedToken? {
         let opts = options
         let (lp, top, entropy): (Float, [(id: Int32, logprob: Float)], Float?) = row.withUnsafeBufferPointer { row in
             let lp = Float(LogProbs.logProb(row, id))   // the model's own log-probability, as without a grammar

@@ -266,18 +266,6 @@ public final class GrammarConstraint: @unchecked Sendable {
         }
     }
 
-    /// Whether token `id` is allowed in `state`, from its mask when there is one, else by walking its text (no mask
-    /// is computed).
-    public func allowsFast(_ state: Int32, _ id: Int32) -> Bool {
-        if let m = lock.withLock({ masks[state] }) {
-            return id >= 0 && Int(id) < trie.vocabularySize && m[Int(id) >> 6] & (1 << UInt64(id & 63)) != 0
-        }
-        if trie.endOfGeneration.contains(id) { return isComplete(state) }
-        let piece = tokenizer.piece(id, special: true)
-        if piece.isEmpty || piece[0] == 0 { return false }
-        return accept(state, id) != nil
-    }
-
     /// Whether token `id` is allowed in `state`.
     public func allows(_ state: Int32, _ id: Int32) -> Bool {
         let m = mask(state)
@@ -298,12 +286,13 @@ public final class GrammarConstraint: @unchecked Sendable {
                 }
             }
             // Then its text, byte by byte.
+            let piece = tokenizer.piece(id, special: true)
             var st = state
-            for b in tokenizer.piece(id, special: true) {
+            for b in piece {
                 st = transition(st, b)
                 if st < 0 { break }
             }
-            if st >= 0 && !tokenizer.piece(id, special: true).isEmpty {
+            if st >= 0 && !piece.isEmpty {
                 let t = states[Int(st)]
                 if results.isEmpty { return st }
                 // Both a token reference and the token's text matched: one state, when the text ends a character.

@@ -130,12 +130,18 @@ final class GrammarGenerationTests: XCTestCase {
             var o = GenerationOptions()
             o.grammar = text
             o.maxTokens = 40
-            o.sampling.temperature = 1.0
             for seed in 0..<UInt64(6) {
                 o.sampling.seed = 1000 + seed
+                o.sampling.temperature = seed == 0 ? 0 : 1   // greedy once, then sampled
                 let g = try m.generate(m.tokenizer.encode(prompt), options: o)
                 total += 1
                 XCTAssertTrue([.eos, .stop, .incomplete, .length].contains(g.finish), "\(name) seed \(seed): finish \(g.finish)")
+                // Renormalised over the allowed tokens, a token's constrained log-probability is at least the model's.
+                for t in g.tokens {
+                    guard let c = t.constrainedLogprob else { XCTFail("\(name) seed \(seed): token \(t.id) has no constrained log-probability"); break }
+                    XCTAssertGreaterThanOrEqual(c, t.logprob - 1e-4, "\(name) seed \(seed): token \(t.id)")
+                    XCTAssertLessThanOrEqual(c, 1e-4)
+                }
                 if g.finish == .incomplete {
                     XCTAssertTrue(check.acceptsPrefix(text: g.text), "\(name) seed \(seed): not a prefix: \(g.text.debugDescription)")
                     continue
