@@ -28,17 +28,23 @@ public struct GenerationOptions: Sendable {
     public var regex: String? = nil
     /// Strings one of which is the whole generated text (generated, not scored); empty: none.
     public var choices: [String] = []
+    /// A JSON schema (JSON text) the generated text must be an instance of, read into a grammar as llama.cpp's
+    /// converter reads it (ConstraintGrammar.jsonSchema); nil: none.
+    public var jsonSchema: String? = nil
     public init() {}
 
-    /// The grammar of the constraint asked for (`grammar`, `regex` or `choices`; at most one), nil for none.
+    /// The grammar of the constraint asked for (`grammar`, `regex`, `choices` or `json_schema`; at most one), nil
+    /// for none.
     public func constraintGrammar() throws -> String? {
-        let given = [grammar != nil ? "grammar" : nil, regex != nil ? "regex" : nil, !choices.isEmpty ? "choices" : nil].compactMap { $0 }
+        let given = [grammar != nil ? "grammar" : nil, regex != nil ? "regex" : nil, !choices.isEmpty ? "choices" : nil,
+                     jsonSchema != nil ? "json_schema" : nil].compactMap { $0 }
         guard given.count <= 1 else {
-            throw EngineError.badInput("give at most one of grammar, regex and choices, got \(given.joined(separator: " and "))")
+            throw EngineError.badInput("give at most one of grammar, regex, choices and json_schema, got \(given.joined(separator: " and "))")
         }
         if let g = grammar { return g }
         if let r = regex { return try ConstraintGrammar.regex(r) }
         if !choices.isEmpty { return try ConstraintGrammar.choices(choices) }
+        if let j = jsonSchema { return try ConstraintGrammar.cachedJSONSchema(j) }
         return nil
     }
 

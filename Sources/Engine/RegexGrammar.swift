@@ -23,19 +23,6 @@ public enum ConstraintGrammar {
         return "root ::= " + choices.map(literal).joined(separator: " | ") + "\n"
     }
 
-    /// A JSON object (what OpenAI's `response_format: {"type": "json_object"}` asks for), with at most a line break
-    /// and 20 spaces or tabs of whitespace at a time, so that a model cannot fill its budget with blanks.
-    public static let jsonObject = #"""
-    root    ::= object
-    value   ::= object | array | string | number | ("true" | "false" | "null") ws
-    object  ::= "{" ws ( member ( "," ws member )* )? "}" ws
-    member  ::= string ":" ws value
-    array   ::= "[" ws ( value ( "," ws value )* )? "]" ws
-    string  ::= "\"" ( [^"\\\x00-\x1F\x7F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} ) )* "\"" ws
-    number  ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )? ws
-    ws      ::= ( " " | "\n" [ \t]{0,20} )?
-    """#
-
     /// A GBNF literal for `s`, every character that is not plain ASCII written as an escape.
     static func literal(_ s: String) -> String {
         "\"" + s.unicodeScalars.map(escape).joined() + "\""

@@ -228,7 +228,7 @@ final class RegexConstraintTests: XCTestCase {
         var o = GenerationOptions()
         o.grammar = "root ::= \"a\""
         o.regex = "a"
-        XCTAssertThrowsError(try o.check()) { XCTAssertTrue("\($0)".contains("give at most one of grammar, regex and choices, got grammar and regex")) }
+        XCTAssertThrowsError(try o.check()) { XCTAssertTrue("\($0)".contains("give at most one of grammar, regex, choices and json_schema, got grammar and regex")) }
     }
 }
 

@@ -14,9 +14,6 @@ final class OptionSchemaTests: XCTestCase {
         "logprobs": (.server, "OpenAI's logprobs means other things (completions: a count; chat: a flag with top_logprobs)"),
         "stream": ([.server, .commandLine, .store], "host-side: the server streams SSE, the command line always streams, sample records it itself"),
         "on_token": ([.server, .commandLine, .store, .remote], "a Lua function: local models only"),
-        "grammar": (.remote, "lm.remote does not send a grammar yet (each server names it its own way): a remote model refuses it by name"),
-        "regex": (.remote, "as grammar"),
-        "choices": (.remote, "as grammar"),
     ]
 
     /// A value inside the option's range that is not the engine's default.
@@ -29,6 +26,7 @@ final class OptionSchemaTests: XCTestCase {
         case .boolean: return .boolean(true)
         case .strings: return .strings(["END", "\n\n"])
         case .text: return .text("root ::= [a-z]+")
+        case .json: return .text(#"{"type":"object","properties":{"b":{"type":"integer"},"a":{"enum":["x","y"]}},"required":["b"]}"#)
         case .function: return nil
         }
     }

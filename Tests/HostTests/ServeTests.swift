@@ -179,16 +179,26 @@ final class ServeTests: XCTestCase {
             try OpenAIServer.options(try RequestFields(Data(body.utf8)), maxTokens: 48)
         }
         let g = try options(#"{"response_format": {"type": "json_object"}, "temperature": 0}"#)
-        XCTAssertNotNil(g.grammar)
-        XCTAssertNil(try options(#"{"response_format": {"type": "text"}}"#).grammar)
+        XCTAssertEqual(g.jsonSchema, #"{"type":"object"}"#)
+        XCTAssertNil(try options(#"{"response_format": {"type": "text"}}"#).jsonSchema)
         XCTAssertEqual(try options(#"{"guided_choice": ["yes", "no"]}"#).choices, ["yes", "no"])
         XCTAssertEqual(try options(#"{"guided_regex": "\\d+"}"#).regex, #"\d+"#)
-        for (body, message) in [(#"{"response_format": {"type": "json_schema", "json_schema": {}}}"#, "json_schema is not supported yet"),
+        // OpenAI's json_schema and llama.cpp's json_schema field: the schema's text, its member order kept
+        let schema = #"{"type":"object","properties":{"z":{"type":"integer","minimum":1.5},"a":{"const":1.0}},"required":["z"]}"#
+        XCTAssertEqual(try options(#"{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": "# + schema + "}}}").jsonSchema, schema)
+        XCTAssertEqual(try options(#"{"json_schema": "# + schema + "}").jsonSchema, schema)
+        XCTAssertEqual(try options(#"{"json_schema": {}}"#).jsonSchema, #"{"type":"object"}"#)
+        XCTAssertEqual(try options(#"{"response_format": {"type": "json_object", "schema": {"type": "array"}}}"#).jsonSchema, #"{"type":"array"}"#)
+        for (body, message) in [(#"{"response_format": {"type": "json_schema", "json_schema": {}}}"#, "json_schema needs json_schema.schema"),
+                                (#"{"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "strin"}}}}"#,
+                                 "'response_format.json_schema.schema' at #: unrecognized type strin"),
+                                (#"{"json_schema": 3}"#, "'json_schema' must be a JSON schema (an object), got number"),
                                 (#"{"response_format": {"type": "xml"}}"#, "type must be text, json_object or json_schema"),
                                 (#"{"response_format": "json"}"#, "must be an object with a 'type'"),
                                 (#"{"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""}"#, "cannot be combined"),
                                 (#"{"grammar": "root ::= [a-"}"#, "grammar: line 1, column 10"),
-                                (#"{"regex": "a", "choices": ["b"]}"#, "give at most one of grammar, regex and choices")] {
+                                (#"{"temperature": 0,}"#, "not valid JSON: offset 18"),
+                                (#"{"regex": "a", "choices": ["b"]}"#, "give at most one of grammar, regex, choices and json_schema")] {
             XCTAssertThrowsError(try options(body), body) { e in
                 XCTAssertTrue("\((e as? HTTPFailure)?.message ?? "\(e)")".contains(message), "\(body): \(e)")
             }

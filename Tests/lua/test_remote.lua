@@ -39,6 +39,23 @@ T.test("greedy text, ids and log-probabilities equal the local model's", functio
   T.ok(r.seconds > 0)
 end)
 
+T.test("constrained generation through refrain serve equals the local model's, for each form", function()
+  T.eq(m.server, "refrain")
+  local U = "<|im_start|>user\nIs Paris in France? Then give a person as JSON.<|im_end|>\n<|im_start|>assistant\n"
+  local schema = {type = "object", properties = {{"name", {type = "string", maxLength = 12}}, {"age", {type = "integer", minimum = 0}}}, required = {"name", "age"}}
+  for _, c in ipairs({{regex = "(Yes|No)\\. [A-Z][a-z]+"}, {choices = {"Yes", "No", "Maybe"}}, {json_schema = schema},
+                      {grammar = 'root ::= "Answer: " [0-9]+'}}) do
+    local opts = {max_tokens = 40, temperature = 0, logprobs = 1}
+    for k, v in pairs(c) do opts[k] = v end
+    local r, g = m:generate(U, opts), l:generate(U, opts)
+    local key = next(c)
+    T.eq(r.text, g.text, key)
+    T.eq(table.concat(r.ids, ","), table.concat(g.ids, ","), key)
+    close(r.logprobs, g.logprobs, key .. " logprobs")
+    if g.finish ~= "incomplete" then T.ok(lm.accepts(c, r.text), key .. ": " .. r.text) end
+  end
+end)
+
 T.test("token-id prompts, stop strings and the end token", function()
   local ids = l:tokenize(P)
   local r, g = m:generate(ids, {max_tokens = 8, temperature = 0}), l:generate(ids, {max_tokens = 8, temperature = 0})

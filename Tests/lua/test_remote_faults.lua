@@ -87,6 +87,31 @@ T.test("scoring through prompt_logprobs (vLLM's form), chosen by lm.remote's sco
   T.err(function() remote{scoring = "guess"} end, "lm.remote: scoring must be \"echo\" or \"prompt_logprobs\", got \"guess\"")
 end)
 
+T.test("constraints go out as each server names them; a server without them is an error naming the option", function()
+  local schema = '{"type":"object","properties":{"z":{"type":"integer"},"a":{"type":"string"}},"required":["z","a"]}'
+  local openai = remote{}
+  T.err(function() openai:generate("constrained", {regex = "[0-9]+"}) end,
+    "regex is not available on the server at " .. url .. " (openai servers take only json_schema)")
+  T.err(function() openai:generate("constrained", {choices = {"a", "b"}}) end, "choices is not available")
+  T.eq(openai:generate("constrained", {json_schema = schema}).text,
+    '{"response_format":{"json_schema":{"name":"output","schema":' .. schema .. ',"strict":true},"type":"json_schema"}}')
+  local vllm = remote{server = "vllm"}
+  T.eq(vllm:generate("constrained", {regex = "[0-9]+"}).text, '{"guided_regex":"[0-9]+"}')
+  T.eq(vllm:generate("constrained", {choices = {"yes", "no"}}).text, '{"guided_choice":["yes","no"]}')
+  T.eq(vllm:generate("constrained", {json_schema = schema}).text, '{"guided_json":' .. schema .. '}')
+  -- a Lua table: its keys sorted, properties given as pairs in their order
+  T.eq(vllm:generate("constrained", {json_schema = {type = "object", properties = {{"z", {type = "integer"}}, {"a", {type = "string"}}}}}).text,
+    '{"guided_json":{"properties":{"z":{"type":"integer"},"a":{"type":"string"}},"type":"object"}}')
+  T.eq(vllm:generate("constrained", {grammar = 'root ::= "a"'}).text, '{"guided_grammar":"root ::= \\"a\\""}')
+  T.err(function() vllm:generate("constrained", {regex = "[0-9"}) end, "regex: position")
+  T.err(function() vllm:generate("constrained", {regex = "a", choices = {"a"}}) end, "give at most one of grammar, regex, choices and json_schema")
+  -- llama.cpp: the GBNF grammar itself; the echoed fields are not a sentence of it, so the result is refused
+  local llama = remote{server = "llama.cpp"}
+  T.err(function() llama:generate("constrained", {regex = "[0-9]+"}) end,
+    "returned text outside the constraint (regex): it did not apply it: \"{\\\"grammar\\\":\\\"root ::= ([0-9])+")
+  T.err(function() remote{server = "tgi"} end, 'server must be "llama.cpp", "vllm", "refrain" or "openai", got "tgi"')
+end)
+
 T.test("a server killed mid-run is a clear connection error", function()
   local m = remote{retries = 2, backoff = 0.05, timeout = 5}
   local msg = T.err(function() m:generate("die", {max_tokens = 1}) end, "POST " .. url .. "/completions: ")
@@ -96,3 +121,4 @@ T.test("a server killed mid-run is a clear connection error", function()
 end)
 
 T.done()
+

@@ -58,6 +58,23 @@ T.test("chat messages through the server's chat template", function()
   T.ok(compare("chat", r, g, {}) >= 3, "the first tokens agree")
 end)
 
+T.test("constrained greedy text equals the local model's up to a near-tie: the same GBNF grammar on both sides", function()
+  T.eq(m.server, "llama.cpp")
+  local U = "<|im_start|>user\nGive a person as JSON.<|im_end|>\n<|im_start|>assistant\n"
+  local schema = '{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer","minimum":0,"maximum":150}},"required":["name","age"]}'
+  local n = 0
+  for _, c in ipairs({{json_schema = schema}, {regex = "[A-Z][a-z]+ is [0-9]+ years old\\."}, {choices = {"Paris", "London", "Rome"}},
+                      {grammar = 'root ::= "The answer is " ("yes" | "no") "."'}}) do
+    local opts = {max_tokens = 40, temperature = 0, logprobs = 2}
+    for k, v in pairs(c) do opts[k] = v end
+    local r, g = m:generate(U, opts), l:generate(U, opts)
+    local k = compare(next(c), r, g, {})
+    if k == #g.top then n = n + 1 end
+    print(("%s: local %q, llama.cpp %q"):format(next(c), g.text, r.text))
+  end
+  T.ok(n >= 2, n .. " of 4 constrained texts identical")
+end)
+
 T.test("what llama-cpp-python's server lacks is an error naming it", function()
   T.err(function() m:tokenize("Hello") end, "has no /tokenize")
   T.err(function() m:template({{role = "user", content = "Hi"}}) end, "has no /apply-template")

@@ -7,6 +7,7 @@ answers 500 on the first request, then succeeds; "flaky429" answers 429 twice, t
 answers 429 with Retry-After: 1 once; "auth" succeeds only with the header Authorization: Bearer $FAKE_KEY;
 "die" exits the process without answering (a server killed mid-run); "noecho..." answers without log-probabilities,
 "straddle..." and "scored..." with echoed ones (a token across the prefix/continuation boundary, and one on it);
+"constrained..." answers with the constraint fields the request carried (as JSON text);
 token ids starting with 900 are scored as vLLM's prompt_logprobs (echo refused);
 anything else succeeds. Other POST routes (/tokenize) are 404s, as on a server without them. A success is a
 completion whose text says how many times that prompt was asked. Each run ends after 60 s at most.
@@ -55,6 +56,12 @@ class Handler(BaseHTTPRequestHandler):
                             for k, t in enumerate(prompt) if k >= 1]
             return self.reply(200, {"choices": [{"index": 0, "text": "!", "finish_reason": "length",
                                                  "prompt_logprobs": plp}]})
+        if isinstance(prompt, str) and prompt.startswith("constrained"):
+            # The constraint fields the request carried, as the completion's text (their order kept).
+            fields = {k: v for k, v in body.items() if k in ("grammar", "regex", "choices", "json_schema", "guided_regex",
+                                                             "guided_choice", "guided_json", "guided_grammar", "response_format")}
+            return self.reply(200, {"choices": [{"index": 0, "text": json.dumps(fields, separators=(",", ":")),
+                                                 "finish_reason": "stop"}]})
         if isinstance(prompt, str) and prompt.startswith("noecho"):
             return self.reply(200, {"choices": [{"index": 0, "text": prompt + "!", "finish_reason": "length"}]})
         if isinstance(prompt, str) and prompt.startswith("straddle"):

@@ -141,6 +141,7 @@ struct GenerationFlags: ParsableArguments {
     @Option(name: .customLong("grammar"), parsing: .unconditional, help: schemaHelp("grammar")) var grammar: String?
     @Option(name: .customLong("regex"), parsing: .unconditional, help: schemaHelp("regex")) var regex: String?
     @Option(name: .customLong("choices"), parsing: .unconditionalSingleValue, help: schemaHelp("choices")) var choices: [String] = []
+    @Option(name: .customLong("json-schema"), parsing: .unconditional, help: schemaHelp("json_schema")) var json_schema: String?
 
     /// The values given, as (schema key, text), read off the properties by their names.
     var given: [(key: String, text: String)] {
@@ -178,6 +179,7 @@ func schemaHelp(_ key: String) -> ArgumentHelp {
     case .number: valueName = "x"
     case .strings: valueName = "text"
     case .text: valueName = "text"
+    case .json: valueName = "json"
     case .boolean, .function: valueName = ""
     }
     return ArgumentHelp(spec.help + GenerationSchema.notes(spec), valueName: valueName.isEmpty ? nil : valueName)

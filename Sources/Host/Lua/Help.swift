@@ -61,6 +61,12 @@ enum Help {
         HelpEntry(key: "lm.fs.lock", usage: "lm.fs.lock(path) -> true, or false and holder",
                   text: "Takes an exclusive lock (flock) on the file path, made if missing, for the rest of this process: true when this process holds it (taken now or before); false and the holder's note (\"pid N since DATE\", which the holder wrote into the file) when another process does. The kernel releases the lock when the process ends, however it ends, so a killed run leaves no stale lock. The experiment runner locks its --out folder with it. Sandboxed, the file must lie inside the sandbox folder.",
                   example: "local ok, holder = lm.fs.lock(\"out/.lock\")\nif not ok then error(\"out is in use by \" .. holder) end"),
+        HelpEntry(key: "lm.grammar", usage: "lm.grammar{grammar= | regex= | choices= | json_schema=} -> gbnf [, schema]",
+                  text: "The GBNF grammar (llama.cpp's syntax) a constraint option becomes: what generate, sample and a state's generate match token by token when given the same option, and what lm.remote sends to a llama.cpp server. json_schema is read as llama.cpp's converter reads it (the same grammar, rule for rule); its second value is the schema as JSON text (a Lua table written with its keys sorted, except properties given as a list of {name, schema} pairs, which keep their order). nil when the table holds none of the four. An error names a malformed pattern, schema or grammar and where.",
+                  example: "print(lm.grammar{regex = \"[0-9]+\"})\nprint(lm.grammar{json_schema = {type = \"object\", properties = {{\"name\", {type = \"string\"}}, {\"age\", {type = \"integer\", minimum = 0}}}, required = {\"name\", \"age\"}}})"),
+        HelpEntry(key: "lm.accepts", usage: "lm.accepts({grammar= | regex= | choices= | json_schema=}, text) -> boolean",
+                  text: "Whether text as a whole is a complete sentence of the constraint (matched as generation matches it, byte by byte; needs lm.model for its vocabulary). lm.remote checks a server's constrained output with it.",
+                  example: "print(lm.accepts({regex = \"The answer is -?[0-9]+\"}, \"The answer is 42\"))  --> true"),
         HelpEntry(key: "lm.isatty", usage: "lm.isatty(file) -> boolean",
                   text: "Whether a Lua file (io.stdout, io.stderr, io.stdin) or a file descriptor number is a terminal. lm.progress draws only when io.stderr is one.",
                   example: "print(lm.isatty(io.stderr))"),
@@ -312,7 +318,7 @@ extension LuaHost {
         }
         name(lm, "executable", "lm.executable")
         for (op, _) in modelOperations { name(lm, op, op); name(methods, op, op) }
-        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "matrix", "store", "http", "fs", "options", "defaults"] { name(lm, f, "lm." + f) }
+        for f in ["load", "doc", "document", "pretty", "clock", "isatty", "grammar", "accepts", "matrix", "store", "http", "fs", "options", "defaults"] { name(lm, f, "lm." + f) }
         lua.rawGet(lm, "fs")
         name(lua.absolute(-1), "mkdir", "lm.fs.mkdir")
         name(lua.absolute(-1), "cwd", "lm.fs.cwd")

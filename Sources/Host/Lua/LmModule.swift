@@ -58,6 +58,7 @@ extension LuaHost {
         pushOptionSchema()
         lua_setfield(L, lm, "options")
         installHarnessBindings(lm: lm)
+        installConstraintBindings(lm: lm)
         installRemoteBindings(lm: lm)
         installStore(lm: lm)
         installHelp(lm: lm, methods: methods)

@@ -106,6 +106,21 @@ extension LuaHost {
         case .text:
             guard lua.type(i) == LUA_TSTRING, let s = lua.string(i) else { throw error(name, "must be a string, got \(got)") }
             value = .text(s)
+        case .json:
+            let text: String
+            if lua.type(i) == LUA_TSTRING, let s = lua.string(i) {
+                text = s
+            } else if lua.type(i) == LUA_TTABLE {
+                do { text = try luaJSON(lua, lua.absolute(i), path: name, depth: 0).dump() } catch let LuaJSONError.bad(m) {
+                    throw error(name, m)
+                }
+            } else {
+                throw error(name, "must be a JSON schema (a table or JSON text), got \(got)")
+            }
+            do { _ = try ConstraintGrammar.cachedJSONSchema(text) } catch let e {
+                throw error(name, "\(e)".replacingOccurrences(of: "json_schema: ", with: ""))
+            }
+            value = .text(text)
         case .function:
             guard lua.type(i) == LUA_TFUNCTION else { throw error(name, "must be a function, got \(got)") }
             if o.onToken != LUA_NOREF { luaL_unref(L, luaRegistry, o.onToken) }
@@ -119,6 +134,62 @@ extension LuaHost {
         case ("seed", _): o.seedGiven = true
         case ("stream", .boolean(let b)): o.stream = b
         default: break
+        }
+    }
+
+    enum LuaJSONError: Error { case bad(String) }
+
+    /// The Lua value at `i` as JSON: a table with keys 1..n is an array, any other table an object with string
+    /// keys in sorted order (Lua tables keep none), except a `properties` table given as a list of {name, schema}
+    /// pairs, which keeps the list's order (the order the grammar asks for the properties).
+    func luaJSON(_ lua: Lua, _ i: Int32, path: String, depth: Int) throws -> JSONValue {
+        guard depth < 100 else { throw LuaJSONError.bad("is nested deeper than 100 levels (a table that holds itself?)") }
+        switch lua.type(i) {
+        case LUA_TSTRING: return .string(lua.string(i)!)
+        case LUA_TBOOLEAN: return .bool(lua.boolean(i)!)
+        case LUA_TNUMBER:
+            if lua_isinteger(L, i) != 0 { return .integer(Int64(lua_tointegerx(L, i, nil))) }
+            let d = lua_tonumberx(L, i, nil)
+            guard d.isFinite else { throw LuaJSONError.bad("holds \(d) at \(path), which JSON cannot write") }
+            return .number(d)
+        case LUA_TTABLE:
+            var keys: [(String?, Int?)] = []
+            lua.pushNil()
+            while lua_next(L, i) != 0 {
+                if lua.type(-2) == LUA_TSTRING { keys.append((lua.string(-2), nil)) }
+                else if lua_isinteger(L, -2) != 0 { keys.append((nil, Int(lua_tointegerx(L, -2, nil)))) }
+                else { lua.pop(2); throw LuaJSONError.bad("has a \(lua.typeName(-2)) key at \(path) (JSON keys are strings)") }
+                lua.pop()
+            }
+            let n = keys.count
+            if n > 0, keys.allSatisfy({ $0.1 != nil }), Set(keys.compactMap(\.1)) == Set(1...n) {
+                return .array(try (1...n).map { k in
+                    lua.rawGet(i, k); defer { lua.pop() }
+                    return try luaJSON(lua, lua.absolute(-1), path: "\(path)[\(k)]", depth: depth + 1)
+                })
+            }
+            guard keys.allSatisfy({ $0.0 != nil }) else {
+                throw LuaJSONError.bad("mixes list items and named fields at \(path)")
+            }
+            var members: [(String, JSONValue)] = []
+            for key in keys.compactMap(\.0).sorted() {
+                lua.rawGet(i, key); defer { lua.pop() }
+                let sub = "\(path).\(key)"
+                if key == "properties", case .array(let items) = try luaJSON(lua, lua.absolute(-1), path: sub, depth: depth + 1) {
+                    // properties = {{"name", schema}, ...}: an object in the list's order
+                    members.append((key, .object(try items.enumerated().map { k, item in
+                        guard case .array(let pair) = item, pair.count == 2, let name = pair[0].string else {
+                            throw LuaJSONError.bad("has item \(k + 1) of \(sub) that is not a pair {name, schema}")
+                        }
+                        return (name, pair[1])
+                    })))
+                    continue
+                }
+                members.append((key, try luaJSON(lua, lua.absolute(-1), path: sub, depth: depth + 1)))
+            }
+            return .object(members)
+        default:
+            throw LuaJSONError.bad("holds a \(lua.typeName(i)) at \(path), which JSON cannot write")
         }
     }
 

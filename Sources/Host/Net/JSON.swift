@@ -1,6 +1,7 @@
 // JSON values for the HTTP server and client: decoded with Foundation's JSONDecoder into an enum that keeps
 // booleans, numbers, strings and nulls apart (so that a request's wrong types can be named), and written by a
 // small encoder that keeps object keys in the order they were built (OpenAI's responses read best that way).
+import Engine
 import Foundation
 
 /// A JSON value.
@@ -10,7 +11,7 @@ enum JSON: Decodable, Equatable {
     case number(Double)
     case string(String)
     case array([JSON])
-    /// An object's members in order (decoded objects keep no order; built ones keep theirs).
+    /// An object's members in order (parsed ones in the text's order; JSONDecoder-decoded ones sorted by key).
     case object([(String, JSON)])
 
     init(from decoder: Decoder) throws {
@@ -27,7 +28,20 @@ enum JSON: Decodable, Equatable {
     static func == (a: JSON, b: JSON) -> Bool { a.text == b.text }
 
     /// Parses `data`; nil when it is not JSON.
-    static func parse(_ data: Data) -> JSON? { try? JSONDecoder().decode(JSON.self, from: data) }
+    static func parse(_ data: Data) -> JSON? { (try? JSONValue.parse(String(decoding: data, as: UTF8.self))).map(JSON.init) }
+
+    /// The engine's ordered JSON value, its objects' order kept.
+    init(_ v: JSONValue) {
+        switch v {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .integer(let i): self = .number(Double(i))
+        case .number(let d): self = .number(d)
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .array(a.map(JSON.init))
+        case .object(let m): self = .object(m.map { ($0.0, JSON($0.1)) })
+        }
+    }
 
     /// The member `key` of an object (nil for a missing member or a non-object).
     subscript(key: String) -> JSON? {

@@ -38,6 +38,8 @@ public struct OptionSpec: Sendable {
     /// What values the option takes.
     public enum Kind: String, Sendable {
         case integer, number, boolean, strings, text, function
+        /// A JSON document (a JSON schema): JSON text, or in Lua a table (written as JSON text); held as `.text`.
+        case json
     }
 
     /// The key in Lua tables, JSON requests and the run store (`max_tokens`).
@@ -88,7 +90,7 @@ public struct OptionSpec: Sendable {
         case (.integer, .integer(let i)): x = Double(i)
         case (.number, .number(let d)): x = d
         case (.number, .integer(let i)): x = Double(i)
-        case (.boolean, .boolean), (.strings, .strings), (.text, .text): return nil
+        case (.boolean, .boolean), (.strings, .strings), (.text, .text), (.json, .text): return nil
         default: return "must be \(kindText)"
         }
         let inside = !x.isNaN && (minimum.map { exclusiveMinimum ? x > $0 : x >= $0 } ?? true) && (maximum.map { x <= $0 } ?? true)
@@ -104,6 +106,7 @@ public struct OptionSpec: Sendable {
         case .strings: "a string or a list of strings"
         case .text: "a string"
         case .function: "a function"
+        case .json: "a JSON schema (JSON text, or in Lua a table)"
         }
     }
 
@@ -133,6 +136,13 @@ public struct OptionSpec: Sendable {
             value = .text(s == "none" ? "" : s)
         case .function:
             return .failure(OptionError(key: key, message: "takes a function: set it in Lua (lm.defaults.\(key) = function ... end)"))
+        case .json:
+            // JSON text as it is (JSON has its own escapes); "none" turns it off
+            if v == "none" || v.isEmpty { value = .text(""); break }
+            do { _ = try ConstraintGrammar.cachedJSONSchema(v) } catch {
+                return .failure(OptionError(key: key, message: "\(error)".replacingOccurrences(of: "json_schema: ", with: "")))
+            }
+            value = .text(v)
         }
         if let m = check(value) { return .failure(OptionError(key: key, message: m)) }
         return .success(value)
@@ -219,12 +229,14 @@ public enum GenerationSchema {
                    "report the K most likely alternatives of each generated token"),
         OptionSpec("ignore_eos", .boolean, .boolean(\.ignoreEOS),
                    "keep generating past end-of-generation tokens"),
-        OptionSpec("grammar", .text, surfaces: [.lua, .commandLine, .server, .store], .text(\.grammar),
+        OptionSpec("grammar", .text, .text(\.grammar),
                    "a GBNF grammar (llama.cpp's syntax, start rule root) the text must follow; each token is drawn from those it allows"),
-        OptionSpec("regex", .text, surfaces: [.lua, .commandLine, .server, .store], serverAlias: "guided_regex", .text(\.regex),
+        OptionSpec("regex", .text, serverAlias: "guided_regex", .text(\.regex),
                    "a regular expression the whole text must match (each token drawn from those that can still match)"),
-        OptionSpec("choices", .strings, surfaces: [.lua, .commandLine, .server, .store], serverAlias: "guided_choice", .strings(\.choices),
+        OptionSpec("choices", .strings, serverAlias: "guided_choice", .strings(\.choices),
                    "the text is one of these strings, generated (not scored); a list of strings, repeatable flag"),
+        OptionSpec("json_schema", .json, .text(\.jsonSchema),
+                   "a JSON schema the text must be an instance of (read as llama.cpp reads it: properties in order, required first)"),
         OptionSpec("stream", .boolean, surfaces: [.lua, .remote], nil,
                    "print the text as it comes (default: in the REPL)"),
         OptionSpec("on_token", .function, surfaces: [.lua], nil,
@@ -278,7 +290,7 @@ public enum GenerationSchema {
         case .number: return (raw as? NSNumber).map { .number($0.doubleValue) }
         case .boolean: return (raw as? Bool).map { .boolean($0) }
         case .strings: return (raw as? [String]).map { .strings($0) } ?? (raw as? String).map { .strings([$0]) }
-        case .text: return (raw as? String).map { .text($0) }
+        case .text, .json: return (raw as? String).map { .text($0) }
         case .function: return nil
         }
     }

@@ -10,9 +10,14 @@ import Foundation
 /// A request's fields, read with checks that name the field and what was wrong with it.
 struct RequestFields {
     let json: JSON
+    /// The body as parsed, numbers' integer-ness kept (a JSON schema's constants are written back from it).
+    let raw: JSONValue
 
     init(_ body: Data) throws {
-        guard let j = JSON.parse(body) else { throw HTTPFailure(status: 400, message: "the request body is not valid JSON") }
+        do { raw = try JSONValue.parse(String(decoding: body, as: UTF8.self)) } catch {
+            throw HTTPFailure(status: 400, message: "the request body is not valid JSON: \(error)")
+        }
+        let j = JSON(raw)
         guard case .object = j else { throw HTTPFailure(status: 400, message: "the request body must be a JSON object, got \(j.typeName)") }
         json = j
     }
@@ -68,7 +73,25 @@ struct RequestFields {
             return .text(s)
         case .function:
             throw RequestFields.bad(k, "cannot be given over HTTP")
+        case .json:
+            return .text(try schemaText(raw[k]!, field: k))
         }
+    }
+
+    /// A JSON schema given as an object (or as JSON text), as JSON text; an empty object is any object (llama.cpp's
+    /// reading). The conversion is tried here, so that a bad schema is a 400 that names the field.
+    func schemaText(_ v: JSONValue, field: String) throws -> String {
+        var text: String
+        switch v {
+        case .object(let m): text = m.isEmpty ? #"{"type":"object"}"# : v.dump()
+        case .string(let s): text = s
+        default: throw RequestFields.bad(field, "must be a JSON schema (an object), got \(JSON(v).typeName)")
+        }
+        if text.trimmingCharacters(in: .whitespacesAndNewlines) == "{}" { text = #"{"type":"object"}"# }
+        do { _ = try ConstraintGrammar.cachedJSONSchema(text) } catch {
+            throw RequestFields.bad(field, "\(error)".replacingOccurrences(of: "json_schema: ", with: ""))
+        }
+        return text
     }
 
     /// A string or a list of strings.
@@ -209,22 +232,31 @@ final class OpenAIServer: @unchecked Sendable {
             if let message = spec.check(v) { throw RequestFields.bad(key, message) }
             field.set(&g, v)
         }
-        // OpenAI's response_format: json_object is a JSON grammar; json_schema is not read yet.
+        // OpenAI's response_format, read as llama.cpp's server reads it: json_object is the schema it carries or any
+        // object; json_schema is json_schema.schema.
         if let rf = f.value("response_format") {
             guard let type = rf["type"]?.string else {
                 throw RequestFields.bad("response_format", "must be an object with a 'type' (text, json_object or json_schema)")
             }
+            let raw = f.raw["response_format"]!
+            var schema: String? = nil
             switch type {
             case "text": break
             case "json_object":
-                guard g.grammar == nil && g.regex == nil && g.choices.isEmpty else {
-                    throw RequestFields.bad("response_format", "json_object cannot be combined with grammar, regex or choices")
-                }
-                g.grammar = ConstraintGrammar.jsonObject
+                schema = try raw["schema"].map { try f.schemaText($0, field: "response_format.schema") } ?? #"{"type":"object"}"#
             case "json_schema":
-                throw RequestFields.bad("response_format", "json_schema is not supported yet (json_object is, and grammar takes a GBNF grammar)")
+                guard let s = raw["json_schema"]?["schema"] else {
+                    throw RequestFields.bad("response_format", "json_schema needs json_schema.schema (the JSON schema)")
+                }
+                schema = try f.schemaText(s, field: "response_format.json_schema.schema")
             default:
                 throw RequestFields.bad("response_format", "type must be text, json_object or json_schema, got '\(type)'")
+            }
+            if let schema {
+                guard g.grammar == nil && g.regex == nil && g.choices.isEmpty && g.jsonSchema == nil else {
+                    throw RequestFields.bad("response_format", "\(type) cannot be combined with grammar, regex, choices or json_schema")
+                }
+                g.jsonSchema = schema
             }
         }
         do { try g.check() } catch let e as EngineError { throw HTTPFailure(status: 400, message: "\(e)") }

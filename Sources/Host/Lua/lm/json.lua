@@ -228,9 +228,13 @@ local function array_length(v)
   return nil
 end
 
+-- JSON text written as it is (lm.json.raw): a schema whose members' order matters, say.
+local RAW = {__name = "lm.json.raw"}
+
 local function encode_value(v, open, out)
   local t = type(v)
   if t == "nil" then out[#out + 1] = "null"
+  elseif getmetatable(v) == RAW then out[#out + 1] = v.text
   elseif t == "boolean" then out[#out + 1] = tostring(v)
   elseif t == "number" then out[#out + 1] = encode_number(v)
   elseif t == "string" then out[#out + 1] = encode_string(v)
@@ -280,6 +284,17 @@ doc.encode = {
     .. "infinities and cycles are errors.",
   example = "print(lm.json.encode({id = \"q1\", correct = true, scores = {0.5, 1}}))",
 }
+doc.raw = {
+  usage = "lm.json.raw(text) -> value",
+  text = "A value lm.json.encode writes as the JSON text given, unchanged (not checked): for JSON whose object "
+    .. "members must keep their order, which a Lua table cannot (a JSON schema's properties, say).",
+  example = "print(lm.json.encode({schema = lm.json.raw('{\"b\":1,\"a\":2}')}))",
+}
+function M.raw(text)
+  if type(text) ~= "string" then error("lm.json.raw: expected JSON text (a string), got " .. type(text), 2) end
+  return setmetatable({text = text}, RAW)
+end
+
 function M.encode(value)
   local out = {}
   local ok, err = pcall(encode_value, value, {}, out)

@@ -59,6 +59,7 @@ local function resolve(self, fname, opts)
       local ok = (kind == "integer" and math.type(v) == "integer") or (kind == "number" and type(v) == "number")
         or (kind == "boolean" and type(v) == "boolean") or (kind == "function" and type(v) == "function")
         or (kind == "strings" and (type(v) == "string" or type(v) == "table")) or (kind == "text" and type(v) == "string")
+        or (kind == "json" and (type(v) == "string" or type(v) == "table"))
       if not ok then error(("%s: option '%s' must be a%s %s, got %s"):format(fname, k, kind == "integer" and "n" or "", kind, type(v)), 3) end
       local bad = out_of_range(spec, v)
       if bad then error(("%s: option '%s' %s"):format(fname, k, bad), 3) end
@@ -87,6 +88,53 @@ local function sampling(self, o, seed)
   if stop and #stop > 0 then b.stop = stop end
   if o.ignore_eos then b.ignore_eos = true end
   return b
+end
+
+-- Constraints (grammar, regex, choices, json_schema), sent the way the server names them. `self.server` is the
+-- server's dialect: "llama.cpp" (its own server and llama-cpp-python's: the GBNF grammar lm.grammar gives, the
+-- same one the local model matches, in `grammar`), "vllm" (guided_regex, guided_choice, guided_json,
+-- guided_grammar), "refrain" (its own fields), "openai" (only json_schema, as response_format).
+local CONSTRAINTS = {"grammar", "regex", "choices", "json_schema"}
+local SENT_AS = {
+  ["llama.cpp"] = {grammar = "grammar", regex = "grammar", choices = "grammar", json_schema = "grammar"},
+  vllm = {grammar = "guided_grammar", regex = "guided_regex", choices = "guided_choice", json_schema = "guided_json"},
+  refrain = {grammar = "grammar", regex = "regex", choices = "choices", json_schema = "json_schema"},
+  openai = {json_schema = "response_format"},
+}
+
+-- The constraint in `o` (at most one; lm.grammar checks it as the local model would), or nil.
+local function constraint_of(o)
+  local c = {}
+  for _, k in ipairs(CONSTRAINTS) do
+    local v = o[k]
+    if v ~= nil and v ~= "" and not (type(v) == "table" and next(v) == nil) then c[k] = v end
+  end
+  if next(c) == nil then return nil end
+  return c
+end
+
+-- Adds the constraint of `o` to a request body, or raises naming what the server lacks.
+local function constrain(self, fname, o, body)
+  local c = constraint_of(o)
+  if not c then return nil end
+  local ok, grammar, schema = pcall(lm.grammar, c)
+  if not ok then error(("%s: %s"):format(fname, tostring(grammar):gsub("^lm%.grammar: ", "")), 4) end
+  local key = next(c)
+  local field = SENT_AS[self.server][key]
+  if not field then
+    error(("%s: %s is not available on the server at %s (%s servers take only json_schema); if it is a llama.cpp, "
+      .. "vLLM or refrain server, say so: lm.remote{url = ..., server = \"vllm\"}"):format(fname, key, self.url, self.server), 4)
+  end
+  if self.server == "llama.cpp" then
+    body.grammar = grammar
+  elseif key == "json_schema" and self.server == "openai" then
+    body.response_format = {type = "json_schema", json_schema = {name = "output", strict = true, schema = json.raw(schema)}}
+  elseif key == "json_schema" then
+    body[field] = json.raw(schema)
+  else
+    body[field] = c[key]
+  end
+  return {options = c, checked = self.server == "llama.cpp" or self.server == "refrain"}
 end
 
 -- What kind of prompt: "text", "ids" or "messages".
@@ -119,16 +167,17 @@ end
 function Remote:_generation(fname, prompt, o, seed)
   local kind = prompt_kind(fname, prompt)
   local body = sampling(self, o, seed)
+  local constraint = constrain(self, fname, o, body)
   local k = o.logprobs or 0
   if kind == "messages" then
     body.messages = messages(fname, prompt)
     body.logprobs = true
     if k > 0 then body.top_logprobs = k end
-    return {path = "/chat/completions", body = body, chat = true, k = k}
+    return {path = "/chat/completions", body = body, chat = true, k = k, constraint = constraint}
   end
   body.prompt = prompt
   body.logprobs = k
-  return {path = "/completions", body = body, chat = false, k = k}
+  return {path = "/completions", body = body, chat = false, k = k, constraint = constraint}
 end
 
 -- Sends requests ({path=, body=}) together, spread over the replicas in turn; returns the decoded bodies. HTTP
@@ -212,6 +261,15 @@ function Remote:_result(fname, req, data, level)
   if c.finish_reason == "length" then r.finish = "length"
   elseif math.type(c.stop_reason) == "integer" then r.finish = "eos"
   else r.finish = c.finish_reason == nil and "stop" or tostring(c.finish_reason) end
+  -- A server that matched the same grammar returns a complete sentence of it when it stopped by itself; one that
+  -- does not is a server that ignored the field (an old version, another server behind the name).
+  if req.constraint and req.constraint.checked and r.finish ~= "length" and lm.model then
+    local ok, accepted = pcall(lm.accepts, req.constraint.options, r.text)
+    if ok and not accepted then
+      error(("%s: the server at %s (%s) returned text outside the constraint (%s): it did not apply it: %q"):format(
+        fname, self.url, self.server, next(req.constraint.options), r.text:sub(1, 80)), level)
+    end
+  end
   local u = data.usage or {}
   local details = type(u.prompt_tokens_details) == "table" and u.prompt_tokens_details or {}
   r.usage = {prompt = u.prompt_tokens or 0, completion = u.completion_tokens or (r.ids and #r.ids) or #r.logprobs,
@@ -488,7 +546,11 @@ for name, what in pairs(NEEDS) do
 end
 
 local SPEC = {url = "string or list", model = "string", api_key_env = "string", timeout = "number", retries = "integer",
-              concurrency = "integer", backoff = "number", scoring = "string"}
+              concurrency = "integer", backoff = "number", scoring = "string", server = "string"}
+
+-- The dialect of a server from its models' owned_by: llama.cpp's server says "llamacpp", llama-cpp-python's "me",
+-- vLLM "vllm", refrain serve "refrain"; anything else is taken as OpenAI's API.
+local OWNERS = {llamacpp = "llama.cpp", me = "llama.cpp", vllm = "vllm", refrain = "refrain"}
 
 -- The served models of one server, from GET /models.
 local function served(url, policy)
@@ -509,7 +571,7 @@ local function new(spec)
   if type(spec) ~= "table" then error("lm.remote: expected a table {url = ..., model = ...}, got " .. type(spec), 2) end
   for k, v in pairs(spec) do
     local kind = SPEC[k]
-    if not kind then error(("lm.remote: unknown field '%s' (known: url, model, api_key_env, timeout, retries, concurrency, backoff, scoring)"):format(tostring(k)), 2) end
+    if not kind then error(("lm.remote: unknown field '%s' (known: url, model, api_key_env, timeout, retries, concurrency, backoff, scoring, server)"):format(tostring(k)), 2) end
     local ok = kind == "integer" and math.type(v) == "integer" or kind == "string or list" and (type(v) == "string" or type(v) == "table")
       or type(v) == kind
     if not ok then error(("lm.remote: field '%s' must be a%s %s, got %s"):format(k, kind == "integer" and "n" or "", kind, type(v)), 2) end
@@ -526,6 +588,9 @@ local function new(spec)
     urls[i] = u:gsub("/+$", "")
   end
   if #urls == 0 then error("lm.remote: url is an empty list", 2) end
+  if spec.server ~= nil and not SENT_AS[spec.server] then
+    error(("lm.remote: server must be \"llama.cpp\", \"vllm\", \"refrain\" or \"openai\", got \"%s\""):format(spec.server), 2)
+  end
   local url = urls[1]
   local self = setmetatable({url = url, urls = urls, root = url:gsub("/v1$", ""), _missing = {}, _turn = 0,
     scoring = spec.scoring or "echo",
@@ -547,6 +612,7 @@ local function new(spec)
     want = entry.id
   end
   self.model = entry.id
+  self.server = spec.server or OWNERS[entry.owned_by] or "openai"
   local meta = type(entry.meta) == "table" and entry.meta or {}
   self.info = {backend = "remote", url = url, urls = urls, name = entry.id, path = url .. "/models/" .. entry.id,
                context = entry.context_length or entry.max_model_len or meta.n_ctx_train,
@@ -641,7 +707,14 @@ doc(M, "lm.remote", "lm.remote{url=, model=, api_key_env=, timeout=60, retries=3
   .. "\"echo\" (echo = true with logprobs, the legacy OpenAI form: llama.cpp's server, refrain serve, vLLM) or "
   .. "\"prompt_logprobs\" (vLLM's extra parameter; it needs token ids, so the server's /tokenize); a response in "
   .. "either form is read. Every call is written to the run store. What the protocol cannot give "
-  .. "(m:state, m:attention, m:hidden, m:logit_lens, on_token, entropy) is an error.",
+  .. "(m:state, m:attention, m:hidden, m:logit_lens, on_token, entropy) is an error. "
+  .. "The constraint options (grammar, regex, choices, json_schema) are sent as the server names them; which server "
+  .. "it is comes from its models' owned_by, or server = \"llama.cpp\", \"vllm\", \"refrain\" or \"openai\": a "
+  .. "llama.cpp server (its own or llama-cpp-python's) gets the GBNF grammar lm.grammar gives (the one the local "
+  .. "model matches) in `grammar`; vLLM guided_grammar, guided_regex, guided_choice, guided_json; refrain serve its "
+  .. "own fields; an OpenAI server json_schema as response_format (the others are an error naming the option). "
+  .. "Where the server matches the same grammar (llama.cpp, refrain), a result it ended itself is checked with "
+  .. "lm.accepts, and text outside the constraint (a server that ignored the field) is an error.",
   "local m = lm.remote{url = \"http://127.0.0.1:8080/v1\"}\nprint(m:generate(\"The capital of France is\", {max_tokens = 8, temperature = 0}).text)")
 doc(Remote.generate, "remote:generate", "m:generate(prompt [, opts]) -> result",
   "As the local generate, over /v1/completions (a string prompt, control tokens parsed by the server, or token ids) "
