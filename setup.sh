@@ -197,6 +197,21 @@ if [ "$llamacpp" = 1 ]; then
   fi
   "$venv/bin/python" -c 'import gguf' 2>/dev/null || "$venv/bin/pip" install -q --no-deps "$lcpp/src/gguf-py" \
     || die "pip install of llama.cpp's gguf-py failed"
+  # llama.cpp's JSON-schema converter as a command (Tests/tools/json_schema_to_grammar.cpp), for the
+  # constrained-decoding parity test; and jsonschema, the independent validator of the schema property tests.
+  here="$(cd "$(dirname "$0")" && pwd)"
+  conv="$lcpp/bin/llama-json-schema-to-grammar"
+  if [ ! -x "$conv" ] || [ "$conv" -ot "$here/Tests/tools/json_schema_to_grammar.cpp" ]; then
+    say "llama.cpp tools: building llama-json-schema-to-grammar"
+    b="$lcpp/build"
+    ${CXX:-c++} -std=c++17 -O1 -I "$lcpp/src/common" -I "$lcpp/src/include" -I "$lcpp/src/ggml/include" -I "$lcpp/src/vendor" \
+        "$here/Tests/tools/json_schema_to_grammar.cpp" "$b/common/libllama-common.a" "$b/common/libllama-common-base.a" \
+        "$b/src/libllama.a" "$b/ggml/src/libggml.a" "$b/ggml/src/libggml-cpu.a" "$b/ggml/src/libggml-base.a" \
+        -lpthread -fopenmp -o "$conv" >>"$lcpp/build.log" 2>&1 \
+      || die "building llama-json-schema-to-grammar failed (see $lcpp/build.log)"
+  fi
+  "$venv/bin/python" -c 'import jsonschema' 2>/dev/null || "$venv/bin/pip" install -q "jsonschema==4.26.0" \
+    || die "pip install of jsonschema failed (is PyPI reachable?)"
 
   # The random-weight models of the architectures no registry carries (ArchitectureTests), made from their seeds;
   # kept while they match the manifest of the figures in the repository.

@@ -154,4 +154,26 @@ T.test("prefix cache", function()
   T.ok(again.usage.cached >= again.usage.prompt - 1)
 end)
 
+T.test("lm.grammar and lm.accepts: a constraint outside a generation", function()
+  T.eq(lm.grammar{regex = "[0-9]+"}, "root ::= ([0-9])+\n")
+  T.eq(lm.grammar{}, nil)
+  local g, schema = lm.grammar{json_schema = {type = "object", properties = {{"b", {type = "integer"}}, {"a", {type = "boolean"}}}, required = {"b"}}}
+  T.eq(schema, '{"properties":{"b":{"type":"integer"},"a":{"type":"boolean"}},"required":["b"],"type":"object"}')
+  T.ok(g:find('root ::= "{" space b-kv ( "," space ( a-kv ) )? space "}"', 1, true), g)
+  T.ok(lm.accepts({json_schema = schema}, '{"b": 3, "a": true}'))
+  T.ok(not lm.accepts({json_schema = schema}, '{"a": true, "b": 3}'), "properties in the schema's order")
+  T.ok(lm.accepts({choices = {"yes", "no"}}, "no")); T.ok(not lm.accepts({choices = {"yes", "no"}}, "n"))
+  T.err(function() lm.grammar{regex = "(a"} end, "regex: position")
+  T.err(function() lm.grammar{json_schema = {type = "object", properties = {a = {type = "strin"}}}} end, "at #/properties/a: unrecognized type strin")
+  T.err(function() lm.grammar{json_schema = {type = "object", f = function() end}} end, "holds a function at json_schema.f")
+  T.err(function() lm.grammar{temperature = 0} end, "unknown option 'temperature'")
+  T.err(function() lm.accepts({}, "x") end, "give grammar, regex, choices or json_schema")
+  -- a generation under a schema given as a table parses and holds the schema
+  local r = lm.generate("A person as JSON:\n", {json_schema = {type = "object", properties = {{"name", {type = "string", maxLength = 8}}, {"age", {type = "integer", minimum = 0, maximum = 120}}}, required = {"name", "age"}}, temperature = 0, max_tokens = 40})
+  if r.finish ~= "incomplete" then
+    local v = lm.json.decode(r.text)
+    T.eq(type(v.name), "string"); T.eq(math.type(v.age), "integer"); T.ok(v.age >= 0 and v.age <= 120)
+  end
+end)
+
 T.done()

@@ -64,6 +64,35 @@ local SAMPLE = {n = 4, max_tokens = 20, seed = 3, extract = extract, verify = ve
 -- The same four samples, drawn here.
 local direct = m:sample(PROMPT, 4, {max_tokens = 20, temperature = 0.7, seed = 3})
 
+T.test("answer_step: free reasoning in max_tokens - answer_tokens, then the constrained answer, read by lm.extract.final", function()
+  local r = sel.self_consistency(m, ITEM, {n = 2, max_tokens = 24, answer_tokens = 10, seed = 3, verify = verify, answer_step = "number"})
+  T.eq(#r.calls, 3, "one sample call, then one answer step per sample")
+  T.eq(r.calls[1].kind, "sample"); T.eq(r.calls[1].opts.max_tokens, 14)
+  local reasoning = m:sample(PROMPT, 2, {max_tokens = 14, temperature = 0.7, seed = 3})
+  for i = 1, 2 do
+    local step = r.calls[i + 1]
+    T.eq(step.kind, "generate"); T.eq(step.opts.max_tokens, 10); T.eq(step.opts.temperature, 0)
+    T.eq(step.opts.regex, require("strategies.answers").NUMBER_ANSWER)
+    T.eq(step.prompt, PROMPT .. reasoning[i].text .. (reasoning[i].text:match("\n$") and "" or "\n"))
+    local out = step.outputs[1]
+    local text = out.text
+    if out.finish == "incomplete" then
+      T.ok(("The answer is "):sub(1, #text) == text:sub(1, 14), "a cut step is a prefix of the form: " .. text)
+    else
+      T.ok(lm.accepts({regex = step.opts.regex}, text), "the step's text holds the form: " .. text)
+    end
+    T.eq(r.answers[i], lm.extract.final(text), "the answer is the step's number")
+  end
+  T.ok(#r.injected >= 2, "the constraint is recorded as injected")
+  T.err(function() sel.self_consistency(m, ITEM, {n = 1, max_tokens = 8, answer_tokens = 8, answer_step = "number"}) end,
+    "max_tokens (8) must exceed answer_tokens (8)")
+  T.err(function() sel.self_consistency(m, ITEM, {n = 1, answer_step = {regex = "x", choices = {"y"}}}) end, "exactly one of")
+  T.err(function() sel.retry(m, ITEM, {answer_step = "number"}) end, "answer_step is not available here")
+  -- extract by name: "number" reads the whole text's last number, "final" the step's
+  local f = sel.self_consistency(m, ITEM, {n = 1, temperature = 0, max_tokens = 24, answer_tokens = 10, answer_step = "number", extract = "number"})
+  T.eq(f.answer, lm.extract.number(f.text))
+end)
+
 T.test("self-consistency: one batched call, the majority of its answers", function()
   local r = sel.self_consistency(m, ITEM, SAMPLE)
   T.eq(#r.calls, 1); T.eq(r.calls[1].kind, "sample"); T.eq(r.calls[1].n, 4)

@@ -2,12 +2,52 @@
 -- and lm.verify, or the caller's opts.extract / opts.verify), and the majority vote over extracted answers.
 local M = {}
 
---- The extractor: `opts.extract` (a function of the text), else `lm.extract[kind]` ("number", "boxed", ...).
+--- The extractor: `opts.extract` (a function of the text, or the name of an lm.extract function: "number",
+--- "final", "answer", "boxed", ...), else `lm.extract[kind]`.
 function M.extractor(opts, kind)
-  if opts and opts.extract then return opts.extract end
-  local ex = lm and lm.extract and lm.extract[kind]
-  if not ex then error("no lm.extract." .. kind .. ": pass opts.extract = function(text) ... end", 3) end
+  local want = opts and opts.extract or kind
+  if type(want) == "function" then return want end
+  local ex = type(want) == "string" and lm and lm.extract and lm.extract[want]
+  if not ex then error("no lm.extract." .. tostring(want) .. ": pass extract = \"number\", \"final\", ... or a function(text)", 3) end
   return ex
+end
+
+--- The form answer_step = "number" holds the answer to: the phrase, then an integer of at most 15 digits or a
+--- decimal with at most two places (bounded, so that a model cannot spend the step's tokens on zeros: once the
+--- number is as long as it may be, the generation ends).
+M.NUMBER_ANSWER = [[The answer is -?[0-9]{1,15}(\.[0-9]{1,2})?]]
+
+--- The constrained answer step a strategy runs after its free reasoning (opts.answer_step): "number" holds the
+--- answer to "The answer is <number>" (M.NUMBER_ANSWER); a table gives the constraint itself ({regex=}, {choices=},
+--- {json_schema=} or {grammar=}); nil or "free" runs none. -> the constraint options, or nil.
+function M.answer_constraint(step)
+  if step == nil or step == false or step == "free" then return nil end
+  if step == "number" then return {regex = M.NUMBER_ANSWER} end
+  if type(step) ~= "table" then
+    error(("answer_step must be \"number\", \"free\" or a table {regex=} / {choices=} / {json_schema=} / {grammar=}, got %s"):format(tostring(step)), 3)
+  end
+  local n = 0
+  for k in pairs(step) do
+    if k ~= "regex" and k ~= "choices" and k ~= "json_schema" and k ~= "grammar" then
+      error("answer_step: unknown key '" .. tostring(k) .. "' (regex, choices, json_schema or grammar)", 3)
+    end
+    n = n + 1
+  end
+  if n ~= 1 then error("answer_step: give exactly one of regex, choices, json_schema and grammar", 3) end
+  return step
+end
+
+--- Runs the answer step after `text` (what the model wrote after `prompt`): the model goes on from a line break,
+--- greedy, under `constraint`, for at most `tokens` tokens. The strategy's record keeps the call (and the
+--- constraint as an injected string: it puts words in the model's mouth). -> the text to append (the line break
+--- and the constrained answer), the call's result.
+function M.answer_step(rec, prompt, text, constraint, tokens)
+  local sep = text:match("\n$") and "" or "\n"
+  local opts = {max_tokens = tokens, temperature = 0}
+  for k, v in pairs(constraint) do opts[k] = v end
+  rec:inject("answer_step", type(constraint.regex) == "string" and constraint.regex or lm.json.encode(constraint))
+  local r = rec:generate(prompt .. text .. sep, opts)
+  return sep .. r.text, r
 end
 
 --- The verifier: `opts.verify` (a function of prediction and gold), else `lm.verify[kind]` ("numeric", ...).

@@ -17,6 +17,7 @@
 --   local echo = require "strategies.echo"
 --   local r = echo.echoic(lm.model, {id = 1, question = "...", answer = "19"}, {b1 = 64, budget = 256})
 local record = require "strategies.record"
+local answers = require "strategies.answers"
 
 local M = {}
 
@@ -45,10 +46,10 @@ local function ask(model, rec, question, o)
   return model:template({{role = "user", content = text}})
 end
 
--- The answer in a text (lm.extract.number unless opts.extract) and whether it matches the gold one
--- (lm.verify.numeric unless opts.verify); correct is nil without a gold answer.
+-- The answer in a text (lm.extract.number unless opts.extract, a function or an lm.extract name) and whether it
+-- matches the gold one (lm.verify.numeric unless opts.verify); correct is nil without a gold answer.
 local function grade(o, text, gold)
-  local answer = (o.extract or lm.extract.number)(text)
+  local answer = answers.extractor(o, "number")(text)
   if gold == nil then return answer, nil end
   return answer, answer ~= nil and (o.verify or lm.verify.numeric)(answer, gold) == true
 end

@@ -28,7 +28,7 @@ M.phrases = {
   feedback = "Your answer {answer} is not correct. Read the question again and solve it once more.",
 }
 
-local DEFAULTS = {n = 8, temperature = 0.7, max_tokens = 128, seed = 1,
+local DEFAULTS = {n = 8, temperature = 0.7, max_tokens = 128, seed = 1, answer_tokens = 16,
                   rounds = 10, step = 0.15, cap = 1.5, k = 1, mitigation = "none",
                   m = 4, tau = 64, keep = 3}
 
@@ -54,9 +54,10 @@ local function check(o, answer, gold)
   return answer ~= nil and (o.verify or lm.verify.numeric)(answer, gold) == true
 end
 
--- The answer in a text (lm.extract.number unless opts.extract) and whether it matches the gold one.
+-- The answer in a text (opts.extract: a function or an lm.extract name; "final" after an answer step, else
+-- "number") and whether it matches the gold one.
 local function grade(o, text, gold)
-  local answer = (o.extract or lm.extract.number)(text)
+  local answer = answers.extractor(o, answers.answer_constraint(o.answer_step) and "final" or "number")(text)
   return answer, check(o, answer, gold)
 end
 
@@ -84,13 +85,32 @@ local function scores(samples)
   return out
 end
 
--- The N samples every read-out shares: one batched call, seeds opts.seed, opts.seed + 1, ...
+-- The N samples every read-out shares: one batched call, seeds opts.seed, opts.seed + 1, ... With
+-- opts.answer_step, each sample's reasoning gets max_tokens - answer_tokens tokens and is then continued by the
+-- constrained answer step (answers.answer_step), so that both forms have the same budget.
 local function draw(model, item, o, label)
   local rec = record.new(model, {strategy = "selection." .. label, item = item.id})
-  local rs = rec:sample(ask(model, rec, item.question, o), o.n,
-                        {max_tokens = o.max_tokens, temperature = o.temperature, top_p = o.top_p, seed = o.seed})
+  local constraint = answers.answer_constraint(o.answer_step)
+  local budget = o.max_tokens
+  if constraint then
+    budget = o.max_tokens - o.answer_tokens
+    if budget < 1 then error(("answer_step: max_tokens (%d) must exceed answer_tokens (%d)"):format(o.max_tokens, o.answer_tokens), 3) end
+  end
+  local prompt = ask(model, rec, item.question, o)
+  local rs = rec:sample(prompt, o.n, {max_tokens = budget, temperature = o.temperature, top_p = o.top_p, seed = o.seed})
   local samples = {}
-  for i, r in ipairs(rs) do samples[i] = graded(o, r, item.answer) end
+  for i, r in ipairs(rs) do
+    local reasoning_finish = r.finish
+    if constraint then
+      local tail, a = answers.answer_step(rec, prompt, r.text, constraint, o.answer_tokens)
+      r = {text = r.text .. tail, logprobs = r.logprobs}
+      samples[i] = graded(o, r, item.answer)
+      samples[i].reasoning_finish, samples[i].answer_finish = reasoning_finish, a.finish
+    else
+      samples[i] = graded(o, r, item.answer)
+      samples[i].finish = r.finish
+    end
+  end
   return rec, samples
 end
 
@@ -133,14 +153,20 @@ function M.answers(samples)
   return list
 end
 
---- Self-consistency: N samples at T = opts.temperature (0.7), the majority answer.
+--- Self-consistency: N samples at T = opts.temperature (0.7), the majority answer. With n = 1 the result also
+--- keeps the sample's text and how it finished (`text`, `finish`, or `reasoning_finish` and `answer_finish` after
+--- an answer step), for reading extraction failures and truncation.
 function M.self_consistency(model, item, opts)
   local o = settings(opts)
   local rec, samples = draw(model, item, o, "self_consistency")
   local answers = M.answers(samples)
   local winner, votes, counts = M.vote(answers)
-  return rec:result{answer = winner, correct = check(o, winner, item.answer), votes = votes, counts = counts,
-                    answers = answers}
+  local out = {answer = winner, correct = check(o, winner, item.answer), votes = votes, counts = counts, answers = answers}
+  if #samples == 1 then
+    local s1 = samples[1]
+    out.text, out.finish, out.reasoning_finish, out.answer_finish = s1.text, s1.finish, s1.reasoning_finish, s1.answer_finish
+  end
+  return rec:result(out)
 end
 
 --- Best-of-N: one shared set of N samples and every read-out of it (M.readouts); the result's answer is the
@@ -207,6 +233,7 @@ end
 --- can be read off.
 function M.retry(model, item, opts)
   local o = settings(opts)
+  if o.answer_step then error("selection.retry: answer_step is not available here (self_consistency, best_of_n and surprisal run it)", 2) end
   local rising = o.mitigation == "temperature" or o.mitigation == "both"
   local reject = o.mitigation == "reject" or o.mitigation == "both"
   assert(rising or reject or o.mitigation == "none", "retry: mitigation must be none, temperature, reject or both")
@@ -257,6 +284,7 @@ function M.rank_correlation(xs, ys) return lm.stats.spearman(xs, ys) end
 --- which best-of-k over the same candidates can be read (selection_report.lua early).
 function M.early_rejection(model, item, opts)
   local o = settings(opts)
+  if o.answer_step then error("selection.early_rejection: answer_step is not available here (self_consistency, best_of_n and surprisal run it)", 2) end
   assert(o.tau < o.max_tokens, "early_rejection: need tau < max_tokens")
   local rec = record.new(model, {strategy = "selection.early_rejection", item = item.id})
   local prompt = ask(model, rec, item.question, o)

@@ -200,6 +200,35 @@ function M.answer(text)
   return nil
 end
 
+doc.final = {
+  usage = "lm.extract.final(text [, phrase=\"The answer is\"]) -> number or nil",
+  text = "The number right after the last occurrence of phrase (blanks and a $ may come between): what a "
+    .. "constrained answer step writes (the strategies' answer_step = \"number\" holds the model to "
+    .. "\"The answer is <number>\" after its reasoning), read exactly, where lm.extract.number would take the "
+    .. "text's last number whatever it is. nil when the phrase is missing or no number follows it. The "
+    .. "strategies take extract = \"final\" (or \"number\", \"answer\", \"boxed\": the lm.extract function of "
+    .. "that name, or a function) and default to it when they ran the answer step.",
+  example = "print(lm.extract.final(\"40 + 32 = 72 clips... The answer is 72\"))  --> 72",
+}
+function M.final(text, phrase)
+  check_text("final", text)
+  phrase = phrase or "The answer is"
+  if type(phrase) ~= "string" or phrase == "" then
+    error("lm.extract.final: phrase must be a non-empty string, got " .. type(phrase), 2)
+  end
+  local at
+  local i = 1
+  while true do
+    local s, e = text:find(phrase, i, true)
+    if not s then break end
+    at, i = e + 1, s + 1
+  end
+  if not at then return nil end
+  local n = numbers(text:sub(at))
+  if n[1] and text:sub(at, at + n[1].first - 2):match("^[%s%$]*%-?$") then return n[1].value end
+  return nil
+end
+
 for name, entry in pairs(doc) do
   entry.name = "lm.extract." .. name
   lm.document(M[name], entry)
@@ -207,7 +236,7 @@ end
 lm.document(M, {
   name = "lm.extract",
   usage = "lm.extract",
-  text = "Reading answers out of model text: number, boxed, choice, answer. Each returns nil when the text holds "
+  text = "Reading answers out of model text: number, boxed, choice, answer, final. Each returns nil when the text holds "
     .. "no answer of that kind, so that a verifier can count it wrong.",
   example = "local r = lm.generate(\"Q: What is 2 + 3?\\nA:\", {max_tokens = 16, temperature = 0})\n"
     .. "print(lm.extract.number(r.text))",
