@@ -96,6 +96,7 @@ final class ConstraintParityTests: XCTestCase {
                                          ("prompt_ids", .array(prompt.map { .integer(Int64($0)) })),
                                          ("max_tokens", .integer(Int64(c.maxTokens))),
                                          ("refrain_ids", .array(ids.map { .integer(Int64($0)) })),
+                                         ("refrain_ended", .bool(g.finish == .eos || g.finish == .stop)),
                                          ("refrain_text", .string(g.text))]))
             }
             let request = FileManager.default.temporaryDirectory.appendingPathComponent("parity-\(getpid()).json")

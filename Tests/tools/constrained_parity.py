@@ -3,7 +3,7 @@
 
 Usage: constrained_parity.py REQUEST.json  (run with llama-cpp-python's Python, setup.sh --llama-cpp)
 
-REQUEST: {"model": PATH, "cases": [{"name", "grammar", "prompt_ids", "max_tokens", "refrain_ids"}]}. For each case,
+REQUEST: {"model": PATH, "cases": [{"name", "grammar", "prompt_ids", "max_tokens", "refrain_ids", "refrain_ended"}]}. For each case,
 llama.cpp generates greedily under the grammar from the same prompt tokens (llama-cpp-python's generate: the grammar sampler, then greedy; penalties off); where its
 tokens part from refrain's, the prompt and the tokens both share are evaluated again and llama.cpp's own
 log-probabilities of its token and of refrain's token there give the margin (the near-tie rule of the reference
@@ -38,6 +38,12 @@ def main():
             if len(ids) >= case["max_tokens"]:
                 break
         text = llm.detokenize([t for t in ids if not llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]).decode("utf-8", errors="replace")
+        # An end-of-generation token ends both lists or neither: refrain stops without one where the grammar is
+        # complete and takes nothing more (llama.cpp then samples the only token left, the end token).
+        eog = lambda t: llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)
+        llama_ended = bool(ids) and eog(ids[-1])
+        if llama_ended and case.get("refrain_ended"):
+            ids, mine = ids[:-1], [t for t in mine if not eog(t)]
         diverge, margin = None, None
         for k in range(max(len(ids), len(mine))):
             a = ids[k] if k < len(ids) else None
