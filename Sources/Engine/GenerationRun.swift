@@ -52,16 +52,20 @@ struct GenerationRun {
             // The grammar is complete and takes nothing more: the constraint ends the text.
             if !c.canContinue(grammarState) { g.finish = .stop; done = true; return nil }
             // Sampling (temperature, top-k/p, min-p, penalties) sees only the tokens the grammar allows.
-            let mask = c.mask(grammarState)
-            var masked = row
-            var any = false
-            masked.withUnsafeMutableBufferPointer { m in
-                for i in 0..<m.count where mask[i >> 6] & (1 << UInt64(i & 63)) == 0 { m[i] = -.infinity }
-                any = m.contains { $0 > -.infinity }
-            }
-            guard any else { g.finish = .incomplete; done = true; return nil }   // no token of the vocabulary can go on
+            // Only the allowed tokens are touched (a grammar often allows a few of the vocabulary).
+            let allowed = c.allowed(grammarState)
+            var masked = [Float](repeating: -.infinity, count: row.count)
+            var top = -Float.infinity
+            for t in allowed { let v = row[Int(t)]; masked[Int(t)] = v; top = max(top, v) }
+            guard top > -.infinity else { g.finish = .incomplete; done = true; return nil }   // no token can go on
             id = sampler.sample(masked, history: history)
-            constrainedLogprob = Float(LogProbs.logProb(masked, id))
+            if allowed.count > row.count / 8 {
+                constrainedLogprob = Float(LogProbs.logProb(masked, id))   // many allowed: the vectorised pass
+            } else {
+                var sum = 0.0
+                for t in allowed { sum += Foundation.exp(Double(row[Int(t)] - top)) }
+                constrainedLogprob = Float(Double(row[Int(id)] - top) - Foundation.log(sum))
+            }
         } else {
             id = sampler.sample(row, history: history)
         }

@@ -102,6 +102,7 @@ public final class GrammarConstraint: @unchecked Sendable {
     private var ids: [State: Int32] = [:]
     private var next: [Int: Int32] = [:]          // state << 8 | byte -> state, or -1 (refused)
     private var masks: [Int32: [UInt64]] = [:]
+    private var allowedLists: [Int32: [Int32]] = [:]
     private var nullable: [Bool]
 
     /// The state before anything is generated.
@@ -264,6 +265,23 @@ public final class GrammarConstraint: @unchecked Sendable {
             masks[state] = m
             return m
         }
+    }
+
+    /// The tokens allowed in `state`, in id order (the mask's set bits), kept with the mask: generation touches only
+    /// these, so that a grammar that allows few tokens costs little per step.
+    public func allowed(_ state: Int32) -> [Int32] {
+        if let a = lock.withLock({ allowedLists[state] }) { return a }
+        let m = mask(state)
+        var out: [Int32] = []
+        for (w, word) in m.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                out.append(Int32(w << 6 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
+        lock.withLock { allowedLists[state] = out }
+        return out
     }
 
     /// Whether token `id` is allowed in `state`.
