@@ -3,7 +3,9 @@
 # llama.cpp (through llama-cpp-python, whose constrained and free readings take the same path, so its ratio is its
 # own), on the same GGUF, prompt, grammar, seed, temperature and thread count, runs interleaved. Prints each run
 # and the median ratio of each engine. The free run generates as many tokens as the constrained one did.
-#   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--grammar FILE] [MODEL.gguf ...]
+#   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--grammar FILE | --schema FILE.json]
+#                        [--prompt TEXT] [MODEL.gguf ...]
+# --schema: a JSON schema, made into a grammar by refrain's converter (which gives llama.cpp's converter's grammar).
 # Needs `./setup.sh --all --llama-cpp` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,8 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --temperature) temperature="$2"; shift 2 ;;
     --grammar) grammar="$2"; shift 2 ;;
+    --schema) schema="$2"; shift 2 ;;
+    --prompt) prompt="$2"; shift 2 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -24,16 +28,22 @@ py="$REFRAIN_HOME/venv-llamacpp/bin/python"
 [ -x "$py" ] || { echo "constrained.sh: no llama.cpp venv at $REFRAIN_HOME/venv-llamacpp: run ./setup.sh --llama-cpp" >&2; exit 1; }
 swift build -c release --product refrain >/dev/null
 bin="$(swift build -c release --show-bin-path)/refrain"
+if [ -n "${schema:-}" ]; then
+  grammar="$(mktemp --suffix=.gbnf)"
+  REFRAIN_STORE=0 "$bin" -e "io.write((lm.grammar{json_schema = assert(io.open('$schema')):read('a')}))" > "$grammar"
+fi
+prompt="${prompt:-A shopping list:
+}"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 for m in "${models[@]}"; do
-  echo "## $(basename "$m"), grammar $(basename "$grammar"), $tokens tokens at most, temperature $temperature, $threads threads"
+  echo "## $(basename "$m"), grammar $(basename "${schema:-$grammar}"), $tokens tokens at most, temperature $temperature, $threads threads"
   echo "engine    run  tokens  ms/token constrained  ms/token free  ratio"
   r_ratios=(); l_ratios=()
   for i in $(seq "$runs"); do
-    read -r n c f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature")
+    read -r n c f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature" "$prompt")
     r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_ratios+=("$r")
     printf "refrain   %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
-    read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" 2>/dev/null)
+    read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" "$prompt" 2>/dev/null)
     r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); l_ratios+=("$r")
     printf "llama.cpp %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
   done

@@ -1,12 +1,12 @@
 # llama.cpp's half of bench/constrained.sh, through llama-cpp-python (the same path for both readings, so the
 # ratio is llama.cpp's own): milliseconds per generated token under the grammar and without it.
-#   python bench/constrained_llama.py MODEL GRAMMAR.gbnf TOKENS TEMPERATURE THREADS
+#   python bench/constrained_llama.py MODEL GRAMMAR.gbnf TOKENS TEMPERATURE THREADS [PROMPT]
 import sys, time
 from llama_cpp import Llama, LlamaGrammar
 model, gfile, tokens, temperature, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 llm = Llama(model_path=model, n_ctx=1024, n_threads=threads, verbose=False, seed=7)
 grammar = LlamaGrammar.from_file(gfile, verbose=False)
-prompt = "A shopping list:\n"
+prompt = sys.argv[6] if len(sys.argv) > 6 else "A shopping list:\n"
 plain = dict(temperature=temperature, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=7)
 llm.create_completion(prompt, max_tokens=1, grammar=grammar, **plain)
 t0 = time.perf_counter()

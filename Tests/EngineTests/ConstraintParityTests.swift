@@ -109,7 +109,11 @@ final class ConstraintParityTests: XCTestCase {
             for (req, res) in zip(requests, results) {
                 compared += 1
                 let name = req["name"]!.string!
-                guard case .integer(let k)? = res["diverge"] else { identical += 1; continue }
+                guard case .integer(let k)? = res["diverge"] else {
+                    identical += 1
+                    print("constrained parity: \(file) \(name): identical, \(req["refrain_text"]!.string!.debugDescription)")
+                    continue
+                }
                 let mine = req["refrain_text"]!.string!, theirs = res["llama_text"]?.string ?? ""
                 guard case .number(let margin)? = res["margin"] else {
                     XCTFail("\(file) \(name): the outputs part at token \(k) where one of them ended: refrain \(mine.debugDescription), llama.cpp \(theirs.debugDescription)")
@@ -117,6 +121,7 @@ final class ConstraintParityTests: XCTestCase {
                 }
                 if abs(margin) < tolerance {
                     tied += 1
+                    print("constrained parity: \(file) \(name): part at token \(k), llama.cpp's margin \(String(format: "%.3f", margin)) nats: refrain \(mine.debugDescription), llama.cpp \(theirs.debugDescription)")
                 } else {
                     XCTFail("\(file) \(name): token \(k) differs and llama.cpp's margin there is \(margin) nats, not a near-tie: refrain \(mine.debugDescription), llama.cpp \(theirs.debugDescription)")
                 }

@@ -13,6 +13,8 @@ of refrain's token there, or null)}.
 """
 import json, math, sys
 
+import numpy as np
+
 import llama_cpp
 from llama_cpp import Llama, LlamaGrammar
 
@@ -54,7 +56,9 @@ def main():
         if diverge is not None and diverge < len(ids) and diverge < len(mine):
             llm.reset()
             llm.eval(prompt + ids[:diverge])
-            lp = log_softmax([float(x) for x in llm.scores[llm.n_tokens - 1]])
+            # the last position's logits (llama-cpp-python keeps no scores row without logits_all)
+            row = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+            lp = log_softmax([float(x) for x in row])
             margin = float(lp(ids[diverge]) - lp(mine[diverge]))
         out.append({"name": case["name"], "llama_ids": ids, "llama_text": text, "diverge": diverge, "margin": margin})
     json.dump(out, sys.stdout)

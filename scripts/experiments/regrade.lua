@@ -3,7 +3,8 @@
 -- errata): a sample without a number left a hole in the answers list, and the majority vote counted `#answers`,
 -- which stops at a hole, so a vote could ignore the samples after it; and the JSON writer wrote such a list as an
 -- object ({"1": 9, "3": 16}). For each line:
---   selection.self_consistency  the answers read again from the samples (lm.extract.number, as the strategy), the
+--   selection.self_consistency  the answers read again from the samples (as the strategy: lm.extract.number, or
+--                               lm.extract.final over each sample and its constrained answer step), the
 --                               vote over all of them, answer, correct, votes, counts and answers (an lm.list)
 --   selection.best_of_n         the majority read-out likewise (the line's answer too when it is the arm's read-out)
 --   selection.retry             each round's answers as lists of the round's draws (the trajectory itself cannot be
@@ -56,11 +57,30 @@ local function as_object(v)
   return false
 end
 
--- The samples' answers of a sample call as the strategy reads them (lm.extract.number), an lm.list.
-local function read_samples(call)
+-- The options a line's strategy ran with (the JSON after its name in `call`), {} when they do not read back.
+local function spec_of(l)
+  local ok, t = pcall(lm.json.decode, tostring(l.call):match("^[%w_%.]+(%b{})") or "{}")
+  return ok and type(t) == "table" and t or {}
+end
+
+-- The samples' answers of a line's sample call as the strategy reads them, an lm.list: lm.extract.number (or the
+-- spec's extract), or after a constrained answer step (answer_step) the step's text appended to each sample,
+-- read with lm.extract.final, as selection's draw does.
+local function read_samples(l)
+  local call = l.calls and l.calls[1]
   local outs = call and call.outputs or {}
+  local spec = spec_of(l)
+  local step = answers.answer_constraint(spec.answer_step)
+  local extract = answers.extractor({extract = type(spec.extract) == "string" and spec.extract or nil}, step and "final" or "number")
   local list = lm.list(#outs)
-  for i, o in ipairs(outs) do list[i] = lm.extract.number(o.text) end
+  for i, o in ipairs(outs) do
+    local text = o.text
+    if step then
+      local a = l.calls[i + 1] and l.calls[i + 1].outputs and l.calls[i + 1].outputs[1]
+      text = text .. (text:match("\n$") and "" or "\n") .. (a and a.text or "")
+    end
+    list[i] = extract(text)
+  end
   return list
 end
 
@@ -102,7 +122,7 @@ for line in text:gmatch("([^\n]+)") do
       if t then l.template = t; fixed[#fixed + 1] = "template" end
     end
     if name == "selection.self_consistency" then
-      local list = read_samples(l.calls[1])
+      local list = read_samples(l)
       local winner, votes, counts = selection.vote(list)
       if not same(winner, l.answer) then
         votes_fixed = votes_fixed + 1
@@ -112,7 +132,7 @@ for line in text:gmatch("([^\n]+)") do
       if as_object(e.answers) then fixed[#fixed + 1] = "answers as a list" end
       if e.answers ~= nil or e.counts ~= nil then e.answers, e.votes, e.counts = list, votes, counts end
     elseif name == "selection.best_of_n" and e.readouts and e.readouts.majority then
-      local list = read_samples(l.calls[1])
+      local list = read_samples(l)
       local winner, votes = selection.vote(list)
       local m = e.readouts.majority
       if not same(winner, m.answer) then
