@@ -2,7 +2,9 @@
 # The cost of a grammar: milliseconds per generated token with a grammar over without one, in refrain and in
 # llama.cpp (through llama-cpp-python, whose constrained and free readings take the same path, so its ratio is its
 # own), on the same GGUF, prompt, grammar, seed, temperature and thread count, runs interleaved. Prints each run
-# and the median ratio of each engine. The free run generates as many tokens as the constrained one did.
+# and the median ratio of each engine. The free run generates as many tokens as the constrained one did. refrain's
+# ratio is given cold (the first generation under the grammar in its process) and warm (the next one, whose
+# matcher states met before keep their masks); llama.cpp computes every step's mask afresh.
 #   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--grammar FILE | --schema FILE.json]
 #                        [--prompt TEXT] [MODEL.gguf ...]
 # --schema: a JSON schema, made into a grammar by refrain's converter (which gives llama.cpp's converter's grammar).
@@ -37,15 +39,16 @@ prompt="${prompt:-A shopping list:
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 for m in "${models[@]}"; do
   echo "## $(basename "$m"), grammar $(basename "${schema:-$grammar}"), $tokens tokens at most, temperature $temperature, $threads threads"
-  echo "engine    run  tokens  ms/token constrained  ms/token free  ratio"
-  r_ratios=(); l_ratios=()
+  echo "engine    run  tokens  ms/token cold  ms/token warm  ms/token free  ratio cold  ratio warm"
+  r_cold=(); r_warm=(); l_ratios=()
   for i in $(seq "$runs"); do
-    read -r n c f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature" "$prompt")
-    r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_ratios+=("$r")
-    printf "refrain   %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
+    read -r n c w f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature" "$prompt")
+    rc=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_cold+=("$rc")
+    rw=$(awk -v c="$w" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_warm+=("$rw")
+    printf "refrain   %3d  %6d  %13s  %13s  %13s  %10s  %10s\n" "$i" "$n" "$c" "$w" "$f" "$rc" "$rw"
     read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" "$prompt" 2>/dev/null)
     r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); l_ratios+=("$r")
-    printf "llama.cpp %3d  %6d  %21s  %13s  %s\n" "$i" "$n" "$c" "$f" "$r"
+    printf "llama.cpp %3d  %6d  %13s  %13s  %13s  %10s  %10s\n" "$i" "$n" "$c" "-" "$f" "$r" "-"
   done
-  echo "median ratio: refrain $(printf '%s\n' "${r_ratios[@]}" | median), llama.cpp $(printf '%s\n' "${l_ratios[@]}" | median)"
+  echo "median ratio: refrain cold $(printf '%s\n' "${r_cold[@]}" | median) (range $(printf '%s\n' "${r_cold[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_cold[@]}" | sort -g | tail -1)), warm $(printf '%s\n' "${r_warm[@]}" | median) (range $(printf '%s\n' "${r_warm[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_warm[@]}" | sort -g | tail -1)); llama.cpp $(printf '%s\n' "${l_ratios[@]}" | median) (range $(printf '%s\n' "${l_ratios[@]}" | sort -g | head -1)-$(printf '%s\n' "${l_ratios[@]}" | sort -g | tail -1))"
 done
