@@ -71,7 +71,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// A JSON string literal: `"` and `\` escaped, the short escapes for \b \f \n \r \t, other control characters
     /// as \u00xx (lower-case hex), everything else as it is.
-    static func quote(_ s: String, into out: inout String) {
+    public static func quote(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {
             switch u {

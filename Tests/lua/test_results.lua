@@ -50,13 +50,23 @@ for _, name in ipairs(folders) do
           by[l.strategy][l.index] = by[l.strategy][l.index] or {}
           by[l.strategy][l.index][set] = l
         end
-        -- The vote: the majority of the samples' answers, as the strategy reads them (the last number).
+        -- The vote: the majority of the samples' answers, as the strategy reads them (the last number; after a
+        -- constrained answer step, the number of "The answer is" in the sample and its step).
         local fn = tostring(l.call):match("^([%w_%.]+)")
         local e = l.extra or {}
         if fn == "selection.self_consistency" or (fn == "selection.best_of_n" and e.readouts) then
+          local ok, spec = pcall(lm.json.decode, tostring(l.call):match("^[%w_%.]+(%b{})") or "{}")
+          local step = ok and type(spec) == "table" and spec.answer_step
           local outs = l.calls[1].outputs
           local list = lm.list(#outs)
-          for i, o in ipairs(outs) do list[i] = lm.extract.number(o.text) end
+          for i, o in ipairs(outs) do
+            if step then
+              local a = l.calls[i + 1].outputs[1].text
+              list[i] = lm.extract.final(o.text .. (o.text:match("\n$") and "" or "\n") .. a)
+            else
+              list[i] = lm.extract.number(o.text)
+            end
+          end
           local winner = answers.majority(list)
           local recorded
           if fn == "selection.self_consistency" then recorded = l.answer else recorded = e.readouts.majority.answer end

@@ -106,21 +106,8 @@ enum JSON: Decodable, Equatable {
         }
     }
 
-    private static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
-    }
+    /// A JSON string literal, as the engine's JSON writer makes one.
+    private static func quote(_ s: String, into out: inout String) { JSONValue.quote(s, into: &out) }
 }
 
 extension JSON {
