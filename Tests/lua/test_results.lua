@@ -55,18 +55,10 @@ for _, name in ipairs(folders) do
         local fn = tostring(l.call):match("^([%w_%.]+)")
         local e = l.extra or {}
         if fn == "selection.self_consistency" or (fn == "selection.best_of_n" and e.readouts) then
-          local ok, spec = pcall(lm.json.decode, tostring(l.call):match("^[%w_%.]+(%b{})") or "{}")
-          local step = ok and type(spec) == "table" and spec.answer_step
-          local outs = l.calls[1].outputs
-          local list = lm.list(#outs)
-          for i, o in ipairs(outs) do
-            if step then
-              local a = l.calls[i + 1].outputs[1].text
-              list[i] = lm.extract.final(o.text .. (o.text:match("\n$") and "" or "\n") .. a)
-            else
-              list[i] = lm.extract.number(o.text)
-            end
-          end
+          local step = tostring(l.call):find('"answer_step"', 1, true)
+          local texts = grading.sample_texts(l)
+          local list = lm.list(#texts)
+          for i, t in ipairs(texts) do list[i] = (step and lm.extract.final or lm.extract.number)(t) end
           local winner = answers.majority(list)
           local recorded
           if fn == "selection.self_consistency" then recorded = l.answer else recorded = e.readouts.majority.answer end

@@ -96,6 +96,21 @@ local function all_outputs(line, k)
   return texts, finishes
 end
 
+--- The final texts of a line's samples (call 1's outputs) and how they finished. After a constrained answer step
+--- (the line's answer_step option) each sample's text is continued by its step's text (calls 2 to n + 1), as the
+--- strategy read it; the finish stays the reasoning's (cut at its budget or not).
+function M.sample_texts(line)
+  local _, opts = strategy_of(line)
+  local texts, finishes = all_outputs(line, 1)
+  if opts.answer_step ~= nil and opts.answer_step ~= "free" then
+    for i = 1, #texts do
+      local step = outputs(line, i + 1)[1]
+      texts[i] = answers.with_step(texts[i], step and step.text or "")
+    end
+  end
+  return texts, finishes
+end
+
 local function vote(list) return (answers.majority(list)) end
 local function only(list) return list[1] end
 
@@ -104,13 +119,13 @@ local RULES = {}
 
 -- A vote over the samples of the one sample call.
 RULES["selection.self_consistency"] = function(line)
-  local t, f = all_outputs(line, 1)
+  local t, f = M.sample_texts(line)
   return t, f, "vote", vote
 end
 
 -- Best-of-N: the read-out the arm reports (the majority by default), over the one shared sample set.
 RULES["selection.best_of_n"] = function(line, opts)
-  local t, f = all_outputs(line, 1)
+  local t, f = M.sample_texts(line)
   local readout = opts.readout or "majority"
   if readout == "majority" then return t, f, "vote", vote end
   if readout == "pass" then return t, f, "any" end
@@ -123,7 +138,7 @@ end
 
 -- Surprisal-guided selection picks among the correct samples: pass@N by construction, so graded as any.
 RULES["selection.surprisal"] = function(line)
-  local t, f = all_outputs(line, 1)
+  local t, f = M.sample_texts(line)
   return t, f, "any"
 end
 

@@ -57,30 +57,17 @@ local function as_object(v)
   return false
 end
 
--- The options a line's strategy ran with (the JSON after its name in `call`), {} when they do not read back.
-local function spec_of(l)
-  local ok, t = pcall(lm.json.decode, tostring(l.call):match("^[%w_%.]+(%b{})") or "{}")
-  return ok and type(t) == "table" and t or {}
-end
-
 -- The samples' answers of a line's sample call as the strategy reads them, an lm.list: lm.extract.number (or the
--- spec's extract), or after a constrained answer step (answer_step) the step's text appended to each sample,
--- read with lm.extract.final, as selection's draw does.
+-- spec's extract), or after a constrained answer step each sample with its step (grading.sample_texts) read with
+-- lm.extract.final, as selection's draw does.
 local function read_samples(l)
-  local call = l.calls and l.calls[1]
-  local outs = call and call.outputs or {}
-  local spec = spec_of(l)
+  local ok, spec = pcall(lm.json.decode, tostring(l.call):match("^[%w_%.]+(%b{})") or "{}")
+  spec = ok and type(spec) == "table" and spec or {}
   local step = answers.answer_constraint(spec.answer_step)
   local extract = answers.extractor({extract = type(spec.extract) == "string" and spec.extract or nil}, step and "final" or "number")
-  local list = lm.list(#outs)
-  for i, o in ipairs(outs) do
-    local text = o.text
-    if step then
-      local a = l.calls[i + 1] and l.calls[i + 1].outputs and l.calls[i + 1].outputs[1]
-      text = text .. (text:match("\n$") and "" or "\n") .. (a and a.text or "")
-    end
-    list[i] = extract(text)
-  end
+  local texts = grading.sample_texts(l)
+  local list = lm.list(#texts)
+  for i, t in ipairs(texts) do list[i] = extract(t) end
   return list
 end
 

@@ -37,17 +37,20 @@ function M.answer_constraint(step)
   return step
 end
 
+--- A sample's text continued by its answer step's text (from a line break), as the strategies read it.
+function M.with_step(text, step)
+  return text .. (text:match("\n$") and "" or "\n") .. step
+end
+
 --- Runs the answer step after `text` (what the model wrote after `prompt`): the model goes on from a line break,
 --- greedy, under `constraint`, for at most `tokens` tokens. The strategy's record keeps the call (and the
---- constraint as an injected string: it puts words in the model's mouth). -> the text to append (the line break
---- and the constrained answer), the call's result.
+--- constraint as an injected string: it puts words in the model's mouth). -> the call's result (M.with_step joins
+--- its text to `text`).
 function M.answer_step(rec, prompt, text, constraint, tokens)
-  local sep = text:match("\n$") and "" or "\n"
   local opts = {max_tokens = tokens, temperature = 0}
   for k, v in pairs(constraint) do opts[k] = v end
   rec:inject("answer_step", type(constraint.regex) == "string" and constraint.regex or lm.json.encode(constraint))
-  local r = rec:generate(prompt .. text .. sep, opts)
-  return sep .. r.text, r
+  return rec:generate(M.with_step(prompt .. text, ""), opts)
 end
 
 --- The verifier: `opts.verify` (a function of prediction and gold), else `lm.verify[kind]` ("numeric", ...).

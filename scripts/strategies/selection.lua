@@ -102,8 +102,8 @@ local function draw(model, item, o, label)
   for i, r in ipairs(rs) do
     local reasoning_finish = r.finish
     if constraint then
-      local tail, a = answers.answer_step(rec, prompt, r.text, constraint, o.answer_tokens)
-      r = {text = r.text .. tail, logprobs = r.logprobs}
+      local a = answers.answer_step(rec, prompt, r.text, constraint, o.answer_tokens)
+      r = {text = answers.with_step(r.text, a.text), logprobs = r.logprobs}
       samples[i] = graded(o, r, item.answer)
       samples[i].reasoning_finish, samples[i].answer_finish = reasoning_finish, a.finish
     else

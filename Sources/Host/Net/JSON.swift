@@ -1,29 +1,19 @@
-// JSON values for the HTTP server and client: decoded with Foundation's JSONDecoder into an enum that keeps
-// booleans, numbers, strings and nulls apart (so that a request's wrong types can be named), and written by a
-// small encoder that keeps object keys in the order they were built (OpenAI's responses read best that way).
+// JSON values for the HTTP server and client: read by the engine's JSON reader (JSONValue, members kept in order)
+// into an enum that keeps booleans, numbers, strings and nulls apart (so that a request's wrong types can be
+// named), and written by a small encoder that keeps object keys in the order they were built (OpenAI's responses
+// read best that way).
 import Engine
 import Foundation
 
 /// A JSON value.
-enum JSON: Decodable, Equatable {
+enum JSON: Equatable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
     case array([JSON])
-    /// An object's members in order (parsed ones in the text's order; JSONDecoder-decoded ones sorted by key).
+    /// An object's members in order (parsed ones in the text's order).
     case object([(String, JSON)])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSON].self) { self = .array(a) }
-        else if let o = try? c.decode([String: JSON].self) { self = .object(o.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) }
-        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value") }
-    }
 
     static func == (a: JSON, b: JSON) -> Bool { a.text == b.text }
 
