@@ -3,22 +3,28 @@
 # llama.cpp (through llama-cpp-python, whose constrained and free readings take the same path, so its ratio is its
 # own), on the same GGUF, prompt, grammar, seed, temperature and thread count, runs interleaved. Prints each run
 # and the median ratio of each engine. The free run generates as many tokens as the constrained one did. refrain's
-# ratio is given cold (the first generation under the grammar in its process) and warm (the next one, whose
-# matcher states met before keep their masks); llama.cpp computes every step's mask afresh.
-#   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--grammar FILE | --schema FILE.json]
-#                        [--prompt TEXT] [MODEL.gguf ...]
+# ratio is given cold (the first generation under the grammar in its process: every matcher state new) and warm
+# (the next one, whose matcher states met before are known); llama.cpp computes every step's mask afresh. The
+# vocabulary's byte trie, built by the first constrained call of a process whatever its grammar, is timed apart.
+#   bench/constrained.sh [--runs N] [--tokens N] [--threads N] [--temperature T] [--sampling top-k|whole]
+#                        [--grammar FILE | --schema FILE.json] [--prompt TEXT] [MODEL.gguf ...]
+# --sampling: top-k (the default: top-k 40, top-p 0.95, min-p 0.05, both engines' defaults) or whole (top-k 0,
+# top-p 1, min-p 0), on both engines. refrain draws the first from the best candidates and the second by rejection,
+# so that neither needs a new state's whole mask; llama.cpp's binding applies the grammar to the whole vocabulary
+# each step either way.
 # --schema: a JSON schema, made into a grammar by refrain's converter (which gives llama.cpp's converter's grammar).
 # Needs `./setup.sh --all --llama-cpp` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REFRAIN_HOME="${REFRAIN_HOME:-$HOME/.cache/refrain}"
-runs=5; tokens=64; threads=2; temperature=1; grammar=Tests/EngineTests/Fixtures/grammars/list.gbnf; models=()
+runs=5; tokens=64; threads=2; temperature=1; sampling=top-k; grammar=Tests/EngineTests/Fixtures/grammars/list.gbnf; models=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --tokens) tokens="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --temperature) temperature="$2"; shift 2 ;;
+    --sampling) sampling="$2"; shift 2 ;;
     --grammar) grammar="$2"; shift 2 ;;
     --schema) schema="$2"; shift 2 ;;
     --prompt) prompt="$2"; shift 2 ;;
@@ -38,17 +44,19 @@ prompt="${prompt:-A shopping list:
 }"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 for m in "${models[@]}"; do
-  echo "## $(basename "$m"), grammar $(basename "${schema:-$grammar}"), $tokens tokens at most, temperature $temperature, $threads threads"
-  echo "engine    run  tokens  ms/token cold  ms/token warm  ms/token free  ratio cold  ratio warm"
-  r_cold=(); r_warm=(); l_ratios=()
+  echo "## $(basename "$m"), grammar $(basename "${schema:-$grammar}"), $tokens tokens at most, temperature $temperature, sampling $sampling, $threads threads"
+  echo "engine    run  tokens  ms/token cold  ms/token warm  ms/token free  ratio cold  ratio warm  trie ms"
+  r_cold=(); r_warm=(); l_ratios=(); tries=()
   for i in $(seq "$runs"); do
-    read -r n c w f < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature" "$prompt")
-    rc=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_cold+=("$rc")
-    rw=$(awk -v c="$w" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); r_warm+=("$rw")
-    printf "refrain   %3d  %6d  %13s  %13s  %13s  %10s  %10s\n" "$i" "$n" "$c" "$w" "$f" "$rc" "$rw"
-    read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" "$prompt" 2>/dev/null)
+    read -r n c w fc fw b < <(REFRAIN_STORE=0 "$bin" run --model "$m" --threads "$threads" bench/constrained.lua "$grammar" "$tokens" "$temperature" "$sampling" "$prompt")
+    rc=$(awk -v c="$c" -v f="$fc" 'BEGIN {printf "%.3f", c / f}'); r_cold+=("$rc")
+    rw=$(awk -v c="$w" -v f="$fw" 'BEGIN {printf "%.3f", c / f}'); r_warm+=("$rw")
+    f="$fw"
+    tries+=("$b")
+    printf "refrain   %3d  %6d  %13s  %13s  %13s  %10s  %10s  %7s\n" "$i" "$n" "$c" "$w" "$f" "$rc" "$rw" "$b"
+    read -r n c f < <("$py" bench/constrained_llama.py "$m" "$grammar" "$tokens" "$temperature" "$threads" "$sampling" "$prompt" 2>/dev/null)
     r=$(awk -v c="$c" -v f="$f" 'BEGIN {printf "%.3f", c / f}'); l_ratios+=("$r")
     printf "llama.cpp %3d  %6d  %13s  %13s  %13s  %10s  %10s\n" "$i" "$n" "$c" "-" "$f" "$r" "-"
   done
-  echo "median ratio: refrain cold $(printf '%s\n' "${r_cold[@]}" | median) (range $(printf '%s\n' "${r_cold[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_cold[@]}" | sort -g | tail -1)), warm $(printf '%s\n' "${r_warm[@]}" | median) (range $(printf '%s\n' "${r_warm[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_warm[@]}" | sort -g | tail -1)); llama.cpp $(printf '%s\n' "${l_ratios[@]}" | median) (range $(printf '%s\n' "${l_ratios[@]}" | sort -g | head -1)-$(printf '%s\n' "${l_ratios[@]}" | sort -g | tail -1))"
+  echo "median ratio: refrain cold $(printf '%s\n' "${r_cold[@]}" | median) (range $(printf '%s\n' "${r_cold[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_cold[@]}" | sort -g | tail -1)), warm $(printf '%s\n' "${r_warm[@]}" | median) (range $(printf '%s\n' "${r_warm[@]}" | sort -g | head -1)-$(printf '%s\n' "${r_warm[@]}" | sort -g | tail -1)); llama.cpp $(printf '%s\n' "${l_ratios[@]}" | median) (range $(printf '%s\n' "${l_ratios[@]}" | sort -g | head -1)-$(printf '%s\n' "${l_ratios[@]}" | sort -g | tail -1)); refrain's trie, once per process: $(printf '%s\n' "${tries[@]}" | median) ms"
 done

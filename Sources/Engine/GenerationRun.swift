@@ -34,6 +34,11 @@ struct GenerationRun {
         g.promptSeconds = Date().timeIntervalSince(start)
     }
 
+    /// The most candidates a greedy or top-k draw asks the grammar about before it masks the row instead.
+    static let candidateLimit = 1024
+    /// The most draws a rejection draw makes before it masks the row instead.
+    static let rejectionTries = 16
+
     /// Whether another token is to be sampled.
     var canContinue: Bool {
         !done && g.ids.count < options.maxTokens && state.count < state.cache.maxPositions
@@ -51,20 +56,42 @@ struct GenerationRun {
         if let c = constraint {
             // The grammar is complete and takes nothing more: the constraint ends the text.
             if !c.canContinue(grammarState) { g.finish = .stop; done = true; return nil }
-            // Sampling (temperature, top-k/p, min-p, penalties) sees only the tokens the grammar allows.
-            // Only the allowed tokens are touched (a grammar often allows a few of the vocabulary).
-            let allowed = c.allowed(grammarState)
-            var masked = [Float](repeating: -.infinity, count: row.count)
-            var top = -Float.infinity
-            for t in allowed { let v = row[Int(t)]; masked[Int(t)] = v; top = max(top, v) }
-            guard top > -.infinity else { g.finish = .incomplete; done = true; return nil }   // no token can go on
-            id = sampler.sample(masked, history: history)
-            if allowed.count > row.count / 8 {
-                constrainedLogprob = Float(LogProbs.logProb(masked, id))   // many allowed: the vectorised pass
+            // Sampling (temperature, top-k/p, min-p, penalties) sees only the tokens the grammar allows. The
+            // grammar is asked about a few tokens where the draw allows it, since a new state's mask walks most of
+            // the vocabulary when the grammar allows most of it (a JSON string): an untruncated draw by rejection
+            // (the same distribution, its own random stream), a greedy or top-k draw from the best candidates (the
+            // very token the masked row gives, so the path taken never shows in the result).
+            let n = row.count, st = grammarState
+            var drawn: Int32? = nil
+            if sampler.drawsFromWhole(of: n) {
+                drawn = row.withUnsafeBufferPointer {
+                    sampler.sample($0, history: history, allowing: { c.allowsWithoutMask(st, $0) }, tries: GenerationRun.rejectionTries)
+                }
+            } else if sampler.drawsFromBest(of: n) && !options.constrainedLogprobs && !c.hasMask(st) {
+                drawn = row.withUnsafeBufferPointer {
+                    sampler.sample($0, history: history, allowing: { c.allowsWithoutMask(st, $0) }, limit: GenerationRun.candidateLimit)
+                }
+            }
+            if drawn == nil || options.constrainedLogprobs {
+                // The masked row; only the allowed tokens are touched (a grammar often allows a few of the vocabulary).
+                let allowed = c.allowed(st)
+                var masked = [Float](repeating: -.infinity, count: n)
+                var top = -Float.infinity
+                for t in allowed { let v = row[Int(t)]; masked[Int(t)] = v; top = max(top, v) }
+                guard top > -.infinity else { g.finish = .incomplete; done = true; return nil }   // no token can go on
+                let d = drawn ?? sampler.sample(masked, history: history)
+                if options.constrainedLogprobs {
+                    if allowed.count > n / 8 {
+                        constrainedLogprob = Float(LogProbs.logProb(masked, d))   // many allowed: the vectorised pass
+                    } else {
+                        var sum = 0.0
+                        for t in allowed { sum += Foundation.exp(Double(row[Int(t)] - top)) }
+                        constrainedLogprob = Float(Double(row[Int(d)] - top) - Foundation.log(sum))
+                    }
+                }
+                id = d
             } else {
-                var sum = 0.0
-                for t in allowed { sum += Foundation.exp(Double(row[Int(t)] - top)) }
-                constrainedLogprob = Float(Double(row[Int(id)] - top) - Foundation.log(sum))
+                id = drawn!
             }
         } else {
             id = sampler.sample(row, history: history)

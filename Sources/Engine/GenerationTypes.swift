@@ -31,6 +31,11 @@ public struct GenerationOptions: Sendable {
     /// A JSON schema (JSON text) the generated text must be an instance of, read into a grammar as llama.cpp's
     /// converter reads it (ConstraintGrammar.jsonSchema); nil: none.
     public var jsonSchema: String? = nil
+    /// Report each constrained token's log-probability in the distribution the constraint leaves
+    /// (`GeneratedToken.constrainedLogprob`). That needs every step's whole mask of allowed tokens, which a draw
+    /// otherwise avoids (it asks the grammar about a few tokens: GenerationRun.consume); the tokens drawn are the
+    /// same either way.
+    public var constrainedLogprobs = false
     public init() {}
 
     /// The grammar of the constraint asked for (`grammar`, `regex`, `choices` or `json_schema`; at most one), nil

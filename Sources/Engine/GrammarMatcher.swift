@@ -8,52 +8,76 @@
 import Foundation
 
 /// The vocabulary's token texts as a byte trie (children of a node are contiguous and sorted by byte), built once per
-/// tokenizer.
+/// tokenizer. Its tables are fixed after `init` and held in buffers of their own, so that a mask's walk reads them
+/// without the bookkeeping of arrays held by a class.
 final class TokenTrie: @unchecked Sendable {
     /// Per node: the first child's index and the number of children (children of one node are contiguous).
-    private(set) var firstChild: [Int32] = []
-    private(set) var childCount: [UInt16] = []
+    let firstChild: UnsafeMutableBufferPointer<Int32>
+    let childCount: UnsafeMutableBufferPointer<UInt16>
     /// Per node: the byte on the edge into it.
-    private(set) var edge: [UInt8] = []
+    let edge: UnsafeMutableBufferPointer<UInt8>
     /// Per node: the range of `tokenIDs` whose text ends there.
-    private(set) var tokenStart: [Int32] = []
-    private(set) var tokenEnd: [Int32] = []
-    private(set) var tokenIDs: [Int32] = []
+    let tokenStart: UnsafeMutableBufferPointer<Int32>
+    let tokenEnd: UnsafeMutableBufferPointer<Int32>
+    let tokenIDs: UnsafeMutableBufferPointer<Int32>
     /// The end-of-generation tokens (not in the trie).
     let endOfGeneration: [Int32]
     let vocabularySize: Int
+    /// Every token's text as the trie holds it, at `pieceBytes[pieceStart[id]..<pieceStart[id + 1]]`; empty for a
+    /// token not in the trie (an end-of-generation token, a token without text).
+    let pieceBytes: UnsafeMutableBufferPointer<UInt8>
+    let pieceStart: UnsafeMutableBufferPointer<Int32>
 
     init(_ tokenizer: Tokenizer) {
         let n = tokenizer.vocabularySize
         vocabularySize = n
         endOfGeneration = tokenizer.endOfGeneration.sorted()
-        var pieces: [(bytes: [UInt8], id: Int32)] = []
-        pieces.reserveCapacity(n)
-        for id in 0..<Int32(n) where !tokenizer.endOfGeneration.contains(id) {
+        // Every token's text in one buffer (a token not in the trie has none), then the trie's tokens sorted by
+        // text (ties by id) with byte comparisons on that buffer.
+        var flat: [UInt8] = [], starts = [Int32](repeating: 0, count: n + 1)
+        flat.reserveCapacity(8 * n)
+        var order: [Int32] = []
+        order.reserveCapacity(n)
+        for id in 0..<Int32(n) {
+            starts[Int(id)] = Int32(flat.count)
+            if tokenizer.endOfGeneration.contains(id) { continue }
             let p = tokenizer.piece(id, special: true)
             if p.isEmpty || p[0] == 0 { continue }   // llama.cpp never allows a token without text
-            pieces.append((p, id))
+            flat.append(contentsOf: p)
+            order.append(id)
         }
-        pieces.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) || ($0.bytes == $1.bytes && $0.id < $1.id) }
+        starts[n] = Int32(flat.count)
+        flat.withUnsafeBufferPointer { bytes in
+            let base = bytes.baseAddress!
+            order.sort { a, b in
+                let la = Int(starts[Int(a) + 1] - starts[Int(a)]), lb = Int(starts[Int(b) + 1] - starts[Int(b)])
+                let r = memcmp(base + Int(starts[Int(a)]), base + Int(starts[Int(b)]), min(la, lb))
+                return r != 0 ? r < 0 : la != lb ? la < lb : a < b
+            }
+        }
         // Breadth-first, so that a node's children are contiguous: each level's nodes are the distinct prefixes.
-        // Built level by level over the sorted pieces: a node covers a range of pieces sharing its prefix.
-        var ranges: [(lo: Int, hi: Int, depth: Int)] = [(0, pieces.count, 0)]
-        firstChild = [0]; childCount = [0]; edge = [0]; tokenStart = [0]; tokenEnd = [0]
+        // Built level by level over the sorted tokens: a node covers a range of them sharing its prefix.
+        var firstChild: [Int32] = [0], childCount: [UInt16] = [0], edge: [UInt8] = [0]
+        var tokenStart: [Int32] = [0], tokenEnd: [Int32] = [0], tokenIDs: [Int32] = []
+        let sorted = order, texts = flat, offsets = starts
+        var ranges: [(lo: Int, hi: Int, depth: Int)] = [(0, sorted.count, 0)]
+        @inline(__always) func length(_ i: Int) -> Int { Int(offsets[Int(sorted[i]) + 1] - offsets[Int(sorted[i])]) }
+        @inline(__always) func byte(_ i: Int, _ depth: Int) -> UInt8 { texts[Int(offsets[Int(sorted[i])]) + depth] }
         var q = 0
         while q < ranges.count {
             let (lo, hi, depth) = ranges[q]
-            // Tokens ending here: pieces of length `depth` come first in the range (sorted).
+            // Tokens ending here: texts of length `depth` come first in the range (sorted).
             var i = lo
             let ts = Int32(tokenIDs.count)
-            while i < hi && pieces[i].bytes.count == depth { tokenIDs.append(pieces[i].id); i += 1 }
+            while i < hi && length(i) == depth { tokenIDs.append(sorted[i]); i += 1 }
             tokenStart[q] = ts
             tokenEnd[q] = Int32(tokenIDs.count)
             firstChild[q] = Int32(ranges.count)
             var count = 0
             while i < hi {
-                let b = pieces[i].bytes[depth]
+                let b = byte(i, depth)
                 var j = i + 1
-                while j < hi && pieces[j].bytes[depth] == b { j += 1 }
+                while j < hi && byte(j, depth) == b { j += 1 }
                 ranges.append((i, j, depth + 1))
                 firstChild.append(0); childCount.append(0); edge.append(b); tokenStart.append(0); tokenEnd.append(0)
                 count += 1
@@ -62,9 +86,24 @@ final class TokenTrie: @unchecked Sendable {
             childCount[q] = UInt16(count)
             q += 1
         }
+        func buffer<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(a.count, 1))
+            _ = b.initialize(from: a)
+            return b
+        }
+        self.firstChild = buffer(firstChild); self.childCount = buffer(childCount); self.edge = buffer(edge)
+        self.tokenStart = buffer(tokenStart); self.tokenEnd = buffer(tokenEnd); self.tokenIDs = buffer(tokenIDs)
+        nodeCount = firstChild.count
+        pieceBytes = buffer(flat); pieceStart = buffer(starts)
     }
 
-    var nodeCount: Int { firstChild.count }
+    deinit {
+        firstChild.deallocate(); childCount.deallocate(); edge.deallocate()
+        tokenStart.deallocate(); tokenEnd.deallocate(); tokenIDs.deallocate()
+        pieceBytes.deallocate(); pieceStart.deallocate()
+    }
+
+    let nodeCount: Int
 }
 
 extension Tokenizer {
@@ -100,7 +139,8 @@ public final class GrammarConstraint: @unchecked Sendable {
     }
     private var states: [State] = []
     private var ids: [State: Int32] = [:]
-    private var next: [Int: Int32] = [:]          // state << 8 | byte -> state, or -1 (refused)
+    /// The byte transitions met so far: at `state << 8 | byte`, the next state, -1 (refused) or -2 (not yet known).
+    private var table: [Int32] = []
     private var masks: [Int32: [UInt64]] = [:]
     private var allowedLists: [Int32: [Int32]] = [:]
     private var nullable: [Bool]
@@ -187,10 +227,26 @@ public final class GrammarConstraint: @unchecked Sendable {
         return i
     }
 
-    /// The state after byte `b` from `state`, or -1 when the grammar refuses it. Call with the lock held.
+    /// The state after byte `b` from `state`, or -1 when the grammar refuses it, remembered in `table`. Call with the
+    /// lock held.
     private func transition(_ state: Int32, _ b: UInt8) -> Int32 {
         let key = Int(state) << 8 | Int(b)
-        if let n = next[key] { return n }
+        if key < table.count, table[key] != -2 { return table[key] }
+        let result = computeTransition(state, b)
+        GrammarConstraint.remember(&table, key, result)
+        return result
+    }
+
+    /// Records a transition at `key`, the table grown (with unknowns) to hold it.
+    @inline(__always)
+    private static func remember(_ table: inout [Int32], _ key: Int, _ result: Int32) {
+        if key >= table.count { table.append(contentsOf: repeatElement(-2, count: (key | 0xFF) + 1 - table.count)) }
+        table[key] = result
+    }
+
+    /// The state after byte `b` from `state` worked out from the stacks (new states interned), or -1. Call with the
+    /// lock held.
+    private func computeTransition(_ state: Int32, _ b: UInt8) -> Int32 {
         let s = states[Int(state)]
         var result: Int32 = -1
         if s.pending.isEmpty {
@@ -213,7 +269,6 @@ public final class GrammarConstraint: @unchecked Sendable {
                 result = intern(State(stacks: s.stacks, pending: bytes))
             }
         }
-        next[key] = result
         return result
     }
 
@@ -237,18 +292,37 @@ public final class GrammarConstraint: @unchecked Sendable {
         lock.withLock {
             if let m = masks[state] { return m }
             var m = [UInt64](repeating: 0, count: (trie.vocabularySize + 63) / 64)
-            func allow(_ id: Int32) { m[Int(id) >> 6] |= 1 << UInt64(id & 63) }
-            // Depth-first over the trie, pruning where the grammar refuses the byte.
+            // Depth-first over the trie, pruning where the grammar refuses the byte. The walk is the cost of a new
+            // state (a string's state allows most of the vocabulary), so it reads the trie's buffers and a local
+            // copy of the transition table directly.
+            var table: [Int32] = []
+            swap(&table, &self.table)
+            let t = trie
             var work: [(node: Int32, state: Int32)] = [(0, state)]
-            while let (node, st) = work.popLast() {
-                let n = Int(node)
-                if node != 0 { for k in trie.tokenStart[n]..<trie.tokenEnd[n] { allow(trie.tokenIDs[Int(k)]) } }
-                let first = Int(trie.firstChild[n])
-                for c in first..<(first + Int(trie.childCount[n])) {
-                    let ns = transition(st, trie.edge[c])
-                    if ns >= 0 { work.append((Int32(c), ns)) }
+            work.reserveCapacity(4096)
+            m.withUnsafeMutableBufferPointer { bits in
+                while let (node, st) = work.popLast() {
+                    let n = Int(node)
+                    if node != 0 {
+                        for k in Int(t.tokenStart[n])..<Int(t.tokenEnd[n]) {
+                            let id = t.tokenIDs[k]
+                            bits[Int(id) >> 6] |= 1 << UInt64(id & 63)
+                        }
+                    }
+                    let first = Int(t.firstChild[n]), base = Int(st) << 8
+                    for c in first..<(first + Int(t.childCount[n])) {
+                        let key = base | Int(t.edge[c])
+                        var ns: Int32 = key < table.count ? table[key] : -2
+                        if ns == -2 {
+                            ns = computeTransition(st, t.edge[c])
+                            GrammarConstraint.remember(&table, key, ns)
+                        }
+                        if ns >= 0 { work.append((Int32(c), ns)) }
+                    }
                 }
             }
+            swap(&table, &self.table)
+            func allow(_ id: Int32) { m[Int(id) >> 6] |= 1 << UInt64(id & 63) }
             // Token references of the grammar (<[id]>, !<[id]>) allow tokens by id.
             let s = states[Int(state)]
             if s.pending.isEmpty {
@@ -288,6 +362,38 @@ public final class GrammarConstraint: @unchecked Sendable {
     public func allows(_ state: Int32, _ id: Int32) -> Bool {
         let m = mask(state)
         return id >= 0 && Int(id) < trie.vocabularySize && m[Int(id) >> 6] & (1 << UInt64(id & 63)) != 0
+    }
+
+    /// Whether `state`'s mask has been computed (then ``allows(_:_:)`` costs a bit test).
+    public func hasMask(_ state: Int32) -> Bool {
+        lock.withLock { masks[state] != nil }
+    }
+
+    /// Whether token `id` is allowed in `state`, as its bit in ``mask(_:)``, found without the mask when it has not
+    /// been computed: the token's text through the byte transitions, its id against the grammar's token
+    /// references, an end-of-generation token against the grammar's end. Costs the token's length, not the
+    /// vocabulary's, so a draw that needs only the best few tokens asks about those alone.
+    public func allowsWithoutMask(_ state: Int32, _ id: Int32) -> Bool {
+        guard id >= 0 && Int(id) < trie.vocabularySize else { return false }
+        return lock.withLock {
+            if let m = masks[state] { return m[Int(id) >> 6] & (1 << UInt64(id & 63)) != 0 }
+            let s = states[Int(state)]
+            if s.pending.isEmpty {
+                for stack in s.stacks {
+                    guard let top = stack.last, case .token(let t, let negated) = grammar.symbols[Int(top)] else { continue }
+                    if negated ? (t != id && !trie.endOfGeneration.contains(id)) : t == id { return true }
+                }
+            }
+            if trie.endOfGeneration.contains(id) { return s.pending.isEmpty && s.stacks.contains { $0.isEmpty } }
+            let lo = Int(trie.pieceStart[Int(id)]), hi = Int(trie.pieceStart[Int(id) + 1])
+            if lo == hi { return false }   // no text: never allowed
+            var st = state
+            for k in lo..<hi {
+                st = transition(st, trie.pieceBytes[k])
+                if st < 0 { return false }
+            }
+            return true
+        }
     }
 
     /// The state after token `id` (nil when the grammar refuses it).
@@ -348,6 +454,8 @@ public final class GrammarConstraint: @unchecked Sendable {
 
     /// How many states the matcher has met (for the benchmark's report).
     public var stateCount: Int { lock.withLock { states.count } }
+    /// How many states' masks have been computed.
+    public var maskCount: Int { lock.withLock { masks.count } }
 }
 
 /// Parsed grammars and their compiled constraints, kept across calls (a strategy sends the same grammar again and

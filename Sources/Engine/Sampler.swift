@@ -107,6 +107,7 @@ public struct Sampler {
     private var work: [Float] = []          // penalised copy of the row
     private var cands: [Candidate] = []
     private var recent: [Int32] = []
+    private var cumulative: [Double] = []   // running weights of a rejection draw
 
     /// A sampler with the given settings; its generator starts from `p.seed`.
     public init(_ p: SamplingParameters) {
@@ -143,6 +144,122 @@ public struct Sampler {
     /// ``sample(_:history:)`` for an array row.
     public mutating func sample(_ logits: [Float], history: some Collection<Int32>) -> Int32 {
         logits.withUnsafeBufferPointer { sample($0, history: history) }
+    }
+
+    /// Whether ``sample(_:history:allowing:limit:)`` can draw under these settings: greedy, or a top-k smaller than
+    /// the vocabulary of `n` tokens (then only the best `k` allowed tokens matter).
+    public func drawsFromBest(of n: Int) -> Bool {
+        parameters.temperature <= 0 || (parameters.topK > 0 && parameters.topK < n)
+    }
+
+    /// Draws the token that ``sample(_:history:)`` would draw from `logits` with every token `allowing` refuses set
+    /// to −∞, without asking about the whole vocabulary: it asks about the candidates best first and stops at the
+    /// `k` best allowed ones (one when greedy), the only ones the draw can reach. It asks about the best `4k` (at
+    /// least 64, at most `limit`); nil, with the random generator untouched, when fewer than `k` of them are allowed
+    /// or the best allowed token's logit is not finite (the caller then masks the row: a grammar that allows few
+    /// tokens has a cheap mask). Needs ``drawsFromBest(of:)``.
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int32>,
+                                allowing: (Int32) -> Bool, limit: Int) -> Int32? {
+        let n = logits.count
+        precondition(n > 0 && drawsFromBest(of: n), "empty logits row, or a draw that needs the whole row")
+        let p = parameters
+        let penalise = p.penaltyLastN != 0 && !history.isEmpty
+            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
+        if work.count < n { work = [Float](repeating: 0, count: n) }
+        if cands.count < n { cands = [Candidate](repeating: Candidate(logit: 0, id: 0), count: n) }
+        var w = work, c = cands
+        work = []; cands = []   // keep the buffers uniquely referenced while they are borrowed below
+        defer { work = w; cands = c }
+        var r = rng
+        let id: Int32? = w.withUnsafeMutableBufferPointer { wb in
+            c.withUnsafeMutableBufferPointer { cb in
+                var row = logits
+                if penalise {
+                    let pr = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
+                    _ = pr.initialize(from: logits)
+                    applyPenalties(pr, history: history)
+                    row = UnsafeBufferPointer(pr)
+                }
+                let k = p.temperature <= 0 ? 1 : p.topK
+                // The best m candidates, best first with ties by id as in the masked row; the first k allowed of
+                // them are the masked row's top k, unless fewer than k are allowed there.
+                let m = min(max(4 * k, 64), n, max(limit, k))
+                let count = selectTopK(row, k: m, into: cb)
+                var kept = 0
+                for i in 0..<count where kept < k {
+                    if allowing(cb[i].id) { cb[kept] = cb[i]; kept += 1 }
+                }
+                // Fewer than k allowed among them: others further down may be, unless every token was asked about.
+                if kept < k && count == m && m < n { return nil }
+                guard kept > 0, cb[0].logit.isFinite else { return nil }
+                if p.temperature <= 0 { return cb[0].id }
+                return Sampler.drawFromCandidates(cb, count: kept, sorted: true, p, &r)
+            }
+        }
+        if id != nil { rng = r }
+        return id
+    }
+
+    /// Whether ``sample(_:history:allowing:tries:)`` can draw under these settings: a temperature, and no
+    /// truncation (top-k off or as large as the vocabulary of `n` tokens, top-p 1, min-p 0).
+    public func drawsFromWhole(of n: Int) -> Bool {
+        let p = parameters
+        return p.temperature > 0 && (p.topK <= 0 || p.topK >= n) && p.topP >= 1 && p.minP <= 0
+    }
+
+    /// Draws from the distribution `sample(_:history:)` draws from, restricted to the tokens `allowing` admits, by
+    /// rejection: a draw from the whole row, again while the token drawn is refused, `tries` times at most. A draw
+    /// kept this way has the restricted distribution exactly (each token's probability over the allowed ones'
+    /// total), and asks about one token per try instead of the vocabulary; its random stream is its own (one
+    /// number per try), not that of a draw from the masked row. Nil when every try was refused: the caller then
+    /// draws from the masked row with the generator as the tries left it (which keeps the distribution exact).
+    /// Needs ``drawsFromWhole(of:)``.
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int32>,
+                                allowing: (Int32) -> Bool, tries: Int) -> Int32? {
+        let n = logits.count
+        precondition(n > 0 && drawsFromWhole(of: n), "empty logits row, or a truncated draw")
+        let p = parameters
+        let penalise = p.penaltyLastN != 0 && !history.isEmpty
+            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
+        if work.count < n { work = [Float](repeating: 0, count: n) }
+        if cumulative.count < n { cumulative = [Double](repeating: 0, count: n) }
+        var w = work, cum = cumulative
+        work = []; cumulative = []   // keep the buffers uniquely referenced while they are borrowed below
+        defer { work = w; cumulative = cum }
+        var r = rng
+        defer { rng = r }
+        return w.withUnsafeMutableBufferPointer { wb in
+            cum.withUnsafeMutableBufferPointer { cb in
+                var row = logits
+                if penalise {
+                    let pr = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
+                    _ = pr.initialize(from: logits)
+                    applyPenalties(pr, history: history)
+                    row = UnsafeBufferPointer(pr)
+                }
+                var maxLogit = -Float.infinity
+                for v in row where v > maxLogit { maxLogit = v }
+                guard maxLogit.isFinite else { return nil }
+                // Cumulative weights at the temperature (NaNs weigh nothing), then each try a binary search.
+                let invT = 1 / p.temperature
+                var total = 0.0
+                for i in 0..<n {
+                    let v = row[i]
+                    if !v.isNaN { total += Double(expf((v - maxLogit) * invT)) }
+                    cb[i] = total
+                }
+                for _ in 0..<tries {
+                    let u = r.nextUnit() * total
+                    var lo = 0, hi = n - 1   // the first i with cumulative > u
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if cb[mid] > u { hi = mid } else { lo = mid + 1 }
+                    }
+                    if allowing(Int32(lo)) { return Int32(lo) }
+                }
+                return nil
+            }
+        }
     }
 
     private mutating func applyPenalties(_ w: UnsafeMutableBufferPointer<Float>, history: some Collection<Int32>) {
@@ -204,10 +321,18 @@ public struct Sampler {
             sorted = false
         }
         if count == 0 { return 0 }
+        if let id = drawFromCandidates(cands, count: count, sorted: sorted, p, &rng) { return id }
+        return LogProbs.argmax(row)
+    }
 
+    /// Steps 4–7 on the candidates `cands[0..<count]` (sorted best first when `sorted`): min-p, top-p, temperature
+    /// and the draw. Nil when no candidate has a finite logit (the caller takes the row's argmax).
+    private static func drawFromCandidates(_ cands: UnsafeMutableBufferPointer<Candidate>, count: Int, sorted: Bool,
+                                           _ p: SamplingParameters, _ rng: inout Xoshiro256StarStar) -> Int32? {
+        var count = count, sorted = sorted
         var maxLogit = -Float.infinity
         for i in 0..<count { maxLogit = max(maxLogit, cands[i].logit) }
-        if maxLogit == -Float.infinity || maxLogit == .infinity { return LogProbs.argmax(row) }
+        if maxLogit == -Float.infinity || maxLogit == .infinity { return nil }
 
         if p.topP < 1 || p.minP > 0 {
             // Normaliser of the top-k survivors at temperature 1 (top-p's probabilities are relative to it).

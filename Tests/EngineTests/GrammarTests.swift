@@ -133,6 +133,7 @@ final class GrammarGenerationTests: XCTestCase {
             for seed in 0..<UInt64(6) {
                 o.sampling.seed = 1000 + seed
                 o.sampling.temperature = seed == 0 ? 0 : 1   // greedy once, then sampled
+                o.constrainedLogprobs = true
                 let g = try m.generate(m.tokenizer.encode(prompt), options: o)
                 total += 1
                 XCTAssertTrue([.eos, .stop, .incomplete, .length].contains(g.finish), "\(name) seed \(seed): finish \(g.finish)")
@@ -160,6 +161,58 @@ final class GrammarGenerationTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(complete, total / 4, "many generations should end inside 40 tokens")
+    }
+
+    /// A draw that reaches only the best k tokens (greedy, top-k) asks the grammar about the best candidates while a
+    /// state's mask is unknown; it must draw what the masked row draws. Each pair: the first generation under a
+    /// grammar never compiled before (few masks known, so mostly the candidates' path), then the same seed with
+    /// `constrainedLogprobs`, which masks every step. An untruncated draw is by rejection either way: asking for the
+    /// constrained log-probabilities must not change it.
+    func testDrawingFromTheBestCandidatesEqualsMasking() throws {
+        let m = try LanguageModel(path: try TestModels.path(TestModels.smolLM2), threads: 2)
+        var settings: [(String, SamplingParameters)] = []
+        var p = SamplingParameters.greedy
+        settings.append(("greedy", p))
+        p = SamplingParameters(); p.temperature = 1
+        settings.append(("defaults at T=1", p))
+        p = SamplingParameters(); p.temperature = 0.7; p.topK = 5; p.topP = 0.5; p.minP = 0
+        settings.append(("top-k 5, top-p 0.5", p))
+        p = SamplingParameters(); p.temperature = 1.5; p.topK = 100; p.topP = 1; p.minP = 0
+        p.repetitionPenalty = 1.3; p.presencePenalty = 0.5; p.frequencyPenalty = 0.2
+        settings.append(("top-k 100, penalties", p))
+        p = SamplingParameters(); p.temperature = 1; p.topK = 2; p.minP = 0.2
+        settings.append(("top-k 2, min-p 0.2", p))
+        p = SamplingParameters(); p.temperature = 1; p.topK = 0; p.topP = 1; p.minP = 0; p.repetitionPenalty = 1.2
+        settings.append(("whole distribution (rejection)", p))
+        let grammars = ["json": "A JSON object describing a cat:", "list": "A shopping list:\n",
+                        "arithmetic": "An arithmetic expression: "]
+        var variant = 0, lazySteps = 0, steps = 0
+        for (name, prompt) in grammars.sorted(by: { $0.key < $1.key }) {
+            for (label, sampling) in settings {
+                for seed in 0..<UInt64(2) {
+                    variant += 1
+                    // A comment makes the text new to the grammar cache: a fresh constraint, no masks known.
+                    var o = GenerationOptions()
+                    o.grammar = try fixture(name) + "\n# variant \(variant)\n"
+                    o.maxTokens = 32
+                    o.sampling = sampling
+                    o.sampling.seed = 77 + seed
+                    let tokens = m.tokenizer.encode(prompt)
+                    let constraint = try GrammarCache.shared.constraint(o.grammar!, tokenizer: m.tokenizer)
+                    let byCandidates = try m.generate(tokens, options: o)
+                    lazySteps += byCandidates.ids.count + 1 - constraint.maskCount
+                    steps += byCandidates.ids.count + 1
+                    o.constrainedLogprobs = true
+                    let masked = try m.generate(tokens, options: o)
+                    XCTAssertEqual(byCandidates.ids, masked.ids, "\(name), \(label), seed \(seed)")
+                    XCTAssertEqual(byCandidates.finish, masked.finish, "\(name), \(label), seed \(seed)")
+                    XCTAssertNil(byCandidates.tokens.first?.constrainedLogprob)
+                    XCTAssertNotNil(masked.tokens.first?.constrainedLogprob)
+                }
+            }
+        }
+        // The candidates' path must have been the one taken for most steps (else the comparison shows nothing).
+        XCTAssertGreaterThan(lazySteps, steps / 3, "\(lazySteps) of \(steps) steps drawn without a mask")
     }
 }
 

@@ -180,6 +180,74 @@ final class SamplerTests: XCTestCase {
         XCTAssertLessThan(chi2, 40, "\(hist)")
     }
 
+    /// A constrained draw that asks about the best candidates only (greedy, top-k) draws the very token the row
+    /// masked to the allowed tokens draws, seed for seed: random rows and allowed sets, dense and sparse, with
+    /// top-p, min-p and penalties; where it cannot tell (fewer than k allowed among the candidates) it says so.
+    func testDrawFromTheBestAllowedEqualsTheMaskedDraw() {
+        var g = Xoshiro256StarStar(seed: 99)
+        var compared = 0, declined = 0
+        for trial in 0..<600 {
+            let n = 2000
+            let row = randomRow(n, seed: UInt64(1000 + trial), scale: 6)
+            let density = [0.9, 0.5, 0.1, 0.01][trial % 4]
+            let allowed = (0..<n).map { _ in g.nextUnit() < density }
+            let masked = row.indices.map { allowed[$0] ? row[$0] : -Float.infinity }
+            var p = [params(temperature: 0), params(temperature: 1, topK: 40, topP: 0.95, minP: 0.05),
+                     params(temperature: 0.7, topK: 5), params(temperature: 1.3, topK: 200, topP: 0.5),
+                     params(temperature: 1, topK: 2, minP: 0.3)][trial % 5]
+            p.seed = UInt64(trial)
+            if trial % 3 == 0 { p.repetitionPenalty = 1.4; p.presencePenalty = 0.3; p.frequencyPenalty = 0.1 }
+            let history = (0..<30).map { _ in Int32(g.next() % UInt64(n)) }
+            var a = Sampler(p), b = Sampler(p)
+            for step in 0..<3 {   // three steps: the generators must stay in step too
+                let expected = b.sample(masked, history: history)
+                let got = row.withUnsafeBufferPointer { a.sample($0, history: history, allowing: { allowed[Int($0)] }, limit: 1024) }
+                guard let got else {
+                    declined += 1
+                    // Declined: the caller draws from the masked row with the generator untouched.
+                    XCTAssertEqual(a.sample(masked, history: history), expected, "trial \(trial) step \(step)")
+                    continue
+                }
+                compared += 1
+                XCTAssertEqual(got, expected, "trial \(trial) step \(step)")
+                XCTAssertTrue(allowed[Int(got)])
+            }
+        }
+        XCTAssertGreaterThan(compared, 1000)
+        XCTAssertGreaterThan(declined, 10)   // the sparse rows with k = 40 or 200
+    }
+
+    /// An untruncated constrained draw by rejection follows the softmax restricted to the allowed tokens.
+    func testRejectionDrawFollowsTheRestrictedSoftmax() {
+        let probs = [0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.04, 0.01]
+        let allowed = [false, true, false, true, true, false, true, true]
+        let row = logits(probs)
+        for temperature in [Float(1), 2] {
+            let weights = probs.indices.map { allowed[$0] ? Foundation.pow(probs[$0], 1 / Double(temperature)) : 0 }
+            let z = weights.reduce(0, +)
+            var s = Sampler(params(temperature: temperature, seed: 21))
+            var hist = [Int](repeating: 0, count: probs.count)
+            let n = 40_000
+            var declined = 0
+            for _ in 0..<n {
+                let id = row.withUnsafeBufferPointer { s.sample($0, history: [Int32](), allowing: { allowed[Int($0)] }, tries: 2) }
+                if let id { hist[Int(id)] += 1; continue }
+                // Every try refused: the masked draw, as a generation does.
+                declined += 1
+                hist[Int(s.sample(row.indices.map { allowed[$0] ? row[$0] : -.infinity }, history: [Int32]()))] += 1
+            }
+            XCTAssertGreaterThan(declined, 100)   // both ways of ending a draw are in the counts
+            var chi2 = 0.0
+            for i in probs.indices where allowed[i] {
+                let e = weights[i] / z * Double(n)
+                chi2 += (Double(hist[i]) - e) * (Double(hist[i]) - e) / e
+            }
+            for i in probs.indices where !allowed[i] { XCTAssertEqual(hist[i], 0) }
+            // 4 degrees of freedom: p(chi2 > 30) is about 5e-6.
+            XCTAssertLessThan(chi2, 30, "T=\(temperature): \(hist)")
+        }
+    }
+
     func testRepetitionPenalty() {
         var p = SamplingParameters.greedy
         p.repetitionPenalty = 1.5

@@ -174,6 +174,20 @@ T.test("lm.grammar and lm.accepts: a constraint outside a generation", function(
     local v = lm.json.decode(r.text)
     T.eq(type(v.name), "string"); T.eq(math.type(v.age), "integer"); T.ok(v.age >= 0 and v.age <= 120)
   end
+  -- constrained log-probabilities come when asked for, and asking does not change the tokens drawn
+  for _, sampling in ipairs{{top_k = 40}, {top_k = 0, top_p = 1, min_p = 0}} do
+    local opts = {grammar = 'root ::= ("red" | "green" | "blue") "."', temperature = 1, seed = 3, max_tokens = 8}
+    for k, v in pairs(sampling) do opts[k] = v end
+    local a = lm.generate("Pick a color:", opts)
+    T.eq(a.constrained_logprobs, nil)
+    opts.constrained_logprobs = true
+    local b = lm.generate("Pick a color:", opts)
+    T.eq(b.text, a.text); T.ok(b.text:match("^%a+%.$"), b.text)
+    T.eq(#b.constrained_logprobs, #b.logprobs)
+    for i = 1, #b.logprobs do
+      T.ok(b.constrained_logprobs[i] >= b.logprobs[i] - 1e-4 and b.constrained_logprobs[i] <= 1e-4, b.constrained_logprobs[i])
+    end
+  end
 end)
 
 T.done()

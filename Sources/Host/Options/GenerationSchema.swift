@@ -237,6 +237,8 @@ public enum GenerationSchema {
                    "the text is one of these strings, generated (not scored); a list of strings, repeatable flag"),
         OptionSpec("json_schema", .json, .text(\.jsonSchema),
                    "a JSON schema the text must be an instance of (read as llama.cpp reads it: properties in order, required first)"),
+        OptionSpec("constrained_logprobs", .boolean, surfaces: [.lua, .store], .boolean(\.constrainedLogprobs),
+                   "with a constraint, also report each token's log-probability in the distribution the constraint leaves (costs each step's whole mask)"),
         OptionSpec("stream", .boolean, surfaces: [.lua, .remote], nil,
                    "print the text as it comes (default: in the REPL)"),
         OptionSpec("on_token", .function, surfaces: [.lua], nil,
