@@ -163,23 +163,13 @@ public struct Sampler {
         let n = logits.count
         precondition(n > 0 && drawsFromBest(of: n), "empty logits row, or a draw that needs the whole row")
         let p = parameters
-        let penalise = p.penaltyLastN != 0 && !history.isEmpty
-            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
-        if work.count < n { work = [Float](repeating: 0, count: n) }
         if cands.count < n { cands = [Candidate](repeating: Candidate(logit: 0, id: 0), count: n) }
-        var w = work, c = cands
-        work = []; cands = []   // keep the buffers uniquely referenced while they are borrowed below
-        defer { work = w; cands = c }
+        var c = cands
+        cands = []   // keep the buffer uniquely referenced while it is borrowed below
+        defer { cands = c }
         var r = rng
-        let id: Int32? = w.withUnsafeMutableBufferPointer { wb in
+        let id: Int32? = withPenalisedRow(logits, history: history) { row in
             c.withUnsafeMutableBufferPointer { cb in
-                var row = logits
-                if penalise {
-                    let pr = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
-                    _ = pr.initialize(from: logits)
-                    applyPenalties(pr, history: history)
-                    row = UnsafeBufferPointer(pr)
-                }
                 let k = p.temperature <= 0 ? 1 : p.topK
                 // The best m candidates, best first with ties by id as in the masked row; the first k allowed of
                 // them are the masked row's top k, unless fewer than k are allowed there.
@@ -219,24 +209,14 @@ public struct Sampler {
         let n = logits.count
         precondition(n > 0 && drawsFromWhole(of: n), "empty logits row, or a truncated draw")
         let p = parameters
-        let penalise = p.penaltyLastN != 0 && !history.isEmpty
-            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
-        if work.count < n { work = [Float](repeating: 0, count: n) }
         if cumulative.count < n { cumulative = [Double](repeating: 0, count: n) }
-        var w = work, cum = cumulative
-        work = []; cumulative = []   // keep the buffers uniquely referenced while they are borrowed below
-        defer { work = w; cumulative = cum }
+        var cum = cumulative
+        cumulative = []   // keep the buffer uniquely referenced while it is borrowed below
+        defer { cumulative = cum }
         var r = rng
         defer { rng = r }
-        return w.withUnsafeMutableBufferPointer { wb in
+        return withPenalisedRow(logits, history: history) { row in
             cum.withUnsafeMutableBufferPointer { cb in
-                var row = logits
-                if penalise {
-                    let pr = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
-                    _ = pr.initialize(from: logits)
-                    applyPenalties(pr, history: history)
-                    row = UnsafeBufferPointer(pr)
-                }
                 var maxLogit = -Float.infinity
                 for v in row where v > maxLogit { maxLogit = v }
                 guard maxLogit.isFinite else { return nil }
@@ -259,6 +239,25 @@ public struct Sampler {
                 }
                 return nil
             }
+        }
+    }
+
+    /// `body` on `logits` after the penalties (a copy in the scratch buffer when one applies).
+    private mutating func withPenalisedRow<R>(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int32>,
+                                              _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        let p = parameters, n = logits.count
+        let penalise = p.penaltyLastN != 0 && !history.isEmpty
+            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
+        guard penalise else { return body(logits) }
+        if work.count < n { work = [Float](repeating: 0, count: n) }
+        var w = work
+        work = []   // keep the buffer uniquely referenced while it is borrowed below
+        defer { work = w }
+        return w.withUnsafeMutableBufferPointer { wb in
+            let row = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
+            _ = row.initialize(from: logits)
+            applyPenalties(row, history: history)
+            return body(UnsafeBufferPointer(row))
         }
     }
 

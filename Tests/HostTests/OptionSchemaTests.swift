@@ -14,6 +14,7 @@ final class OptionSchemaTests: XCTestCase {
         "logprobs": (.server, "OpenAI's logprobs means other things (completions: a count; chat: a flag with top_logprobs)"),
         "stream": ([.server, .commandLine, .store], "host-side: the server streams SSE, the command line always streams, sample records it itself"),
         "on_token": ([.server, .commandLine, .store, .remote], "a Lua function: local models only"),
+        "constrained_logprobs": ([.server, .commandLine, .remote], "reported in Lua only, from a local model's masks"),
     ]
 
     /// A value inside the option's range that is not the engine's default.

@@ -63,8 +63,9 @@ local function resolve(self, fname, opts)
       if not ok then error(("%s: option '%s' must be a%s %s, got %s"):format(fname, k, kind == "integer" and "n" or "", kind, type(v)), 3) end
       local bad = out_of_range(spec, v)
       if bad then error(("%s: option '%s' %s"):format(fname, k, bad), 3) end
-      -- An option that is off (an empty list or string, as lm.defaults holds choices) asks nothing of the server.
-      local off = (type(v) == "table" and next(v) == nil) or v == ""
+      -- An option that is off (an empty list or string, as lm.defaults holds choices, or false) asks nothing of
+      -- the server.
+      local off = (type(v) == "table" and next(v) == nil) or v == "" or v == false
       if spec.local_only and not off then
         error(("%s: %s is not available on the remote backend (%s): only a local model has it"):format(fname, k, self.url), 3)
       end
