@@ -126,18 +126,16 @@ public struct Sampler {
         let n = logits.count
         precondition(n > 0, "empty logits row")
         let p = parameters
-        let penalise = p.penaltyLastN != 0 && !history.isEmpty
-            && (p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0)
-        guard penalise else { return choose(logits) }
-        if work.count < n { work = [Float](repeating: 0, count: n) }
-        var w = work
-        work = []  // keep the buffer uniquely referenced while it is borrowed below
-        defer { work = w }
-        return w.withUnsafeMutableBufferPointer { wb in
-            let row = UnsafeMutableBufferPointer(rebasing: wb[0..<n])
-            _ = row.initialize(from: logits)
-            applyPenalties(row, history: history)
-            return choose(UnsafeBufferPointer(row))
+        if p.temperature > 0 && cands.count < n { cands = [Candidate](repeating: Candidate(logit: 0, id: 0), count: n) }
+        var c = cands
+        cands = []  // keep the buffer uniquely referenced while it is borrowed below
+        defer { cands = c }
+        var r = rng
+        defer { rng = r }
+        // Steps 2–7 on the penalised row.
+        return withPenalisedRow(logits, history: history) { row in
+            if p.temperature <= 0 { return LogProbs.argmax(row) }
+            return c.withUnsafeMutableBufferPointer { Sampler.truncateAndDraw(row, p, $0, &r) }
         }
     }
 
@@ -285,21 +283,6 @@ public struct Sampler {
             l -= count * p.frequencyPenalty + p.presencePenalty
             w[Int(id)] = l
         }
-    }
-
-    /// Steps 2–7 on a (penalised) row.
-    private mutating func choose(_ row: UnsafeBufferPointer<Float>) -> Int32 {
-        let p = parameters
-        let n = row.count
-        if p.temperature <= 0 { return LogProbs.argmax(row) }
-        if cands.count < n { cands = [Candidate](repeating: Candidate(logit: 0, id: 0), count: n) }
-        var c = cands
-        cands = []  // keep the buffer uniquely referenced while it is borrowed below
-        defer { cands = c }
-        var r = self.rng
-        let id = c.withUnsafeMutableBufferPointer { Sampler.truncateAndDraw(row, p, $0, &r) }
-        self.rng = r
-        return id
     }
 
     private static func truncateAndDraw(_ row: UnsafeBufferPointer<Float>, _ p: SamplingParameters,
