@@ -109,7 +109,7 @@ struct GenerationRun {
             }
             grammarState = next
         }
-        try state.append([id])
+        try state.appendGenerated(id)
         g.ids.append(id)
         let step = stops.feed(decoder.push(id))
         text += step.text

@@ -36,6 +36,9 @@ public struct GenerationOptions: Sendable {
     /// otherwise avoids (it asks the grammar about a few tokens: GenerationRun.consume); the tokens drawn are the
     /// same either way.
     public var constrainedLogprobs = false
+    /// Changes to the forward pass (steering, ablation, patching) every position of the generation is computed
+    /// under, the prompt's included (Intervention.swift); empty: none.
+    public var interventions: [Intervention] = []
     public init() {}
 
     /// The grammar of the constraint asked for (`grammar`, `regex`, `choices` or `json_schema`; at most one), nil

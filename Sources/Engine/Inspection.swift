@@ -17,8 +17,13 @@ public struct InspectionRequest: Sendable {
     public var hiddenLayers: [Int] = []
     /// Keep every position's logits too.
     public var logits = false
-    /// Keep each attention layer's output (before the output projection), for tests.
-    var attentionOutputs = false
+    /// Keep each attention layer's output too (before the output projection: `T × heads × valueDim`).
+    public var attentionOutputs = false
+    /// Layers whose attention output (before the output projection) to keep, without their probabilities: what
+    /// head patching and mean ablation take.
+    public var headOutputLayers: [Int] = []
+    /// Changes to the forward pass it runs under (Intervention.swift).
+    public var interventions: [Intervention] = []
     public init(attentionLayers: [Int] = [], heads: [Int]? = nil, hiddenLayers: [Int] = [], logits: Bool = false) {
         self.attentionLayers = attentionLayers
         self.heads = heads
@@ -35,7 +40,8 @@ public struct Inspection: Sendable {
     public var attention: [Int: [Float]] = [:]
     public var hidden: [Int: [Float]] = [:]
     public var logits: [Float]? = nil
-    var attentionOutputs: [Int: [Float]] = [:]
+    /// Layer → attention output before the output projection (`T × heads × valueDim`), when asked for.
+    public internal(set) var attentionOutputs: [Int: [Float]] = [:]
     var cache: KVCache? = nil
     /// Positions (the matrices are T × T).
     public var count: Int { tokens.count }
@@ -43,7 +49,7 @@ public struct Inspection: Sendable {
 
 /// The capture a forward pass fills when attached to the transformer.
 final class ForwardCapture {
-    let attentionLayers: Set<Int>, heads: [Int], hiddenLayers: Set<Int>, total: Int, keepOutputs: Bool
+    let attentionLayers: Set<Int>, heads: [Int], hiddenLayers: Set<Int>, total: Int, outputLayers: Set<Int>
     var attention: [Int: UnsafeMutablePointer<Float>] = [:]
     var hidden: [Int: [Float]] = [:]
     var outputs: [Int: [Float]] = [:]
@@ -53,7 +59,7 @@ final class ForwardCapture {
         self.heads = heads
         hiddenLayers = Set(request.hiddenLayers)
         self.total = total
-        keepOutputs = request.attentionOutputs
+        outputLayers = Set(request.headOutputLayers).union(request.attentionOutputs ? attentionLayers : [])
         for l in attentionLayers {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: heads.count * total * total)
             p.initialize(repeating: 0, count: heads.count * total * total)
@@ -124,7 +130,7 @@ extension LanguageModel {
         guard tokens.count <= c.contextLength else {
             throw EngineError.badInput("\(tokens.count) tokens exceed the context length \(c.contextLength)")
         }
-        for l in request.attentionLayers + request.hiddenLayers where l < 0 || l >= c.layerCount {
+        for l in request.attentionLayers + request.hiddenLayers + request.headOutputLayers where l < 0 || l >= c.layerCount {
             throw EngineError.badInput("layer \(l) is out of range (the model has layers 0 to \(c.layerCount - 1))")
         }
         let heads = request.heads ?? Array(0..<c.headCount)
@@ -134,15 +140,18 @@ extension LanguageModel {
         let T = tokens.count
         let attnBytes = Set(request.attentionLayers).count * heads.count * T * T * 4
         let hiddenBytes = Set(request.hiddenLayers).count * T * c.embeddingLength * 4
+            + Set(request.headOutputLayers).count * T * c.headCount * c.valueDim * 4
         let logitBytes = request.logits ? T * c.vocabularySize * 4 : 0
         let bytes = attnBytes + hiddenBytes + logitBytes
         if bytes > byteLimit {
             let gib = { (b: Int) in String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
             throw EngineError.badInput("inspecting \(T) tokens needs \(gib(bytes)) (attention: \(Set(request.attentionLayers).count) layers × \(heads.count) heads × \(T)² positions = \(gib(attnBytes))), over the \(gib(byteLimit)) limit: ask for fewer layers or heads, or a shorter text")
         }
+        let x = try checked(request.interventions)
         let cap = ForwardCapture(request: request, heads: heads, total: T)
         let tr = transformer
         let cache = tr.makeCache(maxPositions: T)
+        cache.intervene(x)
         tr.capture = cap
         defer { tr.capture = nil }
         let rows = tr.forward(tokens, cache: cache, logits: request.logits ? .all : .none)

@@ -52,6 +52,12 @@ public final class KVCache: @unchecked Sendable {
     public let maxPositions: Int
     /// The page table: page `i` holds positions `i * pagePositions ..< (i + 1) * pagePositions`.
     private(set) var pages: [KVPage] = []
+    /// The interventions every position of this cache is computed under (Intervention.swift); set on an empty
+    /// cache, inherited by forks. The prefix cache reuses a cache only for calls with the same interventions.
+    public internal(set) var interventions: Interventions? = nil
+    /// Positions whose tokens a generation drew (kept as increasing, disjoint ranges): what an intervention on
+    /// prompt or generated positions looks at.
+    private(set) var generated: [Range<Int>] = []
 
     public var kvDim: Int { kvHeads * headDim }
     public var valueKVDim: Int { kvHeads * valueDim }
@@ -151,6 +157,30 @@ public final class KVCache: @unchecked Sendable {
         return half ? Float(V.load(fromByteOffset: 2 * i, as: Float16.self)) : V.load(fromByteOffset: 4 * i, as: Float.self)
     }
 
+    /// Sets the interventions of an empty cache.
+    public func intervene(_ x: Interventions?) {
+        precondition(count == 0 || x == interventions, "intervene: the cache already holds \(count) positions computed otherwise")
+        interventions = x
+    }
+
+    /// Marks position `pos` as holding a generated token.
+    func markGenerated(_ pos: Int) {
+        if let last = generated.last, last.upperBound == pos {
+            generated[generated.count - 1] = last.lowerBound..<(pos + 1)
+        } else {
+            generated.append(pos..<(pos + 1))
+        }
+    }
+
+    /// Whether position `pos` holds a generated token.
+    @inline(__always) func isGenerated(_ pos: Int) -> Bool {
+        for r in generated.reversed() where r.lowerBound <= pos { return pos < r.upperBound }
+        return false
+    }
+
+    /// The first position holding a generated token (nil: none).
+    var firstGenerated: Int? { generated.first?.lowerBound }
+
     /// Marks `n` more positions as filled (after the forward pass wrote them).
     func advance(_ n: Int) { count += n }
 
@@ -162,7 +192,11 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// An independent cache holding the same evaluated positions (sharing their pages).
-    public func fork() -> KVCache { fork(keeping: count) }
+    public func fork() -> KVCache {
+        let c = fork(keeping: count)
+        c.generated = generated   // marks of tokens not evaluated yet stay with them
+        return c
+    }
 
     /// An independent cache holding the first `n` evaluated positions (at most `count`). It shares the pages of
     /// those positions with this cache; whichever of them writes into a shared page first copies it. `room` is
@@ -173,7 +207,15 @@ public final class KVCache: @unchecked Sendable {
                         maxPositions: maxPositions, half: half)
         c.pages = Array(pages.prefix((n + KVCache.pagePositions - 1) / KVCache.pagePositions))
         c.count = n
+        c.interventions = interventions
+        c.generated = generated
+        c.trimGenerated(to: n)
         return c
+    }
+
+    /// Forgets generated marks at positions from `n` on.
+    func trimGenerated(to n: Int) {
+        generated = generated.compactMap { r in r.lowerBound >= n ? nil : r.lowerBound..<min(r.upperBound, n) }
     }
 
     /// Bytes of the pages this cache references, shared ones included.

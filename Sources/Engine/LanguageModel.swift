@@ -70,8 +70,20 @@ public final class LanguageModel {
         return try t.render(messages, addGenerationPrompt: true)
     }
 
+    /// A new state holding no tokens, whose positions will be computed under `interventions`.
+    public func makeState(interventions: [Intervention] = []) throws -> ModelState {
+        let st = ModelState(model: self)
+        st.cache.intervene(try checked(interventions))
+        return st
+    }
+
     /// A new state holding no tokens.
     public func makeState() -> ModelState { ModelState(model: self) }
+
+    /// `list` checked against this model (Intervention.swift); nil when it changes nothing.
+    public func checked(_ list: [Intervention]) throws -> Interventions? {
+        list.isEmpty ? nil : try Interventions.make(list, config: config)
+    }
 
     /// Generates from `prompt` (ids), starting from the longest prefix of it a recent call evaluated (the prefix
     /// cache; `Generation.cachedTokens` says how many tokens were reused).
@@ -79,7 +91,7 @@ public final class LanguageModel {
                          onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !prompt.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
         try options.check()
-        let (st, cached) = try cachedState(for: prompt, room: options.maxTokens)
+        let (st, cached) = try cachedState(for: prompt, room: options.maxTokens, interventions: try checked(options.interventions))
         var g = try st.generate(options, onToken: onToken)
         g.cachedTokens = cached
         rememberState(st)
@@ -130,6 +142,7 @@ public final class LanguageModel {
             guard !q.prompt.isEmpty else { throw EngineError.badInput("\(which)generation needs a prompt of at least one token") }
             if let n = q.n, n < 1 { throw EngineError.badInput("\(which)sample needs n ≥ 1, got \(n)") }
             try q.options.check()
+            do { _ = try checked(q.options.interventions) } catch { throw EngineError.badInput("\(which)\(error)") }
             let n = q.n ?? 1
             let positions = min(q.prompt.count + min(max(q.options.maxTokens, 0), config.contextLength), config.contextLength)
             let perSequence = positions * kvBytesPerPosition + 2 * config.vocabularySize * 4
@@ -150,7 +163,7 @@ public final class LanguageModel {
         var owner: [(request: Int, index: Int)] = []
         for (r, q) in requests.enumerated() {
             let t0 = Date()
-            let (base, cached) = try cachedState(for: q.prompt, room: 0)
+            let (base, cached) = try cachedState(for: q.prompt, room: 0, interventions: try checked(q.options.interventions))
             _ = try base.logits()
             for i in 0..<(q.n ?? 1) {
                 var o = q.options
@@ -193,8 +206,10 @@ public final class LanguageModel {
         return out
     }
 
-    /// Log-probability of each token of `continuation` given `prefix` (at least one token).
-    public func score(prefix: [Int32], continuation: [Int32]) throws -> Score {
+    /// Log-probability of each token of `continuation` given `prefix` (at least one token), every position computed
+    /// under `interventions`.
+    public func score(prefix: [Int32], continuation: [Int32], interventions: [Intervention] = []) throws -> Score {
+        let x = try checked(interventions)
         guard !prefix.isEmpty else { throw EngineError.badInput("score needs a prefix of at least one token") }
         try validate(prefix); try validate(continuation)
         guard !continuation.isEmpty else { return Score(ids: [], logprobs: []) }
@@ -205,7 +220,7 @@ public final class LanguageModel {
         // Positions before the last prefix token may come from the prefix cache; logits are needed only from the
         // last prefix position on: evaluate the rest of the prefix head without them.
         let (st, reused) = try cachedState(for: Array(prefix.dropLast()), room: continuation.count + 1,
-                                            needLogits: false)
+                                            needLogits: false, interventions: x)
         let cached = min(reused, st.cache.count)
         let cache = st.cache
         let head = Array(prefix[cache.count..<(prefix.count - 1)])

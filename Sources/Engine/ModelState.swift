@@ -35,6 +35,15 @@ public final class ModelState {
         tokens += ids
     }
 
+    /// Appends a token a generation drew (an intervention on generated positions acts on it).
+    func appendGenerated(_ id: Int32) throws {
+        try append([id])
+        cache.markGenerated(tokens.count - 1)
+    }
+
+    /// The interventions this state's positions are computed under.
+    public var interventions: Interventions? { cache.interventions }
+
     /// Logits after the last token (evaluating pending tokens first).
     public func logits() throws -> [Float] {
         guard !tokens.isEmpty else { throw EngineError.badInput("no tokens: the state is empty") }
@@ -58,6 +67,7 @@ public final class ModelState {
         guard n >= 0, n <= tokens.count else { throw EngineError.badInput("rewind to \(n) outside 0...\(tokens.count)") }
         if n == tokens.count { return }
         tokens.removeLast(tokens.count - n)
+        cache.trimGenerated(to: n)
         // The last kept token is evaluated again so that its logits are at hand.
         if cache.count >= n { cache.rewind(to: max(0, n - 1)) }
     }

@@ -21,11 +21,15 @@ final class PrefixCache {
 
     /// The entry sharing the longest evaluated prefix with `ids`, as a state of `model`, and that length (moved to
     /// most recent).
-    func longestPrefix(of ids: [Int32], model: LanguageModel) -> (ModelState, Int)? {
+    /// Only entries computed under `interventions` count; under interventions on prompt or generated positions
+    /// only, an entry's positions from its first generated token on are not reused (a new call's prompt
+    /// positions are prompt positions).
+    func longestPrefix(of ids: [Int32], model: LanguageModel, interventions: Interventions? = nil) -> (ModelState, Int)? {
         // Longest first; among equals, one whose logits after exactly `ids` are at hand, then the most recent.
         var best: (index: Int, length: Int, exact: Bool)? = nil
-        for (i, e) in entries.enumerated() {
-            let limit = min(ids.count, e.cache.count, e.tokens.count)
+        for (i, e) in entries.enumerated() where e.cache.interventions == interventions {
+            var limit = min(ids.count, e.cache.count, e.tokens.count)
+            if interventions?.dependsOnPhase == true, let g = e.cache.firstGenerated { limit = min(limit, g) }
             var n = 0
             e.tokens.withUnsafeBufferPointer { t in
                 ids.withUnsafeBufferPointer { p in while n < limit && t[n] == p[n] { n += 1 } }
@@ -75,28 +79,33 @@ extension LanguageModel {
     /// A new state holding `prompt` whose cache starts with the longest evaluated prefix of `prompt` found in the
     /// prefix cache (with room for `room` more tokens). Returns it and how many of its positions were reused.
     /// The state is the caller's own: the cached one is copied, never shared.
-    public func cachedState(for prompt: [Int32], room: Int = 0) throws -> (state: ModelState, cached: Int) {
-        try cachedState(for: prompt, room: room, needLogits: true)
+    public func cachedState(for prompt: [Int32], room: Int = 0,
+                            interventions: Interventions? = nil) throws -> (state: ModelState, cached: Int) {
+        try cachedState(for: prompt, room: room, needLogits: true, interventions: interventions)
     }
 
     /// As `cachedState(for:room:)`; without `needLogits` (a caller that only extends the cache), a prompt wholly
     /// inside a cached state keeps all its positions, and the state's logits must not be used.
-    func cachedState(for prompt: [Int32], room: Int, needLogits: Bool) throws -> (state: ModelState, cached: Int) {
+    func cachedState(for prompt: [Int32], room: Int, needLogits: Bool,
+                     interventions: Interventions? = nil) throws -> (state: ModelState, cached: Int) {
         try validate(prompt)
         guard prompt.count <= config.contextLength else {
             throw EngineError.badInput("context full: the prompt's \(prompt.count) tokens exceed the model's context of \(config.contextLength)")
         }
-        do {
-            guard let (entry, common) = prefixCache.longestPrefix(of: prompt, model: self) else {
-                return (ModelState(model: self, tokens: prompt), 0)
-            }
-            // A prompt wholly inside an entry: its logits are at hand only when the entry ends exactly there;
-            // otherwise the last prompt token is evaluated again for them.
-            var keep = common
-            if needLogits && keep == prompt.count && !(entry.isEvaluated && entry.count == prompt.count) { keep -= 1 }
-            if keep <= 0 { return (ModelState(model: self, tokens: prompt), 0) }
-            return (entry.derive(prompt, keeping: keep, room: room), keep)
+        let fresh = { () -> (state: ModelState, cached: Int) in
+            let st = ModelState(model: self, tokens: prompt)
+            st.cache.intervene(interventions)
+            return (st, 0)
         }
+        guard let (entry, common) = prefixCache.longestPrefix(of: prompt, model: self, interventions: interventions) else {
+            return fresh()
+        }
+        // A prompt wholly inside an entry: its logits are at hand only when the entry ends exactly there;
+        // otherwise the last prompt token is evaluated again for them.
+        var keep = common
+        if needLogits && keep == prompt.count && !(entry.isEvaluated && entry.count == prompt.count) { keep -= 1 }
+        if keep <= 0 { return fresh() }
+        return (entry.derive(prompt, keeping: keep, room: room), keep)
     }
 
     /// Offers `state` to the prefix cache (the caller must not change it afterwards).

@@ -135,6 +135,8 @@ public final class Transformer {
             g.cache.reserve(g.count)
             for t in g.row..<(g.row + g.count) { rowSegment[t] = i; rowPos[t] = g.cache.count + t - g.row }
         }
+        // Segments computed under interventions (Intervention.swift); none: the loop below does nothing more.
+        let steered = segments.filter { $0.cache.interventions != nil }
 
         // Token embeddings (dequantized rows), scaled for Gemma.
         for (t, id) in tokens.enumerated() {
@@ -180,15 +182,31 @@ public final class Transformer {
                 rowPos.withUnsafeBufferPointer { pos in
                     attention(layer: il, segments: segments, rowSegment: seg, rowPos: pos, T: T,
                               window: local ? c.slidingWindow : 0)
-                    if let cap = capture, cap.attentionLayers.contains(il), segments.count == 1 {
-                        captureAttention(cap, layer: il, cache: segments[0].cache, rowPos: pos, T: T,
-                                         window: local ? c.slidingWindow : 0)
-                        if cap.keepOutputs { cap.outputs[il, default: []] += UnsafeBufferPointer(start: s.attn, count: T * od) }
+                    for g in steered where !g.cache.interventions!.heads[il].isEmpty {
+                        let x = g.cache.interventions!
+                        for t in g.row..<(g.row + g.count) {
+                            x.applyHeads(layer: il, row: s.attn + t * od, vdh: vdh, pos: pos[t], cache: g.cache)
+                        }
+                    }
+                    if let cap = capture, segments.count == 1 {
+                        if cap.attentionLayers.contains(il) {
+                            captureAttention(cap, layer: il, cache: segments[0].cache, rowPos: pos, T: T,
+                                             window: local ? c.slidingWindow : 0)
+                        }
+                        if cap.outputLayers.contains(il) {
+                            cap.outputs[il, default: []] += UnsafeBufferPointer(start: s.attn, count: T * od)
+                        }
                     }
                 }
             }
             matmul(L.wo, s.attn, T, s.tmp)
             if let pn = L.postAttnNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
+            for g in steered where !g.cache.interventions!.attentionOutput[il].isEmpty {
+                let x = g.cache.interventions!
+                for t in g.row..<(g.row + g.count) {
+                    x.applyAttentionOutput(layer: il, row: s.tmp + t * d, d: d, pos: rowPos[t], cache: g.cache)
+                }
+            }
             addResidual(s.x, s.tmp, T * d)
 
             // Feed-forward block.
@@ -201,6 +219,12 @@ public final class Transformer {
             }
             if let pn = L.postFFNNorm { rmsNorm(s.tmp, pn, rows: T, n: d, out: s.tmp) }
             addResidual(s.x, s.tmp, T * d)
+            for g in steered where !g.cache.interventions!.residual[il].isEmpty {
+                let x = g.cache.interventions!
+                for t in g.row..<(g.row + g.count) {
+                    x.applyResidual(layer: il, row: s.x + t * d, d: d, pos: rowPos[t], cache: g.cache)
+                }
+            }
             if let cap = capture, cap.hiddenLayers.contains(il) {
                 cap.hidden[il, default: []] += UnsafeBufferPointer(start: s.x, count: T * d)
             }
