@@ -10,39 +10,8 @@ import XCTest
 /// where they part, llama.cpp's own log-probabilities of its token and of refrain's token must lie within the
 /// reference tests' margin (0.5 nats; 1.0 for Gemma 3, whose Q4_K_M file spreads more). Without llama.cpp's tools the
 /// test fails, naming the setup step, unless REFRAIN_SKIP_LLAMACPP_TESTS=1.
-final class ConstraintParityTests: XCTestCase {
+final class ConstraintParityTests: XCTestCase, LlamaCppTools {
     struct Case { let name: String; let grammar: String; let prompt: String; let maxTokens: Int }
-
-    var home: String {
-        ProcessInfo.processInfo.environment["REFRAIN_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/refrain")
-    }
-
-    func tool(_ path: String) throws -> String {
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-        let message = "\(path) is missing: run ./setup.sh --llama-cpp (or set REFRAIN_SKIP_LLAMACPP_TESTS=1 to skip)"
-        if ProcessInfo.processInfo.environment["REFRAIN_SKIP_LLAMACPP_TESTS"] == "1" { throw XCTSkip(message) }
-        throw TestModels.TestModelMissing(message: message)
-    }
-
-    /// Runs `exe args` with `input` on standard input; its standard output, or an error with its standard error.
-    func run(_ exe: String, _ args: [String], input: String = "") throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        p.standardInput = stdin; p.standardOutput = stdout; p.standardError = stderr
-        try p.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw TestModels.TestModelMissing(message: "\(exe) failed (\(p.terminationStatus)): \(String(decoding: err, as: UTF8.self))")
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     /// The cases: grammars as they are, schemas through refrain's converter after checking it against llama.cpp's.
     func cases(converter: String) throws -> [Case] {
@@ -74,8 +43,7 @@ final class ConstraintParityTests: XCTestCase {
     func testGreedyOutputsEqualLlamaCppsUpToANearTie() throws {
         let python = try tool(home + "/venv-llamacpp/bin/python")
         let converter = try tool(home + "/llama.cpp/bin/llama-json-schema-to-grammar")
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("tools/constrained_parity.py").path
+        let script = testTool("constrained_parity.py")
         let all = try cases(converter: converter)
         XCTAssertGreaterThanOrEqual(all.filter { $0.name.hasPrefix("grammar") }.count, 10)
         XCTAssertGreaterThanOrEqual(all.filter { $0.name.hasPrefix("schema") }.count, 10)
