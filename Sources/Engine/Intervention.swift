@@ -330,6 +330,7 @@ public struct ControlVector: Sendable, Equatable {
             throw EngineError.badInput("a control vector file holds directions for layers from 1 on (llama.cpp adds none after block 0), not layer \(l)")
         }
         let layers = directions.keys.sorted()
+        guard !layers.isEmpty else { throw EngineError.badInput("the vector holds no directions: nothing to save") }
         var w = GGUFWriter()
         w.string("general.architecture", "controlvector")
         w.string("controlvector.model_hint", modelHint)

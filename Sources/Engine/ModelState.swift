@@ -77,6 +77,9 @@ public final class ModelState {
     public func generate(_ options: GenerationOptions, onToken: ((GeneratedToken) -> Bool)? = nil) throws -> Generation {
         guard !tokens.isEmpty else { throw EngineError.badInput("generation needs a prompt of at least one token") }
         try options.check()
+        if !options.interventions.isEmpty, try model.checked(options.interventions) != cache.interventions {
+            throw EngineError.badInput("a state's interventions are set when it is made (its positions were computed under them), not per generation")
+        }
         let t0 = Date()
         _ = try logits()
         var run = try GenerationRun(state: self, options: options, start: t0)

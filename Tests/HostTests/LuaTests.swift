@@ -38,6 +38,7 @@ final class LuaTests: XCTestCase {
         "test_remote_runner.lua": 3,
         "test_runner.lua": 14,
         "test_score_state.lua": 5,
+        "test_steering.lua": 8,
         "test_strategy_echo.lua": 12,
         "test_strategy_heart.lua": 11,
         "test_strategy_metacognitive.lua": 8,
@@ -115,6 +116,7 @@ final class LuaTests: XCTestCase {
     func testBatch() throws { try runLuaFile("test_batch.lua") }
     func testPlot() throws { try runLuaFile("test_plot.lua") }
     func testInspectAnalysisAndViews() throws { try runLuaFile("test_inspect.lua") }
+    func testSteeringAndInterventions() throws { try runLuaFile("test_steering.lua") }
     /// The committed results (docs/results) recomputed from their own per-item lines: votes and headline accuracies.
     func testCommittedResults() throws { try runLuaFile("test_results.lua", scripts: projectScripts) }
 

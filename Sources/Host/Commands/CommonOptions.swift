@@ -180,7 +180,62 @@ func schemaHelp(_ key: String) -> ArgumentHelp {
     case .strings: valueName = "text"
     case .text: valueName = "text"
     case .json: valueName = "json"
-    case .boolean, .function: valueName = ""
+    case .boolean, .function, .interventions: valueName = ""
     }
     return ArgumentHelp(spec.help + GenerationSchema.notes(spec), valueName: valueName.isEmpty ? nil : valueName)
+}
+
+/// llama.cpp's control-vector flags, with its meaning: `--control-vector FILE` (scale 1) and
+/// `--control-vector-scaled FILE SCALE` (also FILE:SCALE), each repeatable, the vectors summed;
+/// `--control-vector-layer-range START END` (inclusive; default 1 to the layer count).
+struct ControlVectorFlags: ParsableArguments {
+    @Option(name: .customLong("control-vector"), help: ArgumentHelp(
+        "Add a control vector (llama.cpp's GGUF format, e.g. from llama-cvector-generator or v:save); repeatable.", valueName: "file"))
+    var controlVector: [String] = []
+
+    @Option(name: .customLong("control-vector-scaled"), help: ArgumentHelp(
+        "Add a control vector times SCALE (FILE SCALE, or FILE:SCALE as llama.cpp also writes it); repeatable.", valueName: "file scale"))
+    var controlVectorScaled: [String] = []
+
+    @Option(name: .customLong("control-vector-layer-range"), help: ArgumentHelp(
+        "Apply the control vectors to layers START to END only (inclusive; default 1 to the number of layers).", valueName: "start end"))
+    var layerRange: String?
+
+    /// The interventions the flags ask for on `m` (none without a vector); errors name the flag and the file.
+    func interventions(for m: LanguageModel) throws -> [Intervention] {
+        var parts: [(ControlVector, Float)] = []
+        func load(_ path: String, _ scale: Float, flag: String) throws {
+            let v: ControlVector
+            do { v = try ControlVector(path: path) } catch { throw UsageError(description: "--\(flag): \(error)") }
+            guard v.dimension == m.config.embeddingLength else {
+                throw UsageError(description: "--\(flag): \(path) holds directions of \(v.dimension) values; the model's embedding has \(m.config.embeddingLength)")
+            }
+            parts.append((v, scale))
+        }
+        for p in controlVector { try load(p, 1, flag: "control-vector") }
+        for item in controlVectorScaled {
+            guard let colon = item.lastIndex(of: ":"), let s = Float(item[item.index(after: colon)...]), s.isFinite else {
+                throw UsageError(description: "--control-vector-scaled takes FILE SCALE (or FILE:SCALE), got '\(item)'")
+            }
+            try load(String(item[..<colon]), s, flag: "control-vector-scaled")
+        }
+        var range: ClosedRange<Int>? = nil
+        if let r = layerRange {
+            let ends = r.split(separator: ":").map { Int($0) }
+            guard ends.count == 2, let lo = ends[0], let hi = ends[1] else {
+                throw UsageError(description: "--control-vector-layer-range takes START END (two layer numbers), got '\(r.replacingOccurrences(of: ":", with: " "))'")
+            }
+            // llama.cpp: a start ≤ 0 means 1, an end ≤ 0 the layer count.
+            let start = lo <= 0 ? 1 : lo, end = hi <= 0 ? m.config.layerCount : hi
+            guard start <= end else { throw UsageError(description: "--control-vector-layer-range: START \(start) is after END \(end)") }
+            range = start...end
+        }
+        if parts.isEmpty {
+            if range != nil { throw UsageError(description: "--control-vector-layer-range needs a control vector (--control-vector or --control-vector-scaled)") }
+            return []
+        }
+        let sum = try ControlVector.sum(parts)
+        // Directions past the model's layers are ignored, as llama.cpp ignores them.
+        return sum.interventions(scale: 1, layers: range).filter { $0.layer < m.config.layerCount }
+    }
 }

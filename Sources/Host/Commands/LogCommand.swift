@@ -172,6 +172,9 @@ func replayCommand(_ o: ReplayCommand) throws -> Int32 {
     }
     guard let prompt = r.promptIDs else { throw StoreCommandError(description: "call \(id) has no prompt ids to replay") }
     let fields = RunStore.decode(.text(r.options)) as? [String: Any] ?? [:]
+    if fields["intervene"] != nil {
+        throw StoreCommandError(description: "call \(id) ran under interventions (intervene: steering, ablation or patching); the store keeps their vectors by SHA-256 only, so replay cannot rebuild them")
+    }
     let m = try LanguageModel(path: r.model, threads: try o.threads.map { try Threads.parse($0) } ?? Threads.cores)
     let options = GenerationOptions(recordFields: fields)
     if let p = fields["precision"] as? String, let v = Precision(rawValue: p) { m.transformer.precision = v }   // refrain generate/score

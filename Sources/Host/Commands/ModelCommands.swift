@@ -92,8 +92,9 @@ func render(_ m: LanguageModel, _ messages: [ChatMessage], template: ChatTemplat
 }
 
 func generateCommand(_ o: GenerateCommand) throws {
-    let opts = try o.generation.options()
+    var opts = try o.generation.options()
     let m = try o.model.load()
+    opts.interventions = try o.controlVectors.interventions(for: m)
     try setPrecision(m, o.precision)
     let prompt: [Int32]
     if let ids = try tokenIDs(o.ids, flag: "ids") {
@@ -159,10 +160,11 @@ func scoreCommand(_ o: ScoreCommand) throws {
         cont = m.tokenize(c, special: o.special, addSpecial: false)
     } else { throw UsageError(description: "score needs --continuation TEXT or --ids IDS") }
     let started = Date()
-    let s = try m.score(prefix: prefix, continuation: cont)
+    let x = try o.controlVectors.interventions(for: m)
+    let s = try m.score(prefix: prefix, continuation: cont, interventions: x)
     recordCommandCall("score", args: Array(CommandLine.arguments.dropFirst(2)), off: o.noStore,
                       CallRecord(kind: "score", model: m.file.path, prompt: m.detokenize(prefix, special: true), promptIDs: prefix,
-                                 options: CallRecord.json(["precision": m.transformer.precision.rawValue]),
+                                 options: CallRecord.json(["precision": m.transformer.precision.rawValue].merging(x.isEmpty ? [:] : ["intervene": LuaHost.recordFields(x)]) { $1 }),
                                  outputs: [callOutput(s, m)], result: CallRecord.json(["sum": s.sum, "mean": s.mean]),
                                  started: started, seconds: Date().timeIntervalSince(started)))
     if o.json {

@@ -62,6 +62,7 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Continue TEXT (or --ids), streaming the text as it comes.")
     @OptionGroup var model: ModelOptions
     @OptionGroup(title: "Generation") var generation: GenerationFlags
+    @OptionGroup(title: "Control vectors (llama.cpp's flags)") var controlVectors: ControlVectorFlags
     @Flag(help: "Machine-readable output: ids, text, log-probabilities, top alternatives, finish, usage.") var json = false
     @Flag(help: "Parse control tokens written in the text.") var special = false
     @Flag(help: "Wrap TEXT as a user message in the model's chat template.") var chat = false
@@ -83,6 +84,7 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The continuation text (or TEXT, or - for standard input).", valueName: "text")) var continuation: String?
     @Option(name: .customLong("prefix-ids"), help: ArgumentHelp("The prefix as comma-separated token ids.", valueName: "ids")) var prefixIDs: String?
     @Option(help: ArgumentHelp("The continuation as comma-separated token ids.", valueName: "ids")) var ids: String?
+    @OptionGroup(title: "Control vectors (llama.cpp's flags)") var controlVectors: ControlVectorFlags
     @Option(help: ArgumentHelp("quantized, or exact: f32 weights and activations (slow).", valueName: "precision")) var precision: String?
     @Flag(help: "Machine-readable output.") var json = false
     @Flag(help: "Parse control tokens written in the texts.") var special = false
@@ -241,6 +243,14 @@ public enum Refrain {
             if isRun && i > 0 && !a.hasPrefix("-") { out += ["--"] + arguments[i...]; break }
             if ["--sandbox", "--allow-read", "--allow-net", "--allow-env"].contains(a) {
                 out.append(a + "=" + SandboxFlags.noFolder); i += 1; continue
+            }
+            // llama.cpp's two-value flags, `--control-vector-scaled FILE SCALE` and
+            // `--control-vector-layer-range START END`, as one value each (FILE:SCALE, START:END).
+            if a == "--control-vector-scaled", i + 2 < arguments.count, Double(arguments[i + 2]) != nil {
+                out.append(a + "=" + arguments[i + 1] + ":" + arguments[i + 2]); i += 3; continue
+            }
+            if a == "--control-vector-layer-range", i + 2 < arguments.count {
+                out.append(a + "=" + arguments[i + 1] + ":" + arguments[i + 2]); i += 3; continue
             }
             out.append(a)
             if valued.contains(a), i + 1 < arguments.count { out.append(arguments[i + 1]); i += 2; continue }

@@ -7,9 +7,9 @@ import Engine
 import Foundation
 
 extension LuaHost {
-    static let attentionOptions: [String: OptionKind] = ["layers": .strings, "heads": .strings]
-    static let hiddenOptions: [String: OptionKind] = ["layers": .strings]
-    static let lensOptions: [String: OptionKind] = ["layers": .strings, "top": .integer(min: 0)]
+    static let attentionOptions: [String: OptionKind] = ["layers": .strings, "heads": .strings, "intervene": .strings]
+    static let hiddenOptions: [String: OptionKind] = ["layers": .strings, "intervene": .strings]
+    static let lensOptions: [String: OptionKind] = ["layers": .strings, "top": .integer(min: 0), "intervene": .strings]
 
     /// A list of layer or head numbers: an integer, a list of integers, or "all" (nil when absent). Each must be in
     /// 0..<count; `what` is "layer" or "head".
@@ -68,7 +68,9 @@ extension LuaHost {
         let c = model.config
         let layers = try numbers(args, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
         let heads = try numbers(args, o, "heads", count: c.headCount, what: "head") ?? Array(0..<c.headCount)
-        let ins = try model.inspect(ids, InspectionRequest(attentionLayers: layers, heads: heads))
+        var req = InspectionRequest(attentionLayers: layers, heads: heads)
+        req.interventions = try intervene(args, o, model: model)
+        let ins = try model.inspect(ids, req)
         let T = ids.count, block = heads.count * T * T
         var data = [Float](); data.reserveCapacity(layers.count * block)
         for l in layers { data += ins.attention[l]! }
@@ -84,7 +86,9 @@ extension LuaHost {
         let o = try options(args, first + 1, known: LuaHost.hiddenOptions)
         let c = model.config
         let layers = try numbers(args, o, "layers", count: c.layerCount, what: "layer") ?? Array(0..<c.layerCount)
-        let ins = try model.inspect(ids, InspectionRequest(hiddenLayers: layers))
+        var req = InspectionRequest(hiddenLayers: layers)
+        req.interventions = try intervene(args, o, model: model)
+        let ins = try model.inspect(ids, req)
         var data = [Float](); data.reserveCapacity(layers.count * ids.count * c.embeddingLength)
         for l in layers { data += ins.hidden[l]! }
         pushMatrix(Matrix(data, shape: [layers.count, ids.count, c.embeddingLength]))
@@ -114,7 +118,9 @@ extension LuaHost {
             }
             lua.pop()
         }
-        let ins = try model.inspect(ids, InspectionRequest(hiddenLayers: layers))
+        var req = InspectionRequest(hiddenLayers: layers)
+        req.interventions = try intervene(args, o, model: model)
+        let ins = try model.inspect(ids, req)
         let T = ids.count, V = c.vocabularySize
         var tops: [[[(id: Int32, logprob: Float)]]] = []
         var next = [Float](), entropy = [Float]()

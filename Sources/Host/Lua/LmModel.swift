@@ -18,7 +18,7 @@ extension LuaHost {
     var modelOperations: [(String, ModelOperation)] {
         [("tokenize", tokenize), ("detokenize", detokenize), ("token", token), ("template", template),
          ("generate", generate), ("sample", sample), ("generate_batch", generateBatch), ("score", score), ("choose", choose), ("state", state),
-         ("attention", attention), ("hidden", hidden), ("logit_lens", logitLens)]
+         ("attention", attention), ("hidden", hidden), ("logit_lens", logitLens), ("steer", steer), ("patching", patching)]
     }
 
     /// Registers each model operation twice: as a method (`m:generate`) and on `lm` for `lm.model`
@@ -231,7 +231,7 @@ extension LuaHost {
     func generate(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
         try admitModelCall("generate")
         let prompt = try promptIDs(args, model, first)
-        let o = try generationOptions(args, opts: first + 1)
+        let o = try generationOptions(args, opts: first + 1, model: model)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("generate: empty prompt (generation needs at least one token)") }
         let g = try recorder.recorded("generate", model, prompt: prompt, options: o.engine.recordFields, {
@@ -247,7 +247,7 @@ extension LuaHost {
         try admitModelCall("sample")
         let prompt = try promptIDs(args, model, first)
         let n = try args.integer(first + 1, min: 1)
-        let o = try generationOptions(args, opts: first + 2)
+        let o = try generationOptions(args, opts: first + 2, model: model)
         defer { release(o) }
         guard !prompt.isEmpty else { throw LuaError.message("sample: empty prompt (generation needs at least one token)") }
         var fields = o.engine.recordFields
@@ -269,7 +269,7 @@ extension LuaHost {
         var results: [Generation] = []
         if o.stream ?? false {
             // Streamed samples come one after another, so that their texts do not interleave.
-            let (st, cached) = try m.cachedState(for: prompt)
+            let (st, cached) = try m.cachedState(for: prompt, interventions: try m.checked(o.engine.interventions))
             _ = try st.logits()                 // the prompt is evaluated once; each sample forks it
             let seed = o.engine.sampling.seed
             for i in 0..<n {
@@ -344,7 +344,7 @@ extension LuaHost {
                 }
                 lua.pop()
                 lua.rawGet(t, "opts")
-                let o = try generationOptions(args, opts: lua.isNoneOrNil(-1) ? 0 : lua.absolute(-1))
+                let o = try generationOptions(args, opts: lua.isNoneOrNil(-1) ? 0 : lua.absolute(-1), model: model)
                 luaOptions.append(o)
                 if o.onToken != LUA_NOREF || o.stream == true {
                     throw fail("on_token and stream are not supported in a batch (call generate or sample)")
@@ -410,7 +410,10 @@ extension LuaHost {
         let prefix = try promptIDs(args, model, first)
         let cont = try continuationIDs(args, model, first + 1)
         guard !prefix.isEmpty else { throw LuaError.message("score: empty prefix (scoring needs at least one token of context)") }
-        let s = try recorder.recorded("score", model, prompt: prefix, options: [:], { try model.score(prefix: prefix, continuation: cont) },
+        let o = try options(args, first + 2, known: ["intervene": .strings])
+        let x = try intervene(args, o, model: model)
+        let fields: [String: Any] = x.isEmpty ? [:] : ["intervene": LuaHost.recordFields(x)]
+        let s = try recorder.recorded("score", model, prompt: prefix, options: fields, { try model.score(prefix: prefix, continuation: cont, interventions: x) },
                              outputs: { ([callOutput($0, model)], ["sum": $0.sum, "mean": $0.mean]) })
         pushScore(s)
         return 1
@@ -440,6 +443,21 @@ extension LuaHost {
         let prefix = try promptIDs(args, model, first)
         let lua = args.lua
         let base = lua.top
+        // `intervene` is the local model's own option: read here, and left out of what lm.choice checks (the rule
+        // remote models follow too).
+        var x: [Intervention] = []
+        if first + 2 <= base, lua.type(first + 2) == LUA_TTABLE {
+            x = try intervene(args, first + 2, model: model)
+            lua.newTable()
+            lua.pushNil()
+            while lua_next(L, first + 2) != 0 {
+                if lua.string(-2) == "intervene" && lua.type(-2) == LUA_TSTRING { lua.pop(); continue }
+                lua.pushValue(-2); lua.pushValue(-2)
+                lua_settable(L, -5)
+                lua.pop()
+            }
+            lua_copy(L, -1, first + 2); lua.pop()
+        }
         try callChoice("check", 1) {
             lua.pushValue(first + 1)
             if first + 2 <= base { lua.pushValue(first + 2) } else { lua.pushNil() }
@@ -456,13 +474,15 @@ extension LuaHost {
         guard !prefix.isEmpty else { throw LuaError.message("choose: empty prefix (scoring needs at least one token of context)") }
         // "No context" for calibration: the BOS token, or a newline when the vocabulary has none.
         let empty = model.tokenizer.bos.map { [$0] } ?? model.tokenize("\n", addSpecial: false)
-        _ = try recorder.recorded("choose", model, prompt: prefix, options: ["by": by, "options": choices], {
+        var fields: [String: Any] = ["by": by, "options": choices]
+        if !x.isEmpty { fields["intervene"] = LuaHost.recordFields(x) }
+        _ = try recorder.recorded("choose", model, prompt: prefix, options: fields, {
             () throws -> (scores: [Score], index: Int, values: [Double]) in
             var scores: [Score] = [], calibration: [Score] = []
             for c in choices {
                 let ids = model.tokenize(c, addSpecial: false)
-                scores.append(try model.score(prefix: prefix, continuation: ids))
-                if by == "calibrated" { calibration.append(try model.score(prefix: empty, continuation: ids)) }
+                scores.append(try model.score(prefix: prefix, continuation: ids, interventions: x))
+                if by == "calibrated" { calibration.append(try model.score(prefix: empty, continuation: ids, interventions: x)) }
             }
             // lm.choice.rank(options, scores, by, calibration) -> best, scores, index: left on the stack as the results.
             try callChoice("rank", 3) {

@@ -15,6 +15,7 @@ extension LuaHost {
         prettyRef = luaL_ref(L, luaRegistry)
         installStateMetatable()
         installMatrixMetatable()
+        installVectorMetatable()
 
         lua.newTable()
         let methods = lua.absolute(-1)
@@ -59,6 +60,7 @@ extension LuaHost {
         lua_setfield(L, lm, "options")
         installHarnessBindings(lm: lm)
         installConstraintBindings(lm: lm)
+        installVectorBindings(lm: lm)
         installRemoteBindings(lm: lm)
         installStore(lm: lm)
         installHelp(lm: lm, methods: methods)

@@ -51,7 +51,8 @@ enum LmOptions {
 extension LuaHost {
     /// Reads generation options: `lm.defaults`, then the table at `opts` (0: none). `arg` is the options
     /// argument's stack index for messages.
-    func generationOptions(_ a: Arguments, opts: Int32) throws -> LuaGenerationOptions {
+    /// `model` reads the `intervene` option (which needs the model's sizes); without one it is refused.
+    func generationOptions(_ a: Arguments, opts: Int32, model: LanguageModel? = nil) throws -> LuaGenerationOptions {
         var o = LuaGenerationOptions()
         let lua = a.lua
         lua_rawgeti(L, luaRegistry, lua_Integer(lmRef))
@@ -60,25 +61,30 @@ extension LuaHost {
         defer { lua.pop() }
         if lua.type(-1) == LUA_TTABLE {
             try LmOptions.checkNames(lua, -1, known: LmOptions.generationKeys, function: "lm.defaults")
-            try apply(lua, table: -1, into: &o, error: { name, msg in .message("lm.defaults: option '\(name)' \(msg)") })
+            try apply(lua, table: -1, into: &o, model: model, function: "lm.defaults", error: { name, msg in .message("lm.defaults: option '\(name)' \(msg)") })
         } else if !lua.isNoneOrNil(-1) {
             throw LuaError.message("lm.defaults must be a table, not a \(lua.typeName(-1))")
         }
         if opts != 0, try a.table(opts, optional: true) {
             try LmOptions.checkNames(lua, opts, known: LmOptions.generationKeys, function: a.function)
-            try apply(lua, table: opts, into: &o, error: { name, msg in .argument(opts, "option '\(name)' \(msg)") })
+            try apply(lua, table: opts, into: &o, model: model, function: a.function, error: { name, msg in .argument(opts, "option '\(name)' \(msg)") })
         }
         return o
     }
 
     /// Applies the known options present in the table at `t`.
-    private func apply(_ lua: Lua, table t: Int32, into o: inout LuaGenerationOptions,
-                       error: (String, String) -> LuaError) throws {
+    private func apply(_ lua: Lua, table t: Int32, into o: inout LuaGenerationOptions, model: LanguageModel?,
+                       function: String, error: (String, String) -> LuaError) throws {
         let t = lua.absolute(t)
         for name in GenerationSchema.keys(on: .lua) {
             lua.rawGet(t, name)
             defer { lua.pop() }
             if lua.isNoneOrNil(-1) { continue }
+            if name == "intervene" {
+                guard let model else { throw error(name, "is not taken here") }
+                o.engine.interventions = try interventions(Arguments(lua: lua, function: function), -1, model: model)
+                continue
+            }
             try applyOption(lua, name, at: -1, into: &o, error: error)
         }
     }
@@ -121,6 +127,8 @@ extension LuaHost {
                 throw error(name, "\(e)".replacingOccurrences(of: "json_schema: ", with: ""))
             }
             value = .text(text)
+        case .interventions:
+            return      // read with the model (generationOptions)
         case .function:
             guard lua.type(i) == LUA_TFUNCTION else { throw error(name, "must be a function, got \(got)") }
             if o.onToken != LUA_NOREF { luaL_unref(L, luaRegistry, o.onToken) }

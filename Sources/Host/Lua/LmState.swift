@@ -64,7 +64,10 @@ extension LuaHost {
 
     /// `m:state(prompt)`: a state holding the prompt's tokens (none when the prompt is nil).
     func state(_ args: Arguments, _ model: LanguageModel, _ first: Int32) throws -> Int32 {
-        let st = model.makeState()
+        let o = try options(args, first + 1, known: ["intervene": .strings])
+        let x = try intervene(args, o, model: model)
+        let st: ModelState
+        do { st = try model.makeState(interventions: x) } catch { throw LuaError.message("state: \(error)") }
         if !args.lua.isNoneOrNil(first) { try st.append(try promptIDs(args, model, first)) }
         pushState(st)
         return 1
@@ -88,9 +91,12 @@ extension LuaHost {
     /// `st:generate(opts)`: generates after the state's tokens and appends what it generated.
     func stateGenerate(_ a: Arguments, _ st: ModelState) throws -> Int32 {
         try admitModelCall("generate")
-        let o = try generationOptions(a, opts: 2)
+        let o = try generationOptions(a, opts: 2, model: st.model)
         defer { release(o) }
         guard st.count > 0 else { throw LuaError.message("generate: the state is empty (append a prompt first)") }
+        if !o.engine.interventions.isEmpty, try st.model.checked(o.engine.interventions) != st.interventions {
+            throw LuaError.message("generate: a state's interventions are set when it is made (m:state(prompt, {intervene = ...})); its positions were computed under them")
+        }
         let g = try recorder.recorded("state.generate", st.model, prompt: st.tokens, options: o.engine.recordFields, {
             try runGeneration(a, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: st.model) {
                 try st.generate(o.engine, onToken: $0)

@@ -40,6 +40,8 @@ public struct OptionSpec: Sendable {
         case integer, number, boolean, strings, text, function
         /// A JSON document (a JSON schema): JSON text, or in Lua a table (written as JSON text); held as `.text`.
         case json
+        /// Interventions in the forward pass (a vector, an intervention table or a list of them; Lua only).
+        case interventions
     }
 
     /// The key in Lua tables, JSON requests and the run store (`max_tokens`).
@@ -107,6 +109,7 @@ public struct OptionSpec: Sendable {
         case .text: "a string"
         case .function: "a function"
         case .json: "a JSON schema (JSON text, or in Lua a table)"
+        case .interventions: "a vector, an intervention table or a list of them"
         }
     }
 
@@ -136,6 +139,8 @@ public struct OptionSpec: Sendable {
             value = .text(s == "none" ? "" : s)
         case .function:
             return .failure(OptionError(key: key, message: "takes a function: set it in Lua (lm.defaults.\(key) = function ... end)"))
+        case .interventions:
+            return .failure(OptionError(key: key, message: "takes vectors or intervention tables: set it in Lua (lm.defaults.\(key) = v)"))
         case .json:
             // JSON text as it is (JSON has its own escapes); "none" turns it off
             if v == "none" || v.isEmpty { value = .text(""); break }
@@ -239,6 +244,8 @@ public enum GenerationSchema {
                    "a JSON schema the text must be an instance of (read as llama.cpp reads it: properties in order, required first)"),
         OptionSpec("constrained_logprobs", .boolean, surfaces: [.lua, .store], .boolean(\.constrainedLogprobs),
                    "with a constraint, also report each token's log-probability in the distribution the constraint leaves (costs each step's whole mask)"),
+        OptionSpec("intervene", .interventions, surfaces: [.lua], nil,
+                   "change the forward pass: a vector (steering), or {add=, ablate=, clamp=, heads=, attention=, patch=, layers=, scale=, positions=} tables (help(lm.vector))"),
         OptionSpec("stream", .boolean, surfaces: [.lua, .remote], nil,
                    "print the text as it comes (default: in the REPL)"),
         OptionSpec("on_token", .function, surfaces: [.lua], nil,
@@ -293,7 +300,7 @@ public enum GenerationSchema {
         case .boolean: return (raw as? Bool).map { .boolean($0) }
         case .strings: return (raw as? [String]).map { .strings($0) } ?? (raw as? String).map { .strings([$0]) }
         case .text, .json: return (raw as? String).map { .text($0) }
-        case .function: return nil
+        case .function, .interventions: return nil
         }
     }
 

@@ -71,7 +71,7 @@ struct RequestFields {
         case .text:
             guard case .string(let s) = v else { throw RequestFields.bad(k, "must be a string, got \(v.typeName)") }
             return .text(s)
-        case .function:
+        case .function, .interventions:
             throw RequestFields.bad(k, "cannot be given over HTTP")
         case .json:
             return .text(try schemaText(raw[k]!, field: k))

@@ -5,7 +5,11 @@ import Foundation
 
 extension GenerationOptions {
     /// The options as the run store keeps them (GenerationSchema.recordFields).
-    var recordFields: [String: Any] { GenerationSchema.recordFields(self) }
+    var recordFields: [String: Any] {
+        var f = GenerationSchema.recordFields(self)
+        if !interventions.isEmpty { f["intervene"] = LuaHost.recordFields(interventions) }
+        return f
+    }
 
     /// Options read back from `recordFields` (GenerationSchema.options(recordFields:)).
     init(recordFields f: [String: Any]) { self = GenerationSchema.options(recordFields: f) }
