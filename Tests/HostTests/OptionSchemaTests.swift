@@ -15,6 +15,7 @@ final class OptionSchemaTests: XCTestCase {
         "stream": ([.server, .commandLine, .store], "host-side: the server streams SSE, the command line always streams, sample records it itself"),
         "on_token": ([.server, .commandLine, .store, .remote], "a Lua function: local models only"),
         "constrained_logprobs": ([.server, .commandLine, .remote], "reported in Lua only, from a local model's masks"),
+        "intervene": ([.server, .commandLine, .store, .remote], "changes a local model's forward pass with Lua values (vectors); the command line takes llama.cpp's control-vector flags instead, and the store records it with the call itself (vectors by hash)"),
     ]
 
     /// A value inside the option's range that is not the engine's default.
@@ -28,7 +29,7 @@ final class OptionSchemaTests: XCTestCase {
         case .strings: return .strings(["END", "\n\n"])
         case .text: return .text("root ::= [a-z]+")
         case .json: return .text(#"{"type":"object","properties":{"b":{"type":"integer"},"a":{"enum":["x","y"]}},"required":["b"]}"#)
-        case .function: return nil
+        case .function, .interventions: return nil
         }
     }
 
@@ -48,7 +49,7 @@ final class OptionSchemaTests: XCTestCase {
             let off = exceptions[spec.key]?.0 ?? []
             XCTAssertEqual(spec.surfaces, OptionSurfaces.all.subtracting(off), "\(spec.key): surfaces")
             XCTAssertFalse(spec.help.isEmpty, spec.key)
-            if spec.kind != .function && spec.key != "stream" { XCTAssertNotNil(spec.defaultValue, spec.key) }
+            if spec.kind != .function && spec.kind != .interventions && spec.key != "stream" { XCTAssertNotNil(spec.defaultValue, spec.key) }
         }
         for key in exceptions.keys { XCTAssertNotNil(GenerationSchema.byKey[key], "exception for an unknown option \(key)") }
     }

@@ -33,7 +33,10 @@ func benchTokens(_ n: Int, vocab: Int) -> [Int32] {
 }
 
 func benchCommand(_ o: BenchCommand) throws {
-    if o.sample != nil { return try strategyBench(o) }
+    if o.sample != nil {
+        guard o.controlVectors.isEmpty else { throw UsageError(description: "--sample measures no control vectors (give them without --sample)") }
+        return try strategyBench(o)
+    }
     let runs = o.runs, pp = o.pp ?? 128, tg = o.tg ?? 128
     // --context N: decode after N tokens already in the cache (filled untimed), to see how decode grows with context.
     let context = o.context
@@ -45,6 +48,8 @@ func benchCommand(_ o: BenchCommand) throws {
     let m = try LanguageModel(path: try modelFile(o.model), threads: 1)
     let rssLoaded = residentBytes()
     let vocab = m.config.vocabularySize
+    // With control vectors, every cache measured is computed under them (the cost of an intervention).
+    let steering = try m.checked(try o.controlVectors.interventions(for: m))
     var results: [[String: Any]] = []
     for t in threadList {
         let tr = Transformer(weights: m.weights, threads: t)
@@ -58,18 +63,21 @@ func benchCommand(_ o: BenchCommand) throws {
         var fillSeconds = 0.0
         if context > 0 && tg > 0 {
             let cache = tr.makeCache(maxPositions: context + tg)
+            cache.intervene(steering)
             fillSeconds = timed { _ = tr.forward(Array(tokens.prefix(context)), cache: cache, logits: .none) }
             contextCache = cache
         }
         for _ in 0..<runs {
             if pp > 0 {
                 let cache = tr.makeCache(maxPositions: pp)
+                cache.intervene(steering)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = tr.forward(Array(tokens.prefix(pp)), cache: cache, logits: .last)
                 ppRates.append(Double(pp) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
             }
             if tg > 0 {
                 let cache = contextCache ?? tr.makeCache(maxPositions: tg)
+                if contextCache == nil { cache.intervene(steering) }
                 cache.rewind(to: context)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for i in 0..<tg { _ = tr.forward([tokens[i]], cache: cache, logits: .last) }
@@ -81,6 +89,7 @@ func benchCommand(_ o: BenchCommand) throws {
     }
     let summary: [String: Any] = [
         "model": m.file.path, "file_bytes": m.file.fileSize, "runs": runs, "results": results,
+        "interventions": steering?.list.count ?? 0,
         "rss_after_load_bytes": rssLoaded, "rss_before_load_bytes": rssBefore, "peak_rss_bytes": peakResidentBytes(),
     ]
     if o.json { printJSON(summary); return }

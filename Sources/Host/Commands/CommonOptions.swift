@@ -201,6 +201,9 @@ struct ControlVectorFlags: ParsableArguments {
         "Apply the control vectors to layers START to END only (inclusive; default 1 to the number of layers).", valueName: "start end"))
     var layerRange: String?
 
+    /// No control-vector flag was given.
+    var isEmpty: Bool { controlVector.isEmpty && controlVectorScaled.isEmpty && layerRange == nil }
+
     /// The interventions the flags ask for on `m` (none without a vector); errors name the flag and the file.
     func interventions(for m: LanguageModel) throws -> [Intervention] {
         var parts: [(ControlVector, Float)] = []

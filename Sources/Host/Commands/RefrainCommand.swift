@@ -115,6 +115,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Decode after this many tokens already in the cache.") var context = 0
     @Option(help: ArgumentHelp("Strategy workloads with N samples (see above).", valueName: "n")) var sample: Int?
     @Option(help: "The shared prefix of --sample's second call.") var prefix = 500
+    @OptionGroup(title: "Control vectors: measure with them applied (llama.cpp's flags)") var controlVectors: ControlVectorFlags
     @Flag(help: "Machine-readable output.") var json = false
     @Flag(help: "f32 weights and activations (slow).") var exact = false
     func validate() throws {
