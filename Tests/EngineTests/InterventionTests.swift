@@ -150,6 +150,8 @@ final class InterventionTests: XCTestCase {
         // Prompt-only steering on a state: appended text after a generation is a prompt position again.
         let st = try m.makeState(interventions: [Intervention(layer: 3, .add(vector(m, seed: 1), scale: 1), positions: .prompt)])
         try st.append(ids)
+        XCTAssertThrowsError(try st.generate(o), "a state's interventions are its own, not a generation's")
+        o.interventions = []
         _ = try st.generate(o)
         XCTAssertNotNil(st.interventions)
         XCTAssertTrue(st.cache.isGenerated(ids.count))

@@ -45,6 +45,7 @@ final class LuaTests: XCTestCase {
         "test_strategy_rise.lua": 6,
         "test_strategy_selection.lua": 21,
         "test_strategy_stimuli.lua": 5,
+        "test_strategy_steering.lua": 3,
         // One case per results folder (docs/results/*/results.jsonl.gz), and one over them all.
         "test_results.lua": committedResultFolders() + 1,
     ]
@@ -110,6 +111,7 @@ final class LuaTests: XCTestCase {
     func testSelectionStrategies() throws { try runLuaFile("test_strategy_selection.lua", scripts: projectScripts) }
     func testStrategyHeart() throws { try runLuaFile("test_strategy_heart.lua", scripts: projectScripts) }
     func testStrategyStimuli() throws { try runLuaFile("test_strategy_stimuli.lua", scripts: projectScripts) }
+    func testStrategySteering() throws { try runLuaFile("test_strategy_steering.lua", scripts: projectScripts) }
     func testStrategyRise() throws { try runLuaFile("test_strategy_rise.lua", scripts: projectScripts) }
     func testStrategyMetacognitive() throws { try runLuaFile("test_strategy_metacognitive.lua", scripts: projectScripts) }
     func testHarness() throws { try runLuaFile("test_harness.lua") }
