@@ -48,6 +48,14 @@ extension LuaHost {
         lua_setmetatable(L, -2)
     }
 
+    /// Pushes a userdata holding `object` retained, with the registry's metatable `name` ("lm.state", "lm.vector").
+    func pushUserdata(_ object: AnyObject, metatableNamed name: String) {
+        refrain_luaL_getmetatable(L, name)
+        pushUserdata(object, metatable: lua.absolute(-1))
+        lua_rotate(L, -2, 1)
+        lua.pop()
+    }
+
     /// `__gc` of models and states: releases the Swift object.
     static let releaseUserdata: lua_CFunction = { L in
         if let p = lua_touserdata(L, 1)?.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), let o = p.pointee {

@@ -47,12 +47,7 @@ extension LuaHost {
         lua.pop()
     }
 
-    func pushState(_ st: ModelState) {
-        refrain_luaL_getmetatable(L, "lm.state")
-        pushUserdata(StateBox(st), metatable: lua.absolute(-1))
-        lua_rotate(L, -2, 1)
-        lua.pop()
-    }
+    func pushState(_ st: ModelState) { pushUserdata(StateBox(st), metatableNamed: "lm.state") }
 
     /// The state at argument `i`.
     func state(_ a: Arguments, _ i: Int32) throws -> ModelState {

@@ -102,12 +102,7 @@ extension LuaHost {
         return s
     }
 
-    func pushVector(_ v: ControlVector) {
-        refrain_luaL_getmetatable(L, "lm.vector")
-        pushUserdata(VectorBox(v), metatable: lua.absolute(-1))
-        lua_rotate(L, -2, 1)
-        lua.pop()
-    }
+    func pushVector(_ v: ControlVector) { pushUserdata(VectorBox(v), metatableNamed: "lm.vector") }
 
     /// The vector at argument `i`.
     func vector(_ a: Arguments, _ i: Int32) throws -> ControlVector {
@@ -695,34 +690,21 @@ extension ControlVector {
     /// Random directions with this vector's layers and per-layer norms (Gaussian, from `seed`): the control for a
     /// steering vector.
     func randomDirections(seed: UInt64) -> ControlVector {
-        var rng = SplitMix(seed: seed)
+        var rng = Xoshiro256StarStar(seed: seed)
+        // Box–Muller normals from the engine's seeded generator.
+        func gaussian() -> Double {
+            let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
+            return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+        }
         var v = self
         for l in directions.keys.sorted() {
             let d = directions[l]!
             let norm = d.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            var r = (0..<d.count).map { _ in rng.gaussian() }
+            var r = (0..<d.count).map { _ in gaussian() }
             let rn = r.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
             r = r.map { $0 * norm / rn }
             v.directions[l] = r.map { Float($0) }
         }
         return v
-    }
-}
-
-/// SplitMix64, with Box–Muller normals: a small seeded generator for random directions.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func gaussian() -> Double {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }
