@@ -92,7 +92,10 @@ extension LuaHost {
         if !o.engine.interventions.isEmpty, try st.model.checked(o.engine.interventions) != st.interventions {
             throw LuaError.message("generate: a state's interventions are set when it is made (m:state(prompt, {intervene = ...})); its positions were computed under them")
         }
-        let g = try recorder.recorded("state.generate", st.model, prompt: st.tokens, options: o.engine.recordFields, {
+        // The state's own interventions are what its tokens were computed under: recorded with the call.
+        var fields = o.engine.recordFields
+        if let x = st.interventions { fields["intervene"] = LuaHost.recordFields(x.list) }
+        let g = try recorder.recorded("state.generate", st.model, prompt: st.tokens, options: fields, {
             try runGeneration(a, o, stream: o.stream ?? (streamSink != nil), sample: nil, model: st.model) {
                 try st.generate(o.engine, onToken: $0)
             }

@@ -494,17 +494,17 @@ extension LuaHost {
             case .list(let ps): f["positions"] = ps.map { $0 + 1 }
             }
             switch it.action {
-            case .add(let v, let s): f["add"] = hash(v); f["scale"] = Double(s)
+            case .add(let v, let s): f["add"] = hash(v); f["scale"] = shortest(s)
             case .ablate(let v): f["ablate"] = hash(v)
-            case .clamp(let v, let value): f["clamp"] = hash(v); f["value"] = Double(value)
+            case .clamp(let v, let value): f["clamp"] = hash(v); f["value"] = shortest(value)
             case .heads(let hs, let mode):
                 f["heads"] = hs
                 switch mode {
                 case .zero: f["mode"] = "zero"
-                case .scale(let s): f["mode"] = "scale"; f["scale"] = Double(s)
+                case .scale(let s): f["mode"] = "scale"; f["scale"] = shortest(s)
                 case .mean(let rows): f["mode"] = "mean"; f["mean"] = hash(rows.flatMap { $0 })
                 }
-            case .attentionScale(let s): f["attention"] = Double(s)
+            case .attentionScale(let s): f["attention"] = shortest(s)
             case .patch(let rows): f["patch"] = rows.keys.sorted().map { $0 + 1 }; f["rows"] = hash(rows.keys.sorted().flatMap { rows[$0]! })
             case .patchHeads(let hs, let rows): f["patch_heads"] = hs; f["rows"] = hash(rows.keys.sorted().flatMap { rows[$0]! })
             }
