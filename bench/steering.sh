@@ -35,7 +35,9 @@ out="$(mktemp)"
 for c in "${cases[@]}"; do
   IFS='|' read -r model vector scale <<<"$c"
   for r in $(seq "$rounds"); do
-    for kind in plain steered; do
+    # The order alternates by round, so that neither kind always runs first.
+    order="plain steered"; [ $((r % 2)) = 0 ] && order="steered plain"
+    for kind in $order; do
       extra=()
       [ "$kind" = steered ] && extra=(--control-vector-scaled "$vector" "$scale")
       j="$("$bin" bench --model "$model" --threads "$threads" --runs "$runs" --pp "$pp" --tg "$tg" --json "${extra[@]}")"
