@@ -26,7 +26,7 @@ done
 F=Tests/EngineTests/Fixtures/steering
 if [ ${#cases[@]} -eq 0 ]; then
   for m in SmolLM2-135M-Instruct.Q4_1 gemma-3-270m-q4_k_m qwen2.5-coder-0.5b-instruct-q4_k_m; do
-    cases+=("$REFRAIN_HOME/models/$m.gguf|$F/happy-sad-$m.gguf|1")
+    cases+=("$REFRAIN_HOME/models/$m.gguf|$F/happy-sad-$m.cvec|1")
   done
 fi
 swift build -c release --product refrain >/dev/null

@@ -23,9 +23,9 @@ final class SteeringParityTests: XCTestCase, LlamaCppTools {
 
     /// (model file, fixture, a scale that moves the model clearly without wrecking it).
     static let models: [(file: String, vector: String, scale: Float)] = [
-        (TestModels.smolLM2, "steering/happy-sad-SmolLM2-135M-Instruct.Q4_1.gguf", 4),
-        (TestModels.gemma3, "steering/happy-sad-gemma-3-270m-q4_k_m.gguf", 100),
-        (TestModels.qwen25Coder, "steering/happy-sad-qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 1),
+        (TestModels.smolLM2, "steering/happy-sad-SmolLM2-135M-Instruct.Q4_1.cvec", 4),
+        (TestModels.gemma3, "steering/happy-sad-gemma-3-270m-q4_k_m.cvec", 100),
+        (TestModels.qwen25Coder, "steering/happy-sad-qwen2.5-coder-0.5b-instruct-q4_k_m.cvec", 1),
     ]
 
     /// log p(ids[i+1] | ids[...i]) for each position under `x`.
