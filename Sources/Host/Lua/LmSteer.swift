@@ -307,7 +307,10 @@ extension LuaHost {
                 throw LuaError.message(msg)
             }
         }
-        let kinds = ["add", "ablate", "clamp", "heads", "attention", "patch"].filter { lua.rawGet(t, $0) != LUA_TNIL ? { lua.pop(); return true }() : { lua.pop(); return false }() }
+        let kinds = ["add", "ablate", "clamp", "heads", "attention", "patch"].filter { key in
+            defer { lua.pop() }
+            return lua.rawGet(t, key) != LUA_TNIL
+        }
         guard kinds.count == 1 else {
             throw LuaError.message(kinds.isEmpty ? "an intervention needs one of add, ablate, clamp, heads, attention, patch"
                                                  : "an intervention does one thing, got \(kinds.joined(separator: " and "))")
@@ -333,7 +336,6 @@ extension LuaHost {
         }
         let positions: Intervention.Positions
         lua.rawGet(t, "positions")
-        defer { }
         if lua.isNoneOrNil(-1) { positions = .all }
         else if let s = lua.string(-1), lua.type(-1) == LUA_TSTRING {
             switch s {
